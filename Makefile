@@ -1,0 +1,56 @@
+# giftcard — one-command set-up for a fresh Debian 12 machine (run as root).
+#   make run    install missing packages, build Release, serve ./data with a demo catalog
+#   make test   install missing packages, build, run the whole suite through ctest
+#   make bench  build and run the benchmarks (figures go to docs/BENCHMARKS.md by hand)
+#   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+DATA       ?= ./data
+GIFTCARD   := $(BUILD)/giftcard
+
+PACKAGES := cmake ninja-build g++ make pkg-config \
+            libcaf-dev librocksdb-dev libcereal-dev libssl-dev \
+            libboost-test-dev libboost-dev libboost-system-dev \
+            nlohmann-json3-dev libcli11-dev libspdlog-dev
+
+.PHONY: deps configure build run test asan bench clean
+
+# Install only what is missing, so a machine that has everything never calls apt.
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install: $$missing)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	mkdir -p $(DATA)
+	$(GIFTCARD) serve --data $(DATA) --demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGIFTCARD_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 1800
+
+bench: build
+	$(BUILD)/giftcard-bench purchase
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

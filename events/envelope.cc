@@ -1,0 +1,138 @@
+#include "events/envelope.h"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+
+#include "events/codec.h"
+
+namespace giftcard {
+namespace {
+
+constexpr uint8_t kFormat = 1;
+constexpr size_t kFixed = 1 + 1 + 8 + 8 + 8 + 4 + 4 + 32 + 32 + 4;  // without variable parts
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
+}
+void put_u64(std::string& out, uint64_t v) {
+  for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
+}
+uint32_t get_u32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+uint64_t get_u64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+struct Crc32cTable {
+  uint32_t t[256];
+  Crc32cTable() {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[i] = c;
+    }
+  }
+};
+
+}  // namespace
+
+uint32_t crc32c(std::string_view data, uint32_t seed) {
+  static const Crc32cTable table;
+  uint32_t c = ~seed;
+  for (unsigned char b : data) c = table.t[(c ^ b) & 0xff] ^ (c >> 8);
+  return ~c;
+}
+
+Status StoredEvent::decode(Event* out) const { return decode_payload(type, payload, out); }
+
+Hash compute_hash(const StoredEvent& e) {
+  std::string buf;
+  buf.reserve(64 + e.stream.size() + e.payload.size());
+  buf.append("giftcard/v1");
+  buf.append(reinterpret_cast<const char*>(e.prev_hash.data()), e.prev_hash.size());
+  put_u64(buf, static_cast<uint64_t>(e.position));
+  put_u64(buf, static_cast<uint64_t>(e.version));
+  put_u64(buf, static_cast<uint64_t>(e.recorded_at));
+  buf.push_back(static_cast<char>(e.type));
+  put_u32(buf, static_cast<uint32_t>(e.stream.size()));
+  buf.append(e.stream);
+  put_u32(buf, static_cast<uint32_t>(e.payload.size()));
+  buf.append(e.payload);
+  Hash h{};
+  unsigned int len = 0;
+  EVP_Digest(buf.data(), buf.size(), h.data(), &len, EVP_sha256(), nullptr);
+  return h;
+}
+
+std::string encode_record(const StoredEvent& e) {
+  std::string out;
+  out.reserve(kFixed + e.stream.size() + e.payload.size());
+  out.push_back(static_cast<char>(kFormat));
+  out.push_back(static_cast<char>(e.type));
+  put_u64(out, static_cast<uint64_t>(e.position));
+  put_u64(out, static_cast<uint64_t>(e.version));
+  put_u64(out, static_cast<uint64_t>(e.recorded_at));
+  put_u32(out, static_cast<uint32_t>(e.stream.size()));
+  out.append(e.stream);
+  put_u32(out, static_cast<uint32_t>(e.payload.size()));
+  out.append(e.payload);
+  out.append(reinterpret_cast<const char*>(e.prev_hash.data()), e.prev_hash.size());
+  out.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
+  put_u32(out, crc32c(out));
+  return out;
+}
+
+Status decode_record(std::string_view in, StoredEvent* out) {
+  if (in.size() < kFixed) return Status::Corruption("event record too short");
+  uint32_t stored_crc = get_u32(in.data() + in.size() - 4);
+  if (crc32c(in.substr(0, in.size() - 4)) != stored_crc)
+    return Status::Corruption("event record checksum mismatch");
+  const char* p = in.data();
+  if (static_cast<uint8_t>(p[0]) != kFormat) return Status::Corruption("unknown record format");
+  uint8_t type = static_cast<uint8_t>(p[1]);
+  if (!is_known_type(type)) return Status::Corruption("unknown event type");
+  size_t off = 2;
+  int64_t position = static_cast<int64_t>(get_u64(p + off));
+  int64_t version = static_cast<int64_t>(get_u64(p + off + 8));
+  int64_t recorded = static_cast<int64_t>(get_u64(p + off + 16));
+  off += 24;
+  uint32_t slen = get_u32(p + off);
+  off += 4;
+  if (slen > kMaxStreamName || slen > in.size() - kFixed)
+    return Status::Corruption("stream name length out of range");
+  std::string_view stream = in.substr(off, slen);
+  off += slen;
+  uint32_t plen = get_u32(p + off);
+  off += 4;
+  if (plen > kMaxPayload || off + plen + 68 != in.size())
+    return Status::Corruption("payload length does not match record size");
+  out->position = position;
+  out->version = version;
+  out->recorded_at = recorded;
+  out->type = static_cast<EventType>(type);
+  out->stream.assign(stream);
+  out->payload.assign(in.substr(off, plen));
+  off += plen;
+  std::memcpy(out->prev_hash.data(), p + off, 32);
+  std::memcpy(out->hash.data(), p + off + 32, 32);
+  return Status::OK();
+}
+
+std::string hash_hex(const Hash& h) {
+  static const char* kHex = "0123456789abcdef";
+  std::string s;
+  s.reserve(64);
+  for (uint8_t b : h) {
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 15]);
+  }
+  return s;
+}
+
+}  // namespace giftcard

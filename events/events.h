@@ -1,0 +1,150 @@
+// The log's vocabulary (SPEC §2): every state change of the shop is one of
+// these events. An event's meaning never changes once written; evolve the
+// format by bumping CEREAL_CLASS_VERSION and handling old versions in
+// serialize(), or by adding a new event type with a new EventType value.
+//
+// Money is int64 minor units (cents). Times are micros since the epoch (UTC).
+// Plain structs: thread-compatible.
+#pragma once
+
+#include <cereal/cereal.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "events/time_util.h"
+
+namespace giftcard {
+
+// One activation code as imported. expires_at == 0: never expires.
+struct CodeSpec {
+  std::string code;
+  Micros expires_at = 0;
+  bool operator==(const CodeSpec&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(code, expires_at);
+  }
+};
+
+struct CardCreated {
+  std::string card_id;
+  std::string name;
+  int64_t price = 0;
+  int64_t value = 0;
+  bool operator==(const CardCreated&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(card_id, name, price, value);
+  }
+};
+
+struct CodesAdded {
+  std::string card_id;
+  std::vector<CodeSpec> codes;
+  bool operator==(const CodesAdded&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(card_id, codes);
+  }
+};
+
+// A code handed to a buyer. Committed in one batch with its WalletDebited.
+struct CodeAssigned {
+  std::string card_id;
+  std::string code;
+  std::string purchase_id;
+  std::string user_id;
+  int64_t price = 0;
+  std::string idempotency_key;
+  bool operator==(const CodeAssigned&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(card_id, code, purchase_id, user_id, price, idempotency_key);
+  }
+};
+
+struct CodeRevoked {
+  std::string card_id;
+  std::string code;
+  bool operator==(const CodeRevoked&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(card_id, code);
+  }
+};
+
+// Codes found past their expires_at while still available. Recorded, so that
+// replay never depends on the wall clock.
+struct CodesExpired {
+  std::string card_id;
+  std::vector<std::string> codes;
+  bool operator==(const CodesExpired&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(card_id, codes);
+  }
+};
+
+struct WalletCredited {
+  std::string user_id;
+  int64_t amount = 0;
+  int64_t balance_after = 0;
+  std::string idempotency_key;
+  bool operator==(const WalletCredited&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(user_id, amount, balance_after, idempotency_key);
+  }
+};
+
+struct WalletDebited {
+  std::string user_id;
+  int64_t amount = 0;
+  int64_t balance_after = 0;
+  std::string purchase_id;
+  std::string card_id;
+  bool operator==(const WalletDebited&) const = default;
+  template <class A>
+  void serialize(A& ar, std::uint32_t /*version*/) {
+    ar(user_id, amount, balance_after, purchase_id, card_id);
+  }
+};
+
+// Stable on-disk type tags. Never renumber; append new types at the end.
+enum class EventType : uint8_t {
+  CardCreated = 1,
+  CodesAdded = 2,
+  CodeAssigned = 3,
+  CodeRevoked = 4,
+  CodesExpired = 5,
+  WalletCredited = 6,
+  WalletDebited = 7,
+};
+
+using Event = std::variant<CardCreated, CodesAdded, CodeAssigned, CodeRevoked, CodesExpired,
+                           WalletCredited, WalletDebited>;
+
+EventType type_of(const Event& e);
+std::string_view type_name(EventType t);  // "CodeAssigned", ...; "Unknown" otherwise
+bool type_from_name(std::string_view name, EventType* out);
+bool is_known_type(uint8_t raw);
+
+// Stream names: "card-<id>" and "wallet-<user>".
+std::string card_stream(std::string_view card_id);
+std::string wallet_stream(std::string_view user_id);
+
+}  // namespace giftcard
+
+CEREAL_CLASS_VERSION(giftcard::CodeSpec, 1)
+CEREAL_CLASS_VERSION(giftcard::CardCreated, 1)
+CEREAL_CLASS_VERSION(giftcard::CodesAdded, 1)
+CEREAL_CLASS_VERSION(giftcard::CodeAssigned, 1)
+CEREAL_CLASS_VERSION(giftcard::CodeRevoked, 1)
+CEREAL_CLASS_VERSION(giftcard::CodesExpired, 1)
+CEREAL_CLASS_VERSION(giftcard::WalletCredited, 1)
+CEREAL_CLASS_VERSION(giftcard::WalletDebited, 1)

@@ -1,0 +1,136 @@
+// EventStore: the append-only, hash-chained event log — the only source of
+// truth (SPEC §2). Implementations: RocksEventStore (durable; rocks_event_store.h)
+// and MemoryEventStore (tests and simulation; memory_event_store.h).
+//
+// Writes: Append() is asynchronous and group-committed. One writer thread
+// drains every pending request into one batch and one synced write, then calls
+// each request's callback *on the writer thread* (callbacks must be quick and
+// must not call Append synchronously-and-wait). A request is all or nothing:
+// its events, stream index entries and claims commit atomically or not at all.
+// After a failed write the store is sticky-failed: every later Append fails
+// with IOError until the store is reopened (leveldb's bg_error_).
+//
+// Reads are thread-safe and see only committed data.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "events/envelope.h"
+#include "events/events.h"
+#include "events/status.h"
+
+namespace giftcard {
+
+// Expected stream version for an append.
+constexpr int64_t kAnyVersion = -1;  // no check
+constexpr int64_t kNoStream = 0;     // the stream must not exist yet
+
+struct PendingEvent {
+  std::string stream;
+  EventType type = EventType::CardCreated;
+  std::string payload;  // encode_payload(); encoded by the caller, off the writer thread
+  static PendingEvent of(std::string stream, const Event& e);
+};
+
+// A unique key the request claims: the append is rejected (Conflict) if the key
+// exists already or is claimed twice in the same request. Used for system-wide
+// code uniqueness and idempotency records. Claim keys are namespaced strings,
+// e.g. "code/<code>" or "idem/p/<user>\x1f<key>".
+struct Claim {
+  std::string key;
+  std::string value;
+  // If true, the writer appends the request's first global position (8 bytes,
+  // big-endian) to `value`, so the claim points at the events it guards.
+  bool append_position = false;
+};
+
+struct AppendRequest {
+  std::vector<PendingEvent> events;
+  // Per stream: the version its head must have before this request. Streams
+  // not listed are unchecked (kAnyVersion).
+  std::vector<std::pair<std::string, int64_t>> expected;
+  std::vector<Claim> claims;
+};
+
+struct AppendResult {
+  int64_t first_position = 0;  // position of events[0]; the rest follow contiguously
+  Micros recorded_at = 0;      // commit timestamp stamped on every event of the request
+  std::vector<int64_t> versions;         // per event, its stream version
+  std::vector<std::string> conflicts;    // on Conflict: every claim key that exists
+  std::string conflict_stream;           // on Conflict: the stream whose version mismatched
+};
+
+using AppendCallback = std::function<void(const Status&, const AppendResult&)>;
+using Subscriber = std::function<void(const std::vector<StoredEvent>&)>;
+
+struct Snapshot {
+  int64_t version = 0;  // stream version the snapshot includes
+  std::string data;
+};
+
+struct StoreStats {
+  uint64_t batches = 0;        // synced writes
+  uint64_t requests = 0;       // append requests committed
+  uint64_t events = 0;         // events committed
+  uint64_t rejected = 0;       // requests rejected (version or claim conflict)
+  uint64_t sync_micros = 0;    // total time inside the synced write
+  uint64_t max_batch_requests = 0;
+};
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Enqueues `req`; `done` runs exactly once, on the writer thread, after the
+  // request is durable (ok) or rejected/failed. Status codes: Conflict (expected
+  // version or claim), InvalidArgument (empty or oversize request), IOError
+  // (write or sync failed; sticky), Busy (the store is closing).
+  virtual void Append(AppendRequest req, AppendCallback done) = 0;
+
+  // Convenience for tests and tools: Append and wait.
+  Status AppendAndWait(AppendRequest req, AppendResult* result);
+
+  // Events of `stream` with version >= from_version, at most `max` of them.
+  virtual Status ReadStream(const std::string& stream, int64_t from_version, size_t max,
+                            std::vector<StoredEvent>* out) = 0;
+  // Events with position >= from_position, at most `max`, in position order.
+  virtual Status ReadAll(int64_t from_position, size_t max, std::vector<StoredEvent>* out) = 0;
+  // The current head version of a stream (0 if it does not exist).
+  virtual Status StreamVersion(const std::string& stream, int64_t* version) = 0;
+  // A claim's value (NotFound if absent).
+  virtual Status GetClaim(const std::string& key, std::string* value) = 0;
+
+  // Snapshots are caches: written without sync, verified by checksum on load;
+  // a missing or damaged snapshot is NotFound and the caller rebuilds.
+  virtual Status SaveSnapshot(const std::string& stream, const Snapshot& snap) = 0;
+  virtual Status LoadSnapshot(const std::string& stream, Snapshot* snap) = 0;
+
+  // Highest committed position (0 for an empty log) and its hash.
+  virtual int64_t LastPosition() const = 0;
+
+  // `fn` is called on the writer thread with every committed batch, in order,
+  // after the appenders' callbacks. Returns an id for Unsubscribe.
+  virtual uint64_t Subscribe(Subscriber fn) = 0;
+  virtual void Unsubscribe(uint64_t id) = 0;
+
+  // The sticky error, if a write has failed.
+  virtual Status Health() const = 0;
+  virtual StoreStats Stats() const = 0;
+
+  // Stops accepting appends, commits what is queued, joins the writer.
+  virtual void Close() = 0;
+
+  // Test hook: the next `n` group commits fail as a failing disk would.
+  virtual void TEST_FailNextCommits(int /*n*/) {}
+};
+
+// Claim key helpers (one place for the namespaces).
+std::string code_claim(const std::string& code);
+std::string purchase_idem_claim(const std::string& user, const std::string& key);
+std::string credit_idem_claim(const std::string& user, const std::string& key);
+
+}  // namespace giftcard

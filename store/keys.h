@@ -1,0 +1,40 @@
+// Key layout of the RocksDB event store (internal to store/; documented in
+// docs/STORAGE_FORMAT.md). Integers are big-endian so that byte order is
+// numeric order. Stream names never contain '\0' (ids are validated).
+//
+//   'e' pos:u64                      -> event record (events/envelope.h)
+//   's' stream '\0' version:u64      -> pos:u64          (stream index)
+//   'c' claim-key                    -> claim value      (unique keys)
+//   'n' stream                       -> version:u64 data crc32c:u32 (snapshot)
+//   'm' name                         -> meta (format version)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace giftcard::keys {
+
+constexpr char kEvent = 'e';
+constexpr char kStream = 's';
+constexpr char kClaim = 'c';
+constexpr char kSnapshot = 'n';
+constexpr char kMeta = 'm';
+
+void put_be64(std::string& out, uint64_t v);
+uint64_t get_be64(std::string_view in);  // REQUIRES: in.size() >= 8
+uint32_t get_be32(std::string_view in);  // REQUIRES: in.size() >= 4
+
+std::string event_key(int64_t position);
+// False if `key` is not a well-formed event key.
+bool parse_event_key(std::string_view key, int64_t* position);
+
+std::string stream_key(std::string_view stream, int64_t version);
+std::string stream_prefix(std::string_view stream);  // 's' stream '\0'
+bool parse_stream_key(std::string_view key, std::string_view stream, int64_t* version);
+
+std::string claim_key(std::string_view claim);
+std::string snapshot_key(std::string_view stream);
+std::string meta_key(std::string_view name);
+
+}  // namespace giftcard::keys

@@ -1,0 +1,314 @@
+#include "store/rocks_event_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "store/keys.h"
+#include "store/writer.h"
+
+namespace giftcard {
+namespace {
+
+constexpr std::string_view kFormatName = "format";
+constexpr std::string_view kFormatValue = "giftcard-log-1";
+
+// The one place rocksdb::Status becomes ours.
+Status from_rocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::OK();
+  std::string msg = what + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || s.IsTryAgain()) return Status::Busy(msg);
+  return Status::IOError(msg);
+}
+
+class RocksEventStore final : public EventStore, private WriterBackend {
+ public:
+  RocksEventStore(rocksdb::DB* db, const StoreOptions& opts) : db_(db), opts_(opts) {
+    write_opts_.sync = opts.sync;
+  }
+  ~RocksEventStore() override {
+    Close();
+    delete db_;
+  }
+
+  Status Init() {
+    if (opts_.mode == StoreOptions::Mode::read_write) {
+      std::string fmt;
+      auto s = db_->Get(rocksdb::ReadOptions(), keys::meta_key(kFormatName), &fmt);
+      if (s.IsNotFound()) {
+        rocksdb::WriteOptions wo;
+        wo.sync = true;
+        s = db_->Put(wo, keys::meta_key(kFormatName), std::string(kFormatValue));
+        if (!s.ok()) return from_rocks(s, "writing format marker");
+      } else if (!s.ok()) {
+        return from_rocks(s, "reading format marker");
+      } else if (fmt != kFormatValue) {
+        return Status::Corruption("not a giftcard store (format '" + fmt + "')");
+      }
+    }
+    StoredEvent last;
+    bool any = false;
+    if (Status s = ReadLast(&last, &any); !s.ok()) return s;
+    if (opts_.mode == StoreOptions::Mode::read_write) {
+      writer_ = std::make_unique<Writer>(static_cast<WriterBackend*>(this), any ? last.position : 0,
+                                         any ? last.hash : Hash{}, any ? last.recorded_at : 0);
+    } else {
+      secondary_last_ = any ? last.position : 0;
+    }
+    return Status::OK();
+  }
+
+  // EventStore
+  void Append(AppendRequest req, AppendCallback done) override {
+    if (!writer_) {
+      done(Status::InvalidArgument("store is open read-only"), AppendResult{});
+      return;
+    }
+    writer_->Append(std::move(req), std::move(done));
+  }
+
+  Status ReadStream(const std::string& stream, int64_t from_version, size_t max,
+                    std::vector<StoredEvent>* out) override {
+    out->clear();
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    const std::string prefix = keys::stream_prefix(stream);
+    std::vector<std::string> event_keys;
+    for (it->Seek(keys::stream_key(stream, std::max<int64_t>(from_version, 1)));
+         it->Valid() && event_keys.size() < max && it->key().starts_with(prefix); it->Next()) {
+      if (it->value().size() != 8) return Status::Corruption("bad stream index entry");
+      event_keys.push_back(keys::event_key(
+          static_cast<int64_t>(keys::get_be64(std::string_view(it->value().data(), 8)))));
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "reading stream " + stream);
+    out->reserve(event_keys.size());
+    for (const auto& k : event_keys) {
+      std::string value;
+      auto s = db_->Get(rocksdb::ReadOptions(), k, &value);
+      if (!s.ok()) return s.IsNotFound() ? Status::Corruption("stream index points at a missing event")
+                                         : from_rocks(s, "reading event");
+      StoredEvent e;
+      if (Status d = Decode(k, value, &e); !d.ok()) return d;
+      if (e.stream != stream) return Status::Corruption("stream index points at another stream");
+      out->push_back(std::move(e));
+    }
+    return Status::OK();
+  }
+
+  Status ReadAll(int64_t from_position, size_t max, std::vector<StoredEvent>* out) override {
+    out->clear();
+    rocksdb::ReadOptions ro;
+    ro.readahead_size = 2 << 20;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(keys::event_key(std::max<int64_t>(from_position, 1)));
+         it->Valid() && out->size() < max && it->key()[0] == keys::kEvent; it->Next()) {
+      StoredEvent e;
+      if (Status d = Decode(std::string_view(it->key().data(), it->key().size()),
+                            std::string_view(it->value().data(), it->value().size()), &e);
+          !d.ok())
+        return d;
+      out->push_back(std::move(e));
+    }
+    return from_rocks(it->status(), "scanning events");
+  }
+
+  Status StreamVersion(const std::string& stream, int64_t* version) override {
+    return LoadHead(stream, version);
+  }
+
+  Status GetClaim(const std::string& key, std::string* value) override {
+    return from_rocks(db_->Get(rocksdb::ReadOptions(), keys::claim_key(key), value),
+                      "reading claim");
+  }
+
+  Status SaveSnapshot(const std::string& stream, const Snapshot& snap) override {
+    if (!writer_) return Status::InvalidArgument("store is open read-only");
+    std::string v;
+    keys::put_be64(v, static_cast<uint64_t>(snap.version));
+    v.append(snap.data);
+    uint32_t crc = crc32c(v);
+    for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<char>((crc >> s) & 0xff));
+    // A cache: no sync of its own; the next group commit's sync covers it.
+    return from_rocks(db_->Put(rocksdb::WriteOptions(), keys::snapshot_key(stream), v),
+                      "saving snapshot");
+  }
+
+  Status LoadSnapshot(const std::string& stream, Snapshot* snap) override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), keys::snapshot_key(stream), &v);
+    if (!s.ok()) return from_rocks(s, "loading snapshot");
+    if (v.size() < 12) return Status::NotFound("snapshot damaged (short)");
+    uint32_t stored = keys::get_be32(std::string_view(v).substr(v.size() - 4));
+    if (crc32c(std::string_view(v).substr(0, v.size() - 4)) != stored)
+      return Status::NotFound("snapshot damaged (checksum)");
+    snap->version = static_cast<int64_t>(keys::get_be64(v));
+    snap->data = v.substr(8, v.size() - 12);
+    return Status::OK();
+  }
+
+  int64_t LastPosition() const override {
+    return writer_ ? writer_->LastPosition() : secondary_last_.load();
+  }
+  uint64_t Subscribe(Subscriber fn) override { return writer_ ? writer_->Subscribe(std::move(fn)) : 0; }
+  void Unsubscribe(uint64_t id) override {
+    if (writer_) writer_->Unsubscribe(id);
+  }
+  Status Health() const override { return writer_ ? writer_->Health() : Status::OK(); }
+  StoreStats Stats() const override { return writer_ ? writer_->Stats() : StoreStats{}; }
+  void Close() override {
+    if (writer_) writer_->Close();
+  }
+
+  Status CatchUp() {
+    if (opts_.mode != StoreOptions::Mode::secondary) return Status::OK();
+    auto s = db_->TryCatchUpWithPrimary();
+    if (!s.ok()) return from_rocks(s, "catching up with primary");
+    StoredEvent last;
+    bool any = false;
+    if (Status r = ReadLast(&last, &any); !r.ok()) return r;
+    secondary_last_ = any ? last.position : 0;
+    return Status::OK();
+  }
+
+  Status VerifyChecksums() { return from_rocks(db_->VerifyChecksum(), "verifying checksums"); }
+
+  void TEST_FailNextCommits(int n) override {
+    if (writer_) writer_->TEST_FailNextCommits(n);
+  }
+
+ private:
+  // WriterBackend
+  Status LoadHead(const std::string& stream, int64_t* version) override {
+    *version = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    std::string upper = keys::stream_key(stream, INT64_MAX);
+    it->SeekForPrev(upper);
+    if (it->Valid()) {
+      int64_t v = 0;
+      if (keys::parse_stream_key(std::string_view(it->key().data(), it->key().size()), stream, &v))
+        *version = v;
+    }
+    return from_rocks(it->status(), "reading stream head");
+  }
+
+  Status ClaimExists(const std::string& key, bool* exists) override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), keys::claim_key(key), &v);
+    *exists = s.ok();
+    return s.ok() || s.IsNotFound() ? Status::OK() : from_rocks(s, "reading claim");
+  }
+
+  Status Commit(const std::vector<StoredEvent>& events,
+                const std::vector<std::pair<std::string, std::string>>& claims) override {
+    rocksdb::WriteBatch batch;
+    std::string pos;
+    for (const auto& e : events) {
+      pos.clear();
+      keys::put_be64(pos, static_cast<uint64_t>(e.position));
+      batch.Put(keys::event_key(e.position), encode_record(e));
+      batch.Put(keys::stream_key(e.stream, e.version), pos);
+    }
+    for (const auto& [k, v] : claims) batch.Put(keys::claim_key(k), v);
+    return from_rocks(db_->Write(write_opts_, &batch), "group commit");
+  }
+
+  Status Decode(std::string_view key, std::string_view value, StoredEvent* e) {
+    int64_t pos = 0;
+    if (!keys::parse_event_key(key, &pos)) return Status::Corruption("malformed event key");
+    Status s = decode_record(value, e);
+    if (!s.ok())
+      return Status::Corruption("event at position " + std::to_string(pos) + ": " + s.message());
+    if (e->position != pos)
+      return Status::Corruption("event at position " + std::to_string(pos) + " claims position " +
+                                std::to_string(e->position));
+    return Status::OK();
+  }
+
+  Status ReadLast(StoredEvent* last, bool* any) {
+    *any = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->SeekForPrev(keys::event_key(INT64_MAX));
+    if (it->Valid() && it->key()[0] == keys::kEvent) {
+      if (Status s = Decode(std::string_view(it->key().data(), it->key().size()),
+                            std::string_view(it->value().data(), it->value().size()), last);
+          !s.ok())
+        return s;
+      *any = true;
+    }
+    return from_rocks(it->status(), "reading the log's tail");
+  }
+
+  rocksdb::DB* db_;
+  StoreOptions opts_;
+  rocksdb::WriteOptions write_opts_;
+  std::unique_ptr<Writer> writer_;
+  std::atomic<int64_t> secondary_last_{0};
+};
+
+rocksdb::Options make_options(const StoreOptions& o) {
+  rocksdb::Options opts;
+  opts.create_if_missing = o.create_if_missing;
+  opts.paranoid_checks = true;
+  // A torn last record (an unacknowledged write) is dropped; corruption in the
+  // middle of the WAL refuses to open instead of silently cutting the log.
+  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  opts.write_buffer_size = 64u << 20;
+  opts.max_write_buffer_number = 3;
+  opts.max_background_jobs = 2;
+  opts.bytes_per_sync = 1u << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
+  table.cache_index_and_filter_blocks = true;
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return opts;
+}
+
+}  // namespace
+
+Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventStore>* out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!options.create_if_missing && !fs::exists(fs::path(options.path) / "CURRENT", ec))
+    return Status::NotFound("no giftcard store at " + options.path);
+  rocksdb::Options opts = make_options(options);
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s;
+  if (options.mode == StoreOptions::Mode::secondary) {
+    std::string sec = options.secondary_path;
+    if (sec.empty()) {
+      sec = (fs::temp_directory_path() / ("giftcard-secondary-" + std::to_string(::getpid()))).string();
+    }
+    fs::create_directories(sec, ec);
+    opts.max_open_files = -1;  // required by secondary instances
+    s = rocksdb::DB::OpenAsSecondary(opts, options.path, sec, &db);
+  } else {
+    fs::create_directories(options.path, ec);
+    s = rocksdb::DB::Open(opts, options.path, &db);
+  }
+  if (!s.ok()) return from_rocks(s, "opening store at " + options.path);
+  auto store = std::make_unique<RocksEventStore>(db, options);
+  if (Status i = store->Init(); !i.ok()) return i;
+  *out = std::move(store);
+  return Status::OK();
+}
+
+Status CatchUpWithPrimary(EventStore* store) {
+  auto* r = dynamic_cast<RocksEventStore*>(store);
+  return r ? r->CatchUp() : Status::OK();
+}
+
+Status VerifyRocksChecksums(EventStore* store) {
+  auto* r = dynamic_cast<RocksEventStore*>(store);
+  return r ? r->VerifyChecksums() : Status::OK();
+}
+
+}  // namespace giftcard
