@@ -1,0 +1,287 @@
+#include "actors/card_actor.h"
+
+#include <unordered_map>
+#include <variant>
+
+#include "actors/errors.h"
+#include "actors/recovery.h"
+#include "events/gift_card.h"
+
+namespace giftcard {
+namespace {
+
+struct PendingCreate {
+  caf::typed_response_promise<CardInfo> rp;
+  CardCreated event;
+};
+struct PendingAdd {
+  caf::typed_response_promise<AddCodesReply> rp;
+  CodesAdded event;
+};
+struct PendingRevoke {
+  caf::typed_response_promise<int64_t> rp;
+  std::string code;
+};
+struct PendingExpire {
+  std::vector<std::string> codes;
+};
+using PendingOp = std::variant<PendingCreate, PendingAdd, PendingRevoke, PendingExpire>;
+
+struct CardActorState {
+  static inline const char* name = "giftcard.card";
+  ShopContext* ctx = nullptr;
+  std::string id;
+  std::string stream;
+  shop_internal_actor shop;
+  CardState card;
+  Status broken;                 // recovery or sticky store failure
+  int64_t snapshot_version = 0;  // stream version of the last snapshot loaded/saved
+  uint64_t received = 0;         // work units received (passivation protocol)
+  uint64_t next_token = 1;
+  std::unordered_map<uint64_t, PendingOp> pending;
+  Micros last_active = 0;
+  Micros last_sweep = 0;
+  bool asked = false;  // a PassivateReq is outstanding
+  std::vector<caf::typed_response_promise<bool>> drains;
+};
+
+using Self = card_actor::stateful_pointer<CardActorState>;
+
+CardInfo info_of(const CardState& c, int64_t position = 0) {
+  return CardInfo{c.id,        c.name,     c.price,   c.value,  c.available,
+                  c.assigned,  c.expired,  c.revoked, position};
+}
+
+Errc errc_for(const Status& s) {
+  if (s.IsCorruption()) return Errc::storage_corruption;
+  if (s.IsInvalidArgument()) return Errc::invalid_request;
+  return Errc::storage_unavailable;
+}
+
+bool idle(const CardActorState& st) { return st.pending.empty() && st.card.held == 0; }
+
+void touch(Self self) {
+  ++self->state.received;
+  self->state.last_active = self->state.ctx->now();
+}
+
+uint64_t append(Self self, AppendRequest req, PendingOp op) {
+  uint64_t token = self->state.next_token++;
+  self->state.pending.emplace(token, std::move(op));
+  self->state.ctx->store->Append(std::move(req), commit_to(card_actor{self}, token));
+  return token;
+}
+
+void snapshot_and_quit(Self self) {
+  auto& st = self->state;
+  if (st.broken.ok() && st.card.exists) {
+    int64_t version = 0;
+    if (st.ctx->store->StreamVersion(st.stream, &version).ok() && version != st.snapshot_version)
+      st.ctx->store->SaveSnapshot(st.stream, Snapshot{version, encode_snapshot(st.card)})
+          .PermitUncheckedError();  // a cache: a failed save costs a longer recovery only
+  }
+  for (auto& rp : st.drains) rp.deliver(true);
+  st.drains.clear();
+  self->quit();
+}
+
+void maybe_finish_drain(Self self) {
+  if (!self->state.drains.empty() && idle(self->state)) snapshot_and_quit(self);
+}
+
+void expire(Self self, std::vector<std::string> codes) {
+  if (codes.empty()) return;
+  auto& st = self->state;
+  AppendRequest req;
+  req.events.push_back(PendingEvent::of(st.stream, CodesExpired{st.id, codes}));
+  append(self, std::move(req), PendingExpire{std::move(codes)});
+}
+
+// A commit came back: evolve on success, undo holds on failure, answer.
+void on_commit(Self self, CommitMsg& msg) {
+  auto& st = self->state;
+  auto it = st.pending.find(msg.token);
+  if (it == st.pending.end()) return;
+  PendingOp op = std::move(it->second);
+  st.pending.erase(it);
+  const Status& s = msg.status;
+  if (!s.ok() && (s.IsIOError() || s.IsCorruption())) st.broken = s;
+  std::visit(
+      [&](auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, PendingCreate>) {
+          if (s.ok()) {
+            evolve_in_place(st.card, p.event);
+            p.rp.deliver(info_of(st.card, msg.result.first_position));
+          } else if (s.IsConflict()) {
+            p.rp.deliver(make_error(Errc::card_exists, "card " + st.id + " exists"));
+          } else {
+            p.rp.deliver(make_error(errc_for(s), s.message()));
+          }
+        } else if constexpr (std::is_same_v<T, PendingAdd>) {
+          if (s.ok()) {
+            auto n = static_cast<int64_t>(p.event.codes.size());
+            evolve_in_place(st.card, p.event);
+            p.rp.deliver(AddCodesReply{n, msg.result.first_position});
+          } else if (s.IsConflict()) {
+            std::vector<std::string> codes;
+            for (auto& k : msg.result.conflicts) codes.push_back(k.substr(5));  // "code/"
+            p.rp.deliver(make_error(Errc::duplicate_codes,
+                                    std::to_string(codes.size()) + " code(s) already exist",
+                                    std::move(codes)));
+          } else {
+            p.rp.deliver(make_error(errc_for(s), s.message()));
+          }
+        } else if constexpr (std::is_same_v<T, PendingRevoke>) {
+          if (s.ok()) {
+            evolve_in_place(st.card, CodeRevoked{st.id, p.code});
+            p.rp.deliver(msg.result.first_position);
+          } else {
+            release(st.card, p.code);
+            p.rp.deliver(make_error(errc_for(s), s.message()));
+          }
+        } else {
+          if (s.ok()) {
+            evolve_in_place(st.card, CodesExpired{st.id, p.codes});
+          } else {
+            for (auto& c : p.codes) release(st.card, c);
+          }
+        }
+      },
+      op);
+  maybe_finish_drain(self);
+}
+
+void on_tick(Self self) {
+  auto& st = self->state;
+  Micros now = st.ctx->now();
+  const auto& cfg = st.ctx->config;
+  if (st.broken.ok() && st.card.exists &&
+      now - st.last_sweep >= std::chrono::duration_cast<std::chrono::microseconds>(cfg.expiry_sweep).count()) {
+    st.last_sweep = now;
+    expire(self, sweep_expired(st.card, now));
+  }
+  bool idle_long =
+      now - st.last_active >=
+      std::chrono::duration_cast<std::chrono::microseconds>(cfg.passivate_after).count();
+  bool useless = !st.card.exists || !st.broken.ok();  // nothing worth keeping in memory
+  if (!st.asked && idle(st) && (idle_long || useless)) {
+    st.asked = true;
+    self->send(st.shop, PassivateReq{true, st.id, st.received});
+    return;  // the reply re-arms the tick if denied
+  }
+  self->delayed_send(self, cfg.tick, TickMsg{});
+}
+
+}  // namespace
+
+card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string id,
+                                        shop_internal_actor shop) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.id = std::move(id);
+  st.stream = card_stream(st.id);
+  st.shop = std::move(shop);
+  st.last_active = st.last_sweep = ctx->now();
+  int64_t version = 0, tail = 0;
+  st.broken = recover(ctx->store, st.stream, &st.card, &version, &tail);
+  st.snapshot_version = version - tail;
+  ++ctx->metrics.live_cards;
+  self->attach_functor([ctx] { --ctx->metrics.live_cards; });
+  self->delayed_send(self, ctx->config.tick, TickMsg{});
+  return {
+      [=](create_atom, CardSpec& spec) -> caf::result<CardInfo> {
+        touch(self);
+        auto& st = self->state;
+        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
+        Decision d = decide(CreateCard{spec.id, spec.name, spec.price, spec.value}, st.card);
+        if (!d.ok()) return make_error(d.error, d.detail);
+        AppendRequest req;
+        req.events.push_back(PendingEvent::of(st.stream, d.events.front()));
+        req.expected.emplace_back(st.stream, kNoStream);
+        auto rp = self->make_response_promise<CardInfo>();
+        append(self, std::move(req),
+               PendingCreate{rp, std::get<CardCreated>(d.events.front())});
+        return rp;
+      },
+      [=](add_codes_atom, std::string& card_id,
+          std::vector<CodeSpec>& codes) -> caf::result<AddCodesReply> {
+        touch(self);
+        auto& st = self->state;
+        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
+        Decision d = decide(AddCodes{card_id, std::move(codes), st.ctx->now()}, st.card);
+        if (!d.ok()) return make_error(d.error, d.detail, std::move(d.conflicts));
+        auto& ev = std::get<CodesAdded>(d.events.front());
+        AppendRequest req;
+        req.claims.reserve(ev.codes.size());
+        for (const auto& c : ev.codes) req.claims.push_back(Claim{code_claim(c.code), st.id, false});
+        req.events.push_back(PendingEvent::of(st.stream, ev));
+        auto rp = self->make_response_promise<AddCodesReply>();
+        append(self, std::move(req), PendingAdd{rp, std::move(ev)});
+        return rp;
+      },
+      [=](revoke_atom, std::string& card_id, std::string& code) -> caf::result<int64_t> {
+        touch(self);
+        auto& st = self->state;
+        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
+        Decision d = decide(RevokeCode{card_id, code}, st.card);
+        if (!d.ok()) return make_error(d.error, d.detail);
+        hold(st.card, code);
+        AppendRequest req;
+        req.events.push_back(PendingEvent::of(st.stream, d.events.front()));
+        auto rp = self->make_response_promise<int64_t>();
+        append(self, std::move(req), PendingRevoke{rp, code});
+        return rp;
+      },
+      [=](card_atom, const std::string&) -> caf::result<CardInfo> {
+        touch(self);
+        auto& st = self->state;
+        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
+        if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
+        return info_of(st.card);
+      },
+      [=](ReserveMsg&) -> caf::result<Reserved> {
+        touch(self);
+        auto& st = self->state;
+        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
+        if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
+        Reservation r = reserve(st.card, st.ctx->now());
+        expire(self, std::move(r.expired));
+        if (r.error != Errc::ok) return make_error(r.error, "card " + st.id + " is out of stock");
+        return Reserved{std::move(r.code), st.card.price};
+      },
+      [=](ReleaseMsg& m) {
+        release(self->state.card, m.code);
+        maybe_finish_drain(self);
+      },
+      [=](AssignedMsg& m) {
+        evolve_in_place(self->state.card, CodeAssigned{self->state.id, m.code, {}, {}, 0, {}});
+        maybe_finish_drain(self);
+      },
+      [=](LeaseDoneMsg&) { ++self->state.received; },
+      [=](CommitMsg& m) { on_commit(self, m); },
+      [=](TickMsg&) { on_tick(self); },
+      [=](PassivateReply& r) {
+        self->state.asked = false;
+        if (r.approved) {
+          ++self->state.ctx->metrics.passivations;
+          snapshot_and_quit(self);
+        } else {
+          self->delayed_send(self, self->state.ctx->config.tick, TickMsg{});
+        }
+      },
+      [=](DrainMsg&) -> caf::result<bool> {
+        auto rp = self->make_response_promise<bool>();
+        self->state.drains.push_back(rp);
+        maybe_finish_drain(self);
+        return rp;
+      },
+  };
+}
+
+card_actor spawn_card_actor(caf::actor_system& sys, ShopContext* ctx, std::string card_id,
+                            shop_internal_actor shop) {
+  return sys.spawn(card_behavior, ctx, std::move(card_id), std::move(shop));
+}
+
+}  // namespace giftcard

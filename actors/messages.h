@@ -1,0 +1,120 @@
+// The shop's public message vocabulary (SPEC §5): atoms and the structs that
+// cross the CAF wire, each with an inspect() and registered by
+// register_message_types(). Shared by the server and by remote clients
+// (api/shop_client.h). The persisted encoding (cereal, events/) is separate.
+#pragma once
+
+#include <caf/all.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "events/events.h"
+
+namespace giftcard {
+
+// Atoms: verb_atom, text of 10 characters or fewer.
+using create_atom = caf::atom_constant<caf::atom("create")>;
+using add_codes_atom = caf::atom_constant<caf::atom("addcodes")>;
+using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
+using card_atom = caf::atom_constant<caf::atom("card")>;
+using credit_atom = caf::atom_constant<caf::atom("credit")>;
+using purchase_atom = caf::atom_constant<caf::atom("purchase")>;
+using wallet_atom = caf::atom_constant<caf::atom("wallet")>;
+
+struct CardSpec {
+  std::string id;
+  std::string name;
+  int64_t price = 0;
+  int64_t value = 0;
+};
+
+// The card view of SPEC §4.
+struct CardInfo {
+  std::string id;
+  std::string name;
+  int64_t price = 0;
+  int64_t value = 0;
+  int64_t available = 0;
+  int64_t assigned = 0;
+  int64_t expired = 0;
+  int64_t revoked = 0;
+  int64_t position = 0;  // log position of the change that produced this reply (0 for queries)
+};
+
+struct AddCodesReply {
+  int64_t added = 0;
+  int64_t position = 0;
+};
+
+struct CreditReply {
+  std::string user_id;
+  int64_t balance = 0;
+  int64_t position = 0;
+  bool replayed = false;  // true: an idempotent repeat, nothing changed
+};
+
+struct Purchase {
+  std::string purchase_id;
+  std::string card_id;
+  std::string user_id;
+  std::string code;
+  int64_t price = 0;
+  Micros purchased_at = 0;
+  int64_t position = 0;  // position of its CodeAssigned; WalletDebited is position + 1
+  bool replayed = false;
+};
+
+struct WalletView {
+  std::string user_id;
+  int64_t balance = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CodeSpec& x) {
+  return f(caf::meta::type_name("giftcard::CodeSpec"), x.code, x.expires_at);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CardSpec& x) {
+  return f(caf::meta::type_name("giftcard::CardSpec"), x.id, x.name, x.price, x.value);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CardInfo& x) {
+  return f(caf::meta::type_name("giftcard::CardInfo"), x.id, x.name, x.price, x.value,
+           x.available, x.assigned, x.expired, x.revoked, x.position);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, AddCodesReply& x) {
+  return f(caf::meta::type_name("giftcard::AddCodesReply"), x.added, x.position);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CreditReply& x) {
+  return f(caf::meta::type_name("giftcard::CreditReply"), x.user_id, x.balance, x.position,
+           x.replayed);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Purchase& x) {
+  return f(caf::meta::type_name("giftcard::Purchase"), x.purchase_id, x.card_id, x.user_id,
+           x.code, x.price, x.purchased_at, x.position, x.replayed);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, WalletView& x) {
+  return f(caf::meta::type_name("giftcard::WalletView"), x.user_id, x.balance);
+}
+
+// The shop's front door as remote clients see it (SPEC §5). Replies carry the
+// results; failures are caf::error of category "giftcard" (actors/errors.h).
+using shop_actor = caf::typed_actor<
+    caf::replies_to<create_atom, CardSpec>::with<CardInfo>,
+    caf::replies_to<add_codes_atom, std::string, std::vector<CodeSpec>>::with<AddCodesReply>,
+    caf::replies_to<revoke_atom, std::string, std::string>::with<int64_t>,
+    caf::replies_to<card_atom, std::string>::with<CardInfo>,
+    caf::replies_to<credit_atom, std::string, int64_t, std::string>::with<CreditReply>,
+    caf::replies_to<purchase_atom, std::string, std::string, std::string>::with<Purchase>,
+    caf::replies_to<wallet_atom, std::string>::with<WalletView>>;
+
+// Registers every public message type and the "giftcard" error category.
+// Every node (server and client) calls it on its actor_system_config.
+void register_message_types(caf::actor_system_config& cfg);
+
+}  // namespace giftcard

@@ -1,0 +1,101 @@
+#include "api/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "api/client_commands.h"
+#include "api/serve.h"
+
+namespace giftcard {
+namespace {
+
+// A CLI11 validator for HOST:PORT.
+struct AddressValidator : CLI::Validator {
+  AddressValidator() {
+    name_ = "HOST:PORT";
+    func_ = [](std::string& s) {
+      HostPort hp;
+      std::string why;
+      return parse_host_port(s, &hp, &why) ? std::string() : why;
+    };
+  }
+};
+
+HostPort to_host_port(const std::string& s) {
+  HostPort hp;
+  std::string why;
+  parse_host_port(s, &hp, &why);
+  return hp;
+}
+
+void add_tls_flags(CLI::App* cmd, TlsOptions* tls) {
+  cmd->add_option("--tls-cert", tls->certificate, "PEM certificate of this node (enables TLS)");
+  cmd->add_option("--tls-key", tls->key, "PEM private key of this node");
+  cmd->add_option("--tls-ca", tls->cafile, "PEM CA file; peers must be signed by it");
+  cmd->add_option("--tls-passphrase", tls->passphrase, "passphrase of the key, if any");
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"giftcard — an event-sourced gift-card backend: every concurrent buyer gets a "
+               "distinct activation code, and no cent is lost."};
+  app.require_subcommand(1);
+  const AddressValidator address;
+
+  ServeOptions serve;
+  std::string serve_caf = "127.0.0.1:4242";
+  int64_t passivate_ms = serve.passivate_after.count();
+  auto* s = app.add_subcommand("serve", "Open (or create) the store in DIR and serve the shop");
+  s->add_option("--data", serve.data, "store directory")->required();
+  s->add_option("--caf", serve_caf, "CAF remote address (port 0 picks a free port)")
+      ->check(address)
+      ->capture_default_str();
+  s->add_flag("--demo", serve.demo, "seed a demo catalog into an empty store");
+  s->add_option("--passivate-after-ms", passivate_ms, "idle time before an actor is passivated")
+      ->check(CLI::Range(int64_t{10}, int64_t{86400000}))
+      ->capture_default_str();
+  add_tls_flags(s, &serve.tls);
+
+  ClientOptions client;
+  std::string node = "127.0.0.1:4242";
+  std::string card, user, key;
+  int64_t amount = 0;
+  auto* p = app.add_subcommand("purchase", "Buy a code through a running server (CAF remote)");
+  p->add_option("--node", node, "server's CAF address")->check(address)->capture_default_str();
+  p->add_option("--card", card, "card id")->required();
+  p->add_option("--user", user, "buyer's user id")->required();
+  p->add_option("--key", key, "idempotency key (repeat it to retry safely)")->required();
+  p->add_option("--timeout", client.timeout_seconds, "seconds to wait for the answer")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  add_tls_flags(p, &client.tls);
+
+  auto* c = app.add_subcommand("credit", "Credit a wallet through a running server (CAF remote)");
+  c->add_option("--node", node, "server's CAF address")->check(address)->capture_default_str();
+  c->add_option("--user", user, "user id")->required();
+  c->add_option("--amount", amount, "amount in minor units (cents), > 0")
+      ->required()
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
+  c->add_option("--key", key, "idempotency key")->required();
+  c->add_option("--timeout", client.timeout_seconds, "seconds to wait for the answer")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  add_tls_flags(c, &client.tls);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (s->parsed()) {
+    serve.caf = to_host_port(serve_caf);
+    serve.passivate_after = std::chrono::milliseconds(passivate_ms);
+    return run_serve(serve);
+  }
+  client.node = to_host_port(node);
+  if (p->parsed()) return run_purchase(client, card, user, key);
+  return run_credit(client, user, amount, key);
+}
+
+}  // namespace giftcard

@@ -1,0 +1,9 @@
+// The `giftcard` command line: subcommands and their flags (SPEC §3).
+#pragma once
+
+namespace giftcard {
+
+// Parses argv and runs the chosen subcommand; returns the exit code.
+int run_cli(int argc, char** argv);
+
+}  // namespace giftcard

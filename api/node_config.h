@@ -1,0 +1,34 @@
+// The CAF configuration every giftcard node shares (server and clients):
+// message types, the error category, the middleman, and TLS when asked for.
+#pragma once
+
+#include <caf/all.hpp>
+#include <string>
+
+#include "actors/messages.h"
+#include "api/address.h"
+
+namespace giftcard {
+
+struct TlsOptions {
+  std::string certificate;  // PEM
+  std::string key;          // PEM
+  std::string cafile;       // peers must present a certificate signed by this CA
+  std::string passphrase;
+  bool enabled() const { return !certificate.empty() || !cafile.empty(); }
+  // Empty if consistent, else a reason.
+  std::string check() const;
+};
+
+class NodeConfig : public caf::actor_system_config {
+ public:
+  explicit NodeConfig(const TlsOptions& tls);
+};
+
+// Connects to a published shop (TLS if configured). Errors are CAF's.
+caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& node, bool tls);
+
+// Publishes the shop on `at`; returns the bound port.
+caf::expected<uint16_t> publish_shop(const shop_actor& shop, const HostPort& at, bool tls);
+
+}  // namespace giftcard

@@ -1,0 +1,98 @@
+#include "api/serve.h"
+
+#include <signal.h>
+
+#include <caf/io/all.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "actors/shop_actor.h"
+#include "api/demo_catalog.h"
+#include "store/rocks_event_store.h"
+
+namespace giftcard {
+
+int run_serve(const ServeOptions& o) {
+  if (auto why = o.tls.check(); !why.empty()) {
+    std::cerr << "giftcard serve: " << why << "\n";
+    return 2;
+  }
+  if (!o.tls.enabled() && !is_loopback(o.caf.host)) {
+    std::cerr << "giftcard serve: refusing to serve CAF on non-loopback address " << o.caf.host
+              << " without TLS (--tls-cert, --tls-key, --tls-ca)\n";
+    return 2;
+  }
+  // Block the stop signals before any thread starts, so that every thread
+  // inherits the mask and only sigwait() below sees them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  std::unique_ptr<EventStore> store;
+  StoreOptions so;
+  so.path = o.data;
+  if (Status s = OpenRocksEventStore(so, &store); !s.ok()) {
+    std::cerr << "giftcard serve: cannot open store: " << s.ToString() << "\n";
+    return 1;
+  }
+  std::cerr << "giftcard: store " << o.data << " open at position " << store->LastPosition()
+            << "\n";
+  ShopContext ctx;
+  ctx.store = store.get();
+  ctx.config.passivate_after = o.passivate_after;
+  int rc = 0;
+  {
+    NodeConfig cfg(o.tls);
+    caf::actor_system sys{cfg};
+    auto shop = spawn_shop(sys, &ctx);
+    auto public_shop = caf::actor_cast<shop_actor>(shop);
+    if (o.demo && store->LastPosition() == 0) {
+      if (auto err = seed_demo_catalog(sys, public_shop); !err.empty()) {
+        std::cerr << "giftcard serve: demo catalog: " << err << "\n";
+        rc = 1;
+      } else {
+        std::cerr << "giftcard: demo catalog seeded (position " << store->LastPosition() << ")\n";
+      }
+    }
+    uint16_t port = 0;
+    if (rc == 0) {
+      auto bound = publish_shop(public_shop, o.caf, o.tls.enabled());
+      if (!bound) {
+        std::cerr << "giftcard serve: cannot publish on " << o.caf.host << ":" << o.caf.port
+                  << ": " << sys.render(bound.error()) << "\n";
+        rc = 1;
+      } else {
+        port = *bound;
+      }
+    }
+    if (rc == 0) {
+      std::string host = o.caf.host.find(':') != std::string::npos ? "[" + o.caf.host + "]" : o.caf.host;
+      std::printf("ready caf=%s:%u\n", host.c_str(), static_cast<unsigned>(port));
+      std::fflush(stdout);
+      int sig = 0;
+      sigwait(&stop, &sig);
+      std::cerr << "giftcard: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+                << ": draining in-flight commands\n";
+      static_cast<void>(sys.middleman().unpublish(public_shop, port));  // no new remote requests
+    }
+    caf::scoped_actor self{sys};
+    self->request(shop, std::chrono::seconds(60), DrainMsg{})
+        .receive([](bool) {},
+                 [&](caf::error& e) {
+                   std::cerr << "giftcard: drain incomplete: " << sys.render(e) << "\n";
+                   rc = rc ? rc : 1;
+                 });
+    self->send_exit(shop, caf::exit_reason::user_shutdown);
+  }
+  store->Close();
+  if (Status h = store->Health(); !h.ok()) {
+    std::cerr << "giftcard: store failed: " << h.ToString() << "\n";
+    rc = rc ? rc : 1;
+  }
+  std::cerr << "giftcard: stopped at position " << store->LastPosition() << "\n";
+  return rc;
+}
+
+}  // namespace giftcard

@@ -1,0 +1,87 @@
+#include "events/snapshot.h"
+
+#include "events/bounded_archive.h"
+
+namespace giftcard {
+namespace {
+
+constexpr uint32_t kCardSnapshotVersion = 1;
+constexpr uint32_t kWalletSnapshotVersion = 1;
+
+template <class F>
+Status guarded(F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& ex) {
+    return Status::Corruption(std::string("undecodable snapshot: ") + ex.what());
+  }
+}
+
+}  // namespace
+
+std::string encode_snapshot(const CardState& s) {
+  std::string out;
+  StringOutputArchive ar(out);
+  ar(kCardSnapshotVersion, s.exists, s.id, s.name, s.price, s.value);
+  ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.slots.size())));
+  for (const auto& slot : s.slots) ar(slot.code, slot.expires_at, static_cast<uint8_t>(slot.status));
+  return out;
+}
+
+Status decode_snapshot(std::string_view bytes, CardState* out) {
+  return guarded([&] {
+    BoundedInputArchive ar(bytes);
+    uint32_t version = 0;
+    CardState s;
+    ar(version);
+    if (version != kCardSnapshotVersion) return Status::Corruption("unknown card snapshot version");
+    ar(s.exists, s.id, s.name, s.price, s.value);
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    s.slots.reserve(n);
+    for (cereal::size_type i = 0; i < n; ++i) {
+      CodeSlot slot;
+      uint8_t status = 0;
+      ar(slot.code, slot.expires_at, status);
+      if (status > static_cast<uint8_t>(CodeStatus::expired))
+        return Status::Corruption("bad code status in snapshot");
+      slot.status = static_cast<CodeStatus>(status);
+      auto idx = static_cast<uint32_t>(s.slots.size());
+      if (!s.index.emplace(slot.code, idx).second)
+        return Status::Corruption("duplicate code in snapshot");
+      switch (slot.status) {
+        case CodeStatus::available: ++s.available; s.queue.push_back(idx); break;
+        case CodeStatus::assigned: ++s.assigned; break;
+        case CodeStatus::revoked: ++s.revoked; break;
+        case CodeStatus::expired: ++s.expired; break;
+      }
+      s.slots.push_back(std::move(slot));
+    }
+    if (ar.remaining() != 0) return Status::Corruption("trailing bytes in snapshot");
+    *out = std::move(s);
+    return Status::OK();
+  });
+}
+
+std::string encode_snapshot(const WalletState& s) {
+  std::string out;
+  StringOutputArchive ar(out);
+  ar(kWalletSnapshotVersion, s.user_id, s.balance, s.version);
+  return out;
+}
+
+Status decode_snapshot(std::string_view bytes, WalletState* out) {
+  return guarded([&] {
+    BoundedInputArchive ar(bytes);
+    uint32_t version = 0;
+    WalletState s;
+    ar(version);
+    if (version != kWalletSnapshotVersion) return Status::Corruption("unknown wallet snapshot version");
+    ar(s.user_id, s.balance, s.version);
+    if (ar.remaining() != 0) return Status::Corruption("trailing bytes in snapshot");
+    *out = std::move(s);
+    return Status::OK();
+  });
+}
+
+}  // namespace giftcard
