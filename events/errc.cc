@@ -1,6 +1,7 @@
 #include "events/errc.h"
 
 #include <array>
+#include <ostream>
 #include <utility>
 
 namespace giftcard {
@@ -54,5 +55,7 @@ bool from_string(std::string_view s, Errc* out) {
     }
   return false;
 }
+
+std::ostream& operator<<(std::ostream& os, Errc e) { return os << to_string(e); }
 
 }  // namespace giftcard

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <string_view>
 
 namespace giftcard {
@@ -34,5 +35,6 @@ std::string_view to_string(Errc e);
 int http_status(Errc e);
 // Parses a rendered name back; false if unknown.
 bool from_string(std::string_view s, Errc* out);
+std::ostream& operator<<(std::ostream& os, Errc e);
 
 }  // namespace giftcard

@@ -27,14 +27,14 @@ void check_rejected(const Decision& d, Errc want) {
   BOOST_TEST(!d.detail.empty());
 }
 
-const WalletCredited& only_credit(const Decision& d) {
+WalletCredited only_credit(const Decision& d) {
   BOOST_REQUIRE(d.ok());
   BOOST_REQUIRE(d.events.size() == 1u);
   BOOST_REQUIRE(std::holds_alternative<WalletCredited>(d.events[0]));
   return std::get<WalletCredited>(d.events[0]);
 }
 
-const WalletDebited& only_debit(const Decision& d) {
+WalletDebited only_debit(const Decision& d) {
   BOOST_REQUIRE(d.ok());
   BOOST_REQUIRE(d.events.size() == 1u);
   BOOST_REQUIRE(std::holds_alternative<WalletDebited>(d.events[0]));

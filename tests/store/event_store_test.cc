@@ -719,6 +719,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(invalid_arguments, B, Backends) {
   s = store->AppendAndWait(one(std::string(kMaxStreamName + 1, 's'), tagged("long")), nullptr);
   BOOST_CHECK_MESSAGE(s.IsInvalidArgument(), "long stream: " << s.ToString());
 
+  AppendRequest huge;
+  huge.events.push_back(PendingEvent{"card-ok", EventType::CardCreated, std::string(kMaxPayload + 1, 'x')});
+  s = store->AppendAndWait(std::move(huge), nullptr);
+  BOOST_CHECK_MESSAGE(s.IsInvalidArgument(), "oversize payload: " << s.ToString());
+
   // One bad event spoils the whole request.
   AppendRequest mixed = one("card-ok", tagged("good"));
   mixed.events.push_back(PendingEvent::of("", tagged("bad")));
@@ -840,6 +845,48 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(subscribers_see_committed_events_once_in_order, B,
   BOOST_CHECK(same_log(early.events, std::vector<StoredEvent>(log.begin(), log.begin() + static_cast<std::ptrdiff_t>(early.events.size()))));
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(callbacks_run_on_the_writer_before_subscribers, B, Backends) {
+  B backend;
+  auto store = backend.Open();
+  const auto caller = std::this_thread::get_id();
+  // Writer-thread state: touched only by callbacks and the subscriber.
+  std::thread::id subscriber_thread;
+  int64_t seen = 0;
+  int inline_calls = 0, wrong_thread = 0, early_subscriber = 0;
+  store->Subscribe([&](const std::vector<StoredEvent>& batch) {
+    subscriber_thread = std::this_thread::get_id();
+    seen = batch.back().position;
+  });
+  constexpr int kRequests = 300;
+  Callbacks cb(kRequests + 1);
+  for (int i = 0; i < kRequests; ++i) {
+    AppendCallback inner = cb.slot(static_cast<size_t>(i));
+    store->Append(one("card-cb", tagged(std::to_string(i)), i == 7 ? 99 : kAnyVersion),
+                  [&, i, inner](const Status& s, const AppendResult& r) {
+                    const auto me = std::this_thread::get_id();
+                    if (me == caller) inline_calls++;
+                    if (subscriber_thread != std::thread::id() && me != subscriber_thread) wrong_thread++;
+                    // Appenders hear first; the subscriber sees the batch afterwards.
+                    if (s.ok() && seen >= r.first_position) early_subscriber++;
+                    if (i == kRequests - 1)  // a callback may Append (without waiting)
+                      store->Append(one("card-cb", tagged("chained")), cb.slot(kRequests));
+                    inner(s, r);
+                  });
+  }
+  BOOST_REQUIRE(cb.wait());
+  store->Close();
+  BOOST_CHECK_EQUAL(inline_calls, 0);
+  BOOST_CHECK_EQUAL(wrong_thread, 0);
+  BOOST_CHECK_EQUAL(early_subscriber, 0);
+  BOOST_CHECK(subscriber_thread != caller);
+  BOOST_CHECK(cb[7].status.IsConflict());
+  CHECK_OK(cb[kRequests].status);
+  BOOST_CHECK_EQUAL(seen, kRequests);  // 299 appended + the chained one
+  auto log = read_all(*store);
+  BOOST_REQUIRE_EQUAL(log.size(), static_cast<size_t>(kRequests));
+  BOOST_CHECK_EQUAL(tag_of(log.back()), "chained");
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(close_commits_queued_then_refuses, B, Backends) {
   B backend;
   auto store = backend.Open();
@@ -924,6 +971,31 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(sticky_failure, B, Backends) {
     BOOST_CHECK(log[5].prev_hash == before.back().hash);
     BOOST_CHECK_EQUAL(tag_of(log[5]), "retry");
   }
+}
+
+// event_store.h: "`done` runs exactly once, on the writer thread" and "calls
+// each request's callback *on the writer thread*". A caller that holds a lock
+// across Append and takes it in its callback must not deadlock once the store
+// has failed.
+BOOST_AUTO_TEST_CASE_TEMPLATE(sticky_failure_callbacks_run_on_the_writer, B, Backends) {
+  B backend;
+  auto store = backend.Open();
+  store->TEST_FailNextCommits(1);
+  Status s = store->AppendAndWait(one("card-f", tagged("doomed")), nullptr);
+  BOOST_REQUIRE_MESSAGE(s.IsIOError(), s.ToString());
+  const auto caller = std::this_thread::get_id();
+  Callbacks cb(1);
+  std::thread::id callback_thread;
+  AppendCallback inner = cb.slot(0);
+  store->Append(one("card-f", tagged("later")), [&](const Status& st, const AppendResult& r) {
+    callback_thread = std::this_thread::get_id();
+    inner(st, r);
+  });
+  BOOST_REQUIRE(cb.wait(std::chrono::seconds(10)));
+  BOOST_CHECK(cb[0].status.IsIOError());
+  BOOST_CHECK_MESSAGE(callback_thread != caller,
+                      "the callback of an Append on a sticky-failed store ran inline, on the "
+                      "appending thread (Writer::Append), not on the writer thread");
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(sticky_failure_fails_the_whole_group, B, Backends) {

@@ -1,0 +1,33 @@
+// An independent oracle over the raw log (tests only): re-derives SPEC §2
+// invariants 1-3 and 7 from the events, without the product's projections.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "store/event_store.h"
+
+namespace giftcard::test {
+
+struct OracleReport {
+  int64_t events = 0;
+  int64_t purchases = 0;   // CodeAssigned events
+  int64_t gaps = 0;        // positions not 1..N, or stream versions not 1..k
+  int64_t bad_hashes = 0;  // chain broken or hash != compute_hash
+  int64_t dup_codes = 0;   // a code assigned twice, or a revoked/expired/unknown code assigned
+  int64_t unmatched = 0;   // CodeAssigned without exactly one matching WalletDebited, or reverse
+  int64_t overdraft = 0;   // a balance below 0 at any position
+  int64_t bad_balance_after = 0;  // balance_after disagrees with the fold
+  std::map<std::string, int64_t> balances;      // user -> folded balance
+  std::map<std::string, std::string> code_owner;  // code -> user
+  bool clean() const {
+    return gaps == 0 && bad_hashes == 0 && dup_codes == 0 && unmatched == 0 && overdraft == 0 &&
+           bad_balance_after == 0;
+  }
+  std::string summary() const;
+};
+
+OracleReport check_log(EventStore* store);
+
+}  // namespace giftcard::test

@@ -1,0 +1,912 @@
+// `giftcard serve` as a real child process (SPEC §3, §5): a CAF remote client
+// in this process talks to it over the wire; it is stopped with SIGTERM (clean
+// drain, exit 0) or SIGKILL (crash) and restarted on the same data directory;
+// the `purchase`/`credit` CLI clients and the serve flag checks run as
+// subprocesses too.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/errors.h"
+#include "actors/messages.h"
+#include "api/node_config.h"
+
+namespace giftcard::test {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------
+// Processes
+
+// A fresh directory under $TMPDIR, removed (with everything in it) at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "giftcard-api-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  std::string str(const std::string& child) const { return (path_ / child).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+std::string read_file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Waits for `pid` to exit within `timeout`; the wait status, or nullopt.
+std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) return std::nullopt;
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+// fork/exec of GIFTCARD_BINARY with `args`. stdout goes to `out_fd` (write end
+// of a pipe), stderr to `err_fd` (a pipe or a file). Everything prepared
+// before fork(): the child of this multi-threaded process only calls
+// async-signal-safe functions before exec.
+pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
+  std::vector<std::string> all{GIFTCARD_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::close_range(3, ~0U, 0);  // no CAF sockets or pipes of the test leak into the child
+    ::execv(argv[0], argv.data());
+    static const char msg[] = "exec of giftcard failed\n";
+    [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// A finished subprocess: exit status and what it printed.
+struct RunResult {
+  int status = -1;
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+  std::chrono::milliseconds elapsed{0};
+  bool exited() const { return !timed_out && WIFEXITED(status); }
+  int code() const { return exited() ? WEXITSTATUS(status) : -1; }
+  std::string describe() const {
+    return (timed_out ? std::string("timed out") : describe_status(status)) + "\nstdout: " + out +
+           "\nstderr: " + err;
+  }
+};
+
+// Runs `giftcard args...` to completion (killed after `timeout`).
+RunResult run_giftcard(const std::vector<std::string>& args,
+                       std::chrono::milliseconds timeout = 30s) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe failed");
+  auto start = Clock::now();
+  pid_t pid = spawn(args, out[1], err[1]);
+  ::close(out[1]);
+  ::close(err[1]);
+  RunResult r;
+  auto deadline = start + timeout;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* sinks[2] = {&r.out, &r.err};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      r.timed_out = true;
+      break;
+    }
+    int n = ::poll(fds, 2, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[4096];
+      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) ::close(f.fd);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  auto status = wait_exit(pid, std::max(left, std::chrono::milliseconds(0)));
+  if (!status) {
+    r.timed_out = true;
+    ::kill(pid, SIGKILL);
+    status = wait_exit(pid, 10s);
+  }
+  r.status = status.value_or(-1);
+  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  return r;
+}
+
+// True if this build's `serve` has an HTTP listener (then the tests must ask
+// for a free port instead of the fixed default).
+bool serve_has_http_flag() {
+  static const bool has = [] {
+    auto r = run_giftcard({"serve", "--help"}, 20s);
+    return r.out.find("--http") != std::string::npos;
+  }();
+  return has;
+}
+
+// A `giftcard serve` child: started on 127.0.0.1 with a free CAF port; its
+// stderr goes to a log file in the data directory's parent.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& data_dir, const std::string& log_path, bool demo = false)
+      : log_path_(log_path) {
+    std::vector<std::string> args{"serve", "--data", data_dir, "--caf", "127.0.0.1:0"};
+    if (serve_has_http_flag()) {
+      args.push_back("--http");
+      args.push_back("127.0.0.1:0");
+    }
+    if (demo) args.push_back("--demo");
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0) throw std::runtime_error("cannot open " + log_path);
+    pid_ = spawn(args, out[1], log);
+    ::close(out[1]);
+    ::close(log);
+    out_fd_ = out[0];
+    read_ready_line(20s);
+  }
+
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait_exit(pid_, 30s);
+    }
+    if (out_fd_ >= 0) ::close(out_fd_);
+  }
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+
+  uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const { return read_file_text(log_path_); }
+
+  void signal(int sig) {
+    BOOST_REQUIRE_MESSAGE(pid_ > 0, "serve is not running");
+    ::kill(pid_, sig);
+  }
+
+  // The wait status once the child exited within `timeout`; nullopt if it
+  // still runs (it is left running; the destructor kills it).
+  std::optional<int> wait(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return last_status_;
+    auto status = wait_exit(pid_, timeout);
+    if (status) {
+      pid_ = -1;
+      last_status_ = status;
+    }
+    return status;
+  }
+
+  // SIGKILL and reap: a crash.
+  void kill_hard() {
+    signal(SIGKILL);
+    auto status = wait(10s);
+    BOOST_REQUIRE_MESSAGE(status, "serve did not die on SIGKILL");
+    BOOST_REQUIRE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
+  }
+
+ private:
+  void read_ready_line(std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    std::string buf;
+    for (;;) {
+      if (auto nl = buf.find('\n'); nl != std::string::npos) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        if (line.rfind("ready", 0) != 0) continue;  // not the ready line
+        auto at = line.find("caf=");
+        BOOST_REQUIRE_MESSAGE(at != std::string::npos, "ready line without caf=: " << line);
+        std::string addr = line.substr(at + 4, line.find_first_of(" \t\r", at) - (at + 4));
+        auto colon = addr.rfind(':');
+        BOOST_REQUIRE_MESSAGE(colon != std::string::npos, "bad caf address in: " << line);
+        int port = std::atoi(addr.c_str() + colon + 1);
+        BOOST_REQUIRE_MESSAGE(port > 0 && port < 65536, "bad caf port in: " << line);
+        port_ = static_cast<uint16_t>(port);
+        return;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      BOOST_REQUIRE_MESSAGE(left.count() > 0,
+                            "giftcard serve printed no ready line within "
+                                << timeout.count() << " ms; stdout so far: '" << buf
+                                << "'; stderr:\n"
+                                << log());
+      pollfd p{out_fd_, POLLIN, 0};
+      int n = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (n <= 0) continue;
+      char chunk[512];
+      ssize_t got = ::read(out_fd_, chunk, sizeof chunk);
+      if (got > 0) {
+        buf.append(chunk, static_cast<size_t>(got));
+        continue;
+      }
+      if (got < 0 && errno == EINTR) continue;
+      auto status = wait(5s);
+      BOOST_FAIL("giftcard serve closed stdout before the ready line ("
+                 << (status ? describe_status(*status) : std::string("still running"))
+                 << "); stderr:\n"
+                 << log());
+    }
+  }
+
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  uint16_t port_ = 0;
+  std::optional<int> last_status_;
+};
+
+// Asserts a clean SIGTERM shutdown: exit status 0 within `timeout`.
+void require_clean_stop(ServeProcess& serve, std::chrono::milliseconds timeout = 10s) {
+  auto start = Clock::now();
+  serve.signal(SIGTERM);
+  auto status = serve.wait(timeout);
+  BOOST_REQUIRE_MESSAGE(status, "serve did not exit within " << timeout.count()
+                                                             << " ms of SIGTERM; stderr:\n"
+                                                             << serve.log());
+  BOOST_TEST_MESSAGE("serve stopped in "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
+                            .count()
+                     << " ms");
+  BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
+             "serve after SIGTERM: " << describe_status(*status) << "; stderr:\n"
+                                     << serve.log());
+}
+
+// A port on 127.0.0.1 that nothing listens on (bound, then closed).
+uint16_t closed_port() {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(s >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  BOOST_REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  BOOST_REQUIRE(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+// ---------------------------------------------------------------------------
+// The CAF remote client, in this process
+
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    auto shop = connect_shop(sys_, HostPort{"127.0.0.1", port}, false);
+    BOOST_REQUIRE_MESSAGE(shop, "cannot connect to 127.0.0.1:" << port << ": "
+                                                               << sys_.render(shop.error()));
+    shop_ = *shop;
+  }
+
+  caf::actor_system& system() { return sys_; }
+  const shop_actor& shop() const { return shop_; }
+
+  // One request, its reply or its error.
+  template <class Reply, class... Ts>
+  caf::expected<Reply> ask(Ts&&... xs) {
+    caf::expected<Reply> result{caf::make_error(caf::sec::request_timeout)};
+    caf::scoped_actor self{sys_};
+    self->request(shop_, std::chrono::seconds(60), std::forward<Ts>(xs)...)
+        .receive([&](Reply& r) { result = std::move(r); },
+                 [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  caf::expected<CardInfo> create_card(const std::string& id, int64_t price) {
+    return ask<CardInfo>(create_atom::value, CardSpec{id, "Card " + id, price, price});
+  }
+  caf::expected<AddCodesReply> add_codes(const std::string& card, std::vector<std::string> codes) {
+    std::vector<CodeSpec> specs;
+    for (auto& c : codes) specs.push_back(CodeSpec{std::move(c), 0});
+    return ask<AddCodesReply>(add_codes_atom::value, card, std::move(specs));
+  }
+  caf::expected<int64_t> revoke(const std::string& card, const std::string& code) {
+    return ask<int64_t>(revoke_atom::value, card, code);
+  }
+  caf::expected<CardInfo> card(const std::string& id) { return ask<CardInfo>(card_atom::value, id); }
+  caf::expected<CreditReply> credit(const std::string& user, int64_t amount,
+                                    const std::string& key) {
+    return ask<CreditReply>(credit_atom::value, user, amount, key);
+  }
+  caf::expected<Purchase> purchase(const std::string& card, const std::string& user,
+                                   const std::string& key) {
+    return ask<Purchase>(purchase_atom::value, card, user, key);
+  }
+  caf::expected<WalletView> wallet(const std::string& user) {
+    return ask<WalletView>(wallet_atom::value, user);
+  }
+
+ private:
+  NodeConfig cfg_{TlsOptions{}};
+  caf::actor_system sys_{cfg_};
+  shop_actor shop_;
+};
+
+template <class T>
+Errc err(const caf::expected<T>& x) {
+  return x ? Errc::ok : errc_of(x.error());
+}
+
+template <class T>
+std::string why(Client& c, const caf::expected<T>& x) {
+  return x ? std::string("ok") : c.system().render(x.error());
+}
+
+std::vector<std::string> numbered_codes(const std::string& prefix, int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d", i);
+    out.push_back(prefix + "-" + buf);
+  }
+  return out;
+}
+
+bool same_purchase(const Purchase& a, const Purchase& b) {
+  return a.purchase_id == b.purchase_id && a.card_id == b.card_id && a.user_id == b.user_id &&
+         a.code == b.code && a.price == b.price && a.purchased_at == b.purchased_at &&
+         a.position == b.position;
+}
+
+nlohmann::json parse_json(const RunResult& r) {
+  auto line = r.out.substr(0, r.out.find('\n'));
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  BOOST_REQUIRE_MESSAGE(!j.is_discarded() && j.is_object(), "not a JSON object: " << r.describe());
+  return j;
+}
+
+}  // namespace
+}  // namespace giftcard::test
+
+using namespace giftcard;
+using namespace giftcard::test;
+
+// ---------------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(serve_process)
+
+BOOST_AUTO_TEST_CASE(remote_commands_errors_and_sigterm) {
+  TempDir dir;
+  ServeProcess serve(dir.str("data"), dir.str("serve.log"));
+  {
+    Client c(serve.port());
+
+    // Cards.
+    auto card = c.create_card("gc-1", 500);
+    BOOST_REQUIRE_MESSAGE(card, why(c, card));
+    BOOST_TEST(card->id == "gc-1");
+    BOOST_TEST(card->price == 500);
+    BOOST_TEST(card->available == 0);
+    BOOST_TEST(card->position > 0);
+    BOOST_TEST(err(c.create_card("gc-1", 500)) == Errc::card_exists);
+    BOOST_TEST(err(c.create_card("bad/id", 500)) == Errc::invalid_request);
+    BOOST_TEST(err(c.create_card("gc-zero", 0)) == Errc::invalid_request);
+    BOOST_REQUIRE(c.create_card("gc-2", 100));
+
+    // Codes: all or nothing, duplicates listed.
+    auto added = c.add_codes("gc-1", {"AAAA-0001", "AAAA-0002", "AAAA-0003", "AAAA-0004"});
+    BOOST_REQUIRE_MESSAGE(added, why(c, added));
+    BOOST_TEST(added->added == 4);
+    BOOST_TEST(added->position > card->position);
+    auto dup = c.add_codes("gc-1", {"AAAA-0001", "NEW-00001", "AAAA-0003"});
+    BOOST_REQUIRE(!dup);
+    BOOST_TEST(err(dup) == Errc::duplicate_codes);
+    auto dup_codes = codes_of(dup.error());
+    std::sort(dup_codes.begin(), dup_codes.end());
+    BOOST_TEST(dup_codes == (std::vector<std::string>{"AAAA-0001", "AAAA-0003"}),
+               boost::test_tools::per_element());
+    auto cross = c.add_codes("gc-2", {"AAAA-0002", "BBBB-0001"});  // system-wide uniqueness
+    BOOST_TEST(err(cross) == Errc::duplicate_codes);
+    if (!cross) BOOST_TEST(codes_of(cross.error()) == std::vector<std::string>{"AAAA-0002"});
+    BOOST_TEST(err(c.add_codes("nope", {"CCCC-0001"})) == Errc::card_not_found);
+    auto view = c.card("gc-1");
+    BOOST_REQUIRE_MESSAGE(view, why(c, view));
+    BOOST_TEST(view->available == 4);  // nothing of the rejected batch was added
+    BOOST_TEST(c.card("gc-2")->available == 0);
+    BOOST_TEST(err(c.card("nope")) == Errc::card_not_found);
+    BOOST_TEST(err(c.card("bad/id")) == Errc::invalid_request);
+
+    // Revoke: an available code once; then it is not available; unknown codes.
+    auto revoked = c.revoke("gc-1", "AAAA-0004");
+    BOOST_REQUIRE_MESSAGE(revoked, why(c, revoked));
+    BOOST_TEST(*revoked > added->position);
+    BOOST_TEST(err(c.revoke("gc-1", "AAAA-0004")) == Errc::code_not_available);
+    BOOST_TEST(err(c.revoke("gc-1", "ZZZZ-9999")) == Errc::code_not_found);
+    BOOST_TEST(err(c.revoke("nope", "AAAA-0001")) != Errc::ok);
+
+    // Credits, idempotent per user.
+    auto credited = c.credit("alice", 1200, "fund-1");
+    BOOST_REQUIRE_MESSAGE(credited, why(c, credited));
+    BOOST_TEST(credited->user_id == "alice");
+    BOOST_TEST(credited->balance == 1200);
+    BOOST_TEST(!credited->replayed);
+    auto credit_again = c.credit("alice", 1200, "fund-1");
+    BOOST_REQUIRE_MESSAGE(credit_again, why(c, credit_again));
+    BOOST_TEST(credit_again->replayed);
+    BOOST_TEST(credit_again->balance == 1200);
+    BOOST_TEST(credit_again->position == credited->position);
+    BOOST_TEST(err(c.credit("alice", 1300, "fund-1")) == Errc::idempotency_key_reused);
+    BOOST_TEST(err(c.credit("alice", 0, "fund-0")) == Errc::invalid_request);
+    BOOST_TEST(err(c.credit("alice", -5, "fund-neg")) == Errc::invalid_request);
+    BOOST_TEST(err(c.credit("alice", 10, "")) == Errc::missing_idempotency_key);
+    BOOST_TEST(err(c.credit("bad user!", 10, "k")) == Errc::invalid_request);
+    BOOST_TEST(c.wallet("alice")->balance == 1200);
+    BOOST_TEST(c.wallet("nobody")->balance == 0);
+
+    // Purchases: distinct codes, idempotent replays.
+    auto p1 = c.purchase("gc-1", "alice", "buy-1");
+    BOOST_REQUIRE_MESSAGE(p1, why(c, p1));
+    auto p2 = c.purchase("gc-1", "alice", "buy-2");
+    BOOST_REQUIRE_MESSAGE(p2, why(c, p2));
+    BOOST_TEST(!p1->replayed);
+    BOOST_TEST(!p2->replayed);
+    BOOST_TEST(p1->code != p2->code);
+    BOOST_TEST(p1->purchase_id != p2->purchase_id);
+    BOOST_TEST(p1->card_id == "gc-1");
+    BOOST_TEST(p1->user_id == "alice");
+    BOOST_TEST(p1->price == 500);
+    BOOST_TEST(p1->purchased_at > 0);
+    BOOST_TEST(p2->position > p1->position);
+    for (const auto* p : {&*p1, &*p2}) {
+      BOOST_TEST(p->code != "AAAA-0004");  // revoked
+      BOOST_TEST(p->code.rfind("AAAA-000", 0) == 0);
+    }
+    BOOST_TEST(c.wallet("alice")->balance == 200);
+
+    auto replay = c.purchase("gc-1", "alice", "buy-1");
+    BOOST_REQUIRE_MESSAGE(replay, why(c, replay));
+    BOOST_TEST(replay->replayed);
+    BOOST_TEST(same_purchase(*replay, *p1));
+    BOOST_TEST(replay->code == p1->code);
+    BOOST_TEST(replay->purchase_id == p1->purchase_id);
+    BOOST_TEST(replay->position == p1->position);
+    BOOST_TEST(err(c.purchase("gc-2", "alice", "buy-1")) == Errc::idempotency_key_reused);
+    BOOST_TEST(c.wallet("alice")->balance == 200);  // replays charge nothing
+
+    BOOST_TEST(err(c.purchase("nope", "alice", "buy-nope")) == Errc::card_not_found);
+    BOOST_TEST(err(c.purchase("bad/id", "alice", "buy-bad")) == Errc::invalid_request);
+    BOOST_TEST(err(c.purchase("gc-1", "bad user!", "buy-bad")) == Errc::invalid_request);
+    BOOST_TEST(err(c.purchase("gc-1", "alice", "")) == Errc::missing_idempotency_key);
+    BOOST_TEST(err(c.purchase("gc-1", "alice", std::string(129, 'k'))) == Errc::invalid_request);
+
+    // One code left, 200 in the wallet: insufficient funds, and the code is
+    // not lost by the rejected attempt.
+    BOOST_TEST(err(c.purchase("gc-1", "alice", "buy-3")) == Errc::insufficient_funds);
+    BOOST_TEST(c.card("gc-1")->available == 1);
+    BOOST_TEST(c.wallet("alice")->balance == 200);
+    BOOST_REQUIRE(c.credit("alice", 1000, "fund-2"));
+    auto p3 = c.purchase("gc-1", "alice", "buy-3b");
+    BOOST_REQUIRE_MESSAGE(p3, why(c, p3));
+    BOOST_TEST(p3->code != p1->code);
+    BOOST_TEST(p3->code != p2->code);
+    BOOST_TEST(p3->code != "AAAA-0004");
+    BOOST_TEST(err(c.purchase("gc-1", "alice", "buy-4")) == Errc::out_of_stock);
+    BOOST_TEST(c.wallet("alice")->balance == 700);
+
+    // A sold code cannot be revoked.
+    BOOST_TEST(err(c.revoke("gc-1", p1->code)) == Errc::code_not_available);
+
+    view = c.card("gc-1");
+    BOOST_REQUIRE(view);
+    BOOST_TEST(view->available == 0);
+    BOOST_TEST(view->assigned == 3);
+    BOOST_TEST(view->revoked == 1);
+    BOOST_TEST(view->expired == 0);
+
+    // SIGTERM with a connected client: drain and exit 0.
+    require_clean_stop(serve);
+    auto gone = c.wallet("alice");
+    BOOST_TEST(err(gone) == Errc::unavailable);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---------------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(serve_restart)
+
+BOOST_AUTO_TEST_CASE(acked_purchases_survive_kill_9) {
+  constexpr int kPurchases = 50;
+  constexpr int64_t kPrice = 100;
+  constexpr int64_t kCredit = 10000;
+  TempDir dir;
+  std::vector<Purchase> acked;
+  {
+    ServeProcess serve(dir.str("data"), dir.str("serve-1.log"));
+    Client c(serve.port());
+    BOOST_REQUIRE(c.create_card("rc", kPrice));
+    auto added = c.add_codes("rc", numbered_codes("RC", 200));
+    BOOST_REQUIRE_MESSAGE(added, why(c, added));
+    BOOST_REQUIRE(c.credit("ursula", kCredit, "fund"));
+    for (int i = 0; i < kPurchases; ++i) {
+      auto p = c.purchase("rc", "ursula", "key-" + std::to_string(i));
+      BOOST_REQUIRE_MESSAGE(p, "purchase " << i << ": " << why(c, p));
+      BOOST_REQUIRE(!p->replayed);
+      acked.push_back(*p);
+    }
+    serve.kill_hard();  // kill -9 right after the last ack
+  }
+  std::set<std::string> codes;
+  std::set<int64_t> positions;
+  for (const auto& p : acked) {
+    codes.insert(p.code);
+    positions.insert(p.position);
+  }
+  BOOST_REQUIRE(codes.size() == acked.size());
+  BOOST_REQUIRE(positions.size() == acked.size());
+
+  ServeProcess serve(dir.str("data"), dir.str("serve-2.log"));
+  {
+    Client c(serve.port());
+    for (int i = 0; i < kPurchases; ++i) {
+      auto p = c.purchase("rc", "ursula", "key-" + std::to_string(i));
+      BOOST_REQUIRE_MESSAGE(p, "replay " << i << ": " << why(c, p));
+      BOOST_TEST(p->replayed, "key-" << i);
+      BOOST_TEST(same_purchase(*p, acked[static_cast<size_t>(i)]), "key-" << i);
+      BOOST_TEST(p->purchase_id == acked[static_cast<size_t>(i)].purchase_id);
+      BOOST_TEST(p->code == acked[static_cast<size_t>(i)].code);
+      BOOST_TEST(p->position == acked[static_cast<size_t>(i)].position);
+    }
+    auto fresh = c.purchase("rc", "ursula", "key-new");
+    BOOST_REQUIRE_MESSAGE(fresh, why(c, fresh));
+    BOOST_TEST(!fresh->replayed);
+    BOOST_TEST(codes.count(fresh->code) == 0u, "reassigned code " << fresh->code);
+    BOOST_TEST(fresh->position > *positions.rbegin());
+    BOOST_TEST(err(c.purchase("rc", "ursula", "key-0")) == Errc::ok);
+
+    auto w = c.wallet("ursula");
+    BOOST_REQUIRE_MESSAGE(w, why(c, w));
+    BOOST_TEST(w->balance == kCredit - kPrice * (kPurchases + 1));
+    auto view = c.card("rc");
+    BOOST_REQUIRE_MESSAGE(view, why(c, view));
+    BOOST_TEST(view->assigned == kPurchases + 1);
+    BOOST_TEST(view->available == 200 - (kPurchases + 1));
+    // The credit key is durable too.
+    auto credit_again = c.credit("ursula", kCredit, "fund");
+    BOOST_REQUIRE_MESSAGE(credit_again, why(c, credit_again));
+    BOOST_TEST(credit_again->replayed);
+    BOOST_TEST(c.wallet("ursula")->balance == kCredit - kPrice * (kPurchases + 1));
+    require_clean_stop(serve);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---------------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(cli_clients)
+
+BOOST_AUTO_TEST_CASE(purchase_and_credit_subcommands) {
+  TempDir dir;
+  ServeProcess serve(dir.str("data"), dir.str("serve.log"), /*demo=*/true);
+  const std::string node = "127.0.0.1:" + std::to_string(serve.port());
+  auto purchase = [&](const std::string& card, const std::string& user, const std::string& key) {
+    return run_giftcard({"purchase", "--node", node, "--card", card, "--user", user, "--key", key,
+                         "--timeout", "20"});
+  };
+
+  auto first = purchase("steam-50", "alice", "cli-1");
+  BOOST_REQUIRE_MESSAGE(first.code() == 0, first.describe());
+  auto j1 = parse_json(first);
+  BOOST_TEST(j1.contains("code"));
+  BOOST_TEST(j1.contains("purchase_id"));
+  BOOST_TEST(j1.value("card_id", "") == "steam-50");
+  BOOST_TEST(j1.value("user_id", "") == "alice");
+  BOOST_TEST(j1.value("price", int64_t{0}) == 5000);
+  BOOST_TEST(j1.value("replayed", false) == false);
+  BOOST_TEST(j1.value("code", "").rfind("STM-", 0) == 0u);
+
+  auto again = purchase("steam-50", "alice", "cli-1");
+  BOOST_REQUIRE_MESSAGE(again.code() == 0, again.describe());
+  auto j2 = parse_json(again);
+  BOOST_TEST(j2.value("replayed", false) == true);
+  BOOST_TEST(j2.value("purchase_id", "x") == j1.value("purchase_id", "y"));
+  BOOST_TEST(j2.value("code", "x") == j1.value("code", "y"));
+  BOOST_TEST(j2.value("position", -1) == j1.value("position", -2));
+
+  auto other = purchase("netflix-25", "bob", "cli-2");
+  BOOST_REQUIRE_MESSAGE(other.code() == 0, other.describe());
+  BOOST_TEST(parse_json(other).value("code", "").rfind("NFX-", 0) == 0u);
+
+  auto nope = purchase("nope", "alice", "cli-3");
+  BOOST_TEST(nope.code() == 1, nope.describe());
+  BOOST_TEST(parse_json(nope).value("code", "") == "card_not_found");
+  BOOST_TEST(!nope.err.empty());
+
+  auto poor = purchase("steam-50", "carol", "cli-4");
+  BOOST_TEST(poor.code() == 1, poor.describe());
+  BOOST_TEST(parse_json(poor).value("code", "") == "insufficient_funds");
+
+  auto reused = purchase("netflix-25", "alice", "cli-1");
+  BOOST_TEST(reused.code() == 1, reused.describe());
+  BOOST_TEST(parse_json(reused).value("code", "") == "idempotency_key_reused");
+
+  // Credits.
+  auto credit = run_giftcard(
+      {"credit", "--node", node, "--user", "dave", "--amount", "700", "--key", "c-1"});
+  BOOST_REQUIRE_MESSAGE(credit.code() == 0, credit.describe());
+  auto jc = parse_json(credit);
+  BOOST_TEST(jc.value("user_id", "") == "dave");
+  BOOST_TEST(jc.value("balance", int64_t{-1}) == 700);
+  BOOST_TEST(jc.value("replayed", false) == false);
+  auto credit_again = run_giftcard(
+      {"credit", "--node", node, "--user", "dave", "--amount", "700", "--key", "c-1"});
+  BOOST_REQUIRE_MESSAGE(credit_again.code() == 0, credit_again.describe());
+  BOOST_TEST(parse_json(credit_again).value("replayed", false) == true);
+  BOOST_TEST(parse_json(credit_again).value("balance", int64_t{-1}) == 700);
+  auto topped = run_giftcard(
+      {"credit", "--node", node, "--user", "carol", "--amount", "3000", "--key", "c-2"});
+  BOOST_REQUIRE_MESSAGE(topped.code() == 0, topped.describe());
+  BOOST_TEST(parse_json(topped).value("balance", int64_t{-1}) == 5000);
+  auto rich = purchase("steam-50", "carol", "cli-5");
+  BOOST_TEST(rich.code() == 0, rich.describe());
+  auto zero = run_giftcard(
+      {"credit", "--node", node, "--user", "dave", "--amount", "0", "--key", "c-3"});
+  BOOST_TEST(zero.code() != 0, zero.describe());
+  BOOST_TEST(!zero.err.empty());
+
+  // The node is unreachable: exit 3.
+  auto unreachable = run_giftcard({"purchase", "--node", "127.0.0.1:" + std::to_string(closed_port()),
+                                   "--card", "steam-50", "--user", "alice", "--key", "cli-6",
+                                   "--timeout", "5"});
+  BOOST_TEST(unreachable.code() == 3, unreachable.describe());
+  BOOST_TEST(!unreachable.err.empty());
+  auto unreachable_credit = run_giftcard({"credit", "--node",
+                                          "127.0.0.1:" + std::to_string(closed_port()), "--user",
+                                          "alice", "--amount", "1", "--key", "c-4"});
+  BOOST_TEST(unreachable_credit.code() == 3, unreachable_credit.describe());
+
+  // Bad flags: a message on stderr, a non-zero exit, no crash.
+  auto no_key = run_giftcard({"purchase", "--node", node, "--card", "steam-50", "--user", "alice"});
+  BOOST_TEST(no_key.exited(), no_key.describe());
+  BOOST_TEST(no_key.code() != 0, no_key.describe());
+  BOOST_TEST(!no_key.err.empty(), no_key.describe());
+  auto bad_node = run_giftcard({"purchase", "--node", "localhost", "--card", "steam-50", "--user",
+                                "alice", "--key", "k"});
+  BOOST_TEST(bad_node.exited(), bad_node.describe());
+  BOOST_TEST(bad_node.code() != 0, bad_node.describe());
+  BOOST_TEST(!bad_node.err.empty(), bad_node.describe());
+  auto help = run_giftcard({"purchase", "--help"});
+  BOOST_TEST(help.code() == 0, help.describe());
+  BOOST_TEST(help.out.find("--key") != std::string::npos, help.describe());
+
+  // serve refuses a non-loopback address without TLS, before binding anything.
+  auto open_net = run_giftcard({"serve", "--data", dir.str("x"), "--caf", "10.1.2.3:0"}, 20s);
+  BOOST_TEST(!open_net.timed_out, "serve on 10.1.2.3 did not exit: " << open_net.describe());
+  BOOST_TEST(open_net.exited(), open_net.describe());
+  BOOST_TEST(open_net.code() != 0, open_net.describe());
+  BOOST_TEST(!open_net.err.empty(), open_net.describe());
+  BOOST_TEST(open_net.out.find("ready") == std::string::npos, open_net.describe());
+  BOOST_TEST(open_net.elapsed < 10s);
+
+  // serve on a data "directory" that is a regular file.
+  const std::string file = dir.str("plain-file");
+  {
+    std::ofstream f(file);
+    f << "not a store\n";
+  }
+  auto on_file = run_giftcard({"serve", "--data", file, "--caf", "127.0.0.1:0"}, 30s);
+  BOOST_TEST(!on_file.timed_out, "serve on a file did not exit: " << on_file.describe());
+  BOOST_TEST(on_file.exited(), on_file.describe());  // no crash (signal)
+  BOOST_TEST(on_file.code() != 0, on_file.describe());
+  BOOST_TEST(!on_file.err.empty(), on_file.describe());
+  BOOST_TEST(on_file.out.find("ready") == std::string::npos, on_file.describe());
+  BOOST_TEST(read_file_text(file) == "not a store\n");  // untouched
+
+  // The demo server is still fine, and stops cleanly.
+  auto after = purchase("spotify-10", "bob", "cli-7");
+  BOOST_TEST(after.code() == 0, after.describe());
+  require_clean_stop(serve);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---------------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(concurrent_remote)
+
+namespace {
+
+struct Attempt {
+  int user = 0;
+  bool ok = false;
+  Purchase purchase;
+  Errc error = Errc::ok;
+  std::string rendered;
+};
+
+struct Shared {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Attempt> attempts;
+  int users_done = 0;
+  int in_flight = 0;
+  int max_in_flight = 0;
+};
+
+constexpr int kUsers = 64;
+constexpr int kAttempts = 5;
+constexpr int kCodes = 100;
+constexpr int64_t kHotPrice = 100;
+constexpr int64_t kFunds = 3 * kHotPrice;
+
+std::string user_name(int u) { return "buyer-" + std::to_string(u); }
+
+// One user's attempts run one after the other; all users run at once, so
+// kUsers requests are in flight at any time.
+void next_attempt(caf::event_based_actor* self, shop_actor shop, std::shared_ptr<Shared> sh,
+                  int user, int attempt) {
+  if (attempt == kAttempts) {
+    std::lock_guard<std::mutex> lock(sh->mu);
+    if (++sh->users_done == kUsers) {
+      sh->cv.notify_all();
+      self->quit();
+    }
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(sh->mu);
+    sh->max_in_flight = std::max(sh->max_in_flight, ++sh->in_flight);
+  }
+  std::string key = "k-" + std::to_string(user) + "-" + std::to_string(attempt);
+  auto record = [sh, user](Attempt a) {
+    std::lock_guard<std::mutex> lock(sh->mu);
+    --sh->in_flight;
+    a.user = user;
+    sh->attempts.push_back(std::move(a));
+  };
+  self->request(shop, std::chrono::seconds(90), purchase_atom::value, std::string("hot"),
+                user_name(user), key)
+      .then(
+          [=](Purchase& p) {
+            record(Attempt{user, true, p, Errc::ok, {}});
+            next_attempt(self, shop, sh, user, attempt + 1);
+          },
+          [=](caf::error& e) {
+            record(Attempt{user, false, {}, errc_of(e), self->system().render(e)});
+            next_attempt(self, shop, sh, user, attempt + 1);
+          });
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(sixty_four_buyers_in_flight) {
+  TempDir dir;
+  ServeProcess serve(dir.str("data"), dir.str("serve.log"));
+  Client c(serve.port());
+  BOOST_REQUIRE(c.create_card("hot", kHotPrice));
+  auto added = c.add_codes("hot", numbered_codes("HOT", kCodes));
+  BOOST_REQUIRE_MESSAGE(added, why(c, added));
+  for (int u = 0; u < kUsers; ++u) {
+    auto r = c.credit(user_name(u), kFunds, "fund");
+    BOOST_REQUIRE_MESSAGE(r, why(c, r));
+  }
+
+  auto sh = std::make_shared<Shared>();
+  auto start = Clock::now();
+  auto shop = c.shop();
+  c.system().spawn([shop, sh](caf::event_based_actor* self) -> caf::behavior {
+    for (int u = 0; u < kUsers; ++u) next_attempt(self, shop, sh, u, 0);
+    return {[](const std::string&) {}};  // stays alive until quit()
+  });
+  {
+    std::unique_lock<std::mutex> lock(sh->mu);
+    bool done = sh->cv.wait_for(lock, 100s, [&] { return sh->users_done == kUsers; });
+    BOOST_REQUIRE_MESSAGE(done, "only " << sh->users_done << " of " << kUsers
+                                        << " buyers finished; " << sh->attempts.size()
+                                        << " replies");
+  }
+  BOOST_TEST_MESSAGE(kUsers * kAttempts << " purchases in "
+                                        << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               Clock::now() - start)
+                                               .count()
+                                        << " ms");
+  std::lock_guard<std::mutex> lock(sh->mu);
+  BOOST_TEST(sh->max_in_flight == kUsers);
+  BOOST_REQUIRE(sh->attempts.size() == static_cast<size_t>(kUsers * kAttempts));
+
+  std::set<std::string> codes;
+  std::map<int, int> successes;
+  std::map<int, int> poor;
+  int total = 0;
+  for (const auto& a : sh->attempts) {
+    if (a.ok) {
+      ++total;
+      ++successes[a.user];
+      BOOST_TEST(codes.insert(a.purchase.code).second, "code assigned twice: " << a.purchase.code);
+      BOOST_TEST(a.purchase.price == kHotPrice);
+      BOOST_TEST(a.purchase.user_id == user_name(a.user));
+      BOOST_TEST(!a.purchase.replayed);
+    } else {
+      BOOST_TEST((a.error == Errc::out_of_stock || a.error == Errc::insufficient_funds),
+                 user_name(a.user) << ": " << a.rendered);
+      if (a.error == Errc::insufficient_funds) ++poor[a.user];
+    }
+  }
+  BOOST_TEST(total == std::min(kCodes, kUsers * 3));
+  BOOST_TEST(codes.size() == static_cast<size_t>(total));
+  for (int u = 0; u < kUsers; ++u) {
+    BOOST_TEST(successes[u] <= 3, user_name(u));
+    // A user's attempts are sequential: funds run out only after 3 purchases.
+    if (poor[u] > 0) BOOST_TEST(successes[u] == 3, user_name(u));
+    auto w = c.wallet(user_name(u));
+    BOOST_REQUIRE_MESSAGE(w, why(c, w));
+    BOOST_TEST(w->balance >= 0, user_name(u));
+    BOOST_TEST(w->balance == kFunds - kHotPrice * successes[u], user_name(u));
+  }
+  auto view = c.card("hot");
+  BOOST_REQUIRE_MESSAGE(view, why(c, view));
+  BOOST_TEST(view->assigned == total);
+  BOOST_TEST(view->available == kCodes - total);
+  require_clean_stop(serve);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
