@@ -4,6 +4,7 @@
 #include <variant>
 
 #include "actors/errors.h"
+#include "actors/lifecycle.h"
 #include "actors/recovery.h"
 #include "events/gift_card.h"
 
@@ -36,13 +37,10 @@ struct CardActorState {
   CardState card;
   Status broken;                 // recovery or sticky store failure
   int64_t snapshot_version = 0;  // stream version of the last snapshot loaded/saved
-  uint64_t received = 0;         // work units received (passivation protocol)
   uint64_t next_token = 1;
   std::unordered_map<uint64_t, PendingOp> pending;
-  Micros last_active = 0;
   Micros last_sweep = 0;
-  bool asked = false;  // a PassivateReq is outstanding
-  std::vector<caf::typed_response_promise<bool>> drains;
+  ActorLife life;
 };
 
 using Self = card_actor::stateful_pointer<CardActorState>;
@@ -60,11 +58,6 @@ Errc errc_for(const Status& s) {
 
 bool idle(const CardActorState& st) { return st.pending.empty() && st.card.held == 0; }
 
-void touch(Self self) {
-  ++self->state.received;
-  self->state.last_active = self->state.ctx->now();
-}
-
 uint64_t append(Self self, AppendRequest req, PendingOp op) {
   uint64_t token = self->state.next_token++;
   self->state.pending.emplace(token, std::move(op));
@@ -80,13 +73,11 @@ void snapshot_and_quit(Self self) {
       st.ctx->store->SaveSnapshot(st.stream, Snapshot{version, encode_snapshot(st.card)})
           .PermitUncheckedError();  // a cache: a failed save costs a longer recovery only
   }
-  for (auto& rp : st.drains) rp.deliver(true);
-  st.drains.clear();
-  self->quit();
+  finish_drains_and_quit(self);
 }
 
 void maybe_finish_drain(Self self) {
-  if (!self->state.drains.empty() && idle(self->state)) snapshot_and_quit(self);
+  if (!self->state.life.drains.empty() && idle(self->state)) snapshot_and_quit(self);
 }
 
 void expire(Self self, std::vector<std::string> codes) {
@@ -157,20 +148,12 @@ void on_tick(Self self) {
   Micros now = st.ctx->now();
   const auto& cfg = st.ctx->config;
   if (st.broken.ok() && st.card.exists &&
-      now - st.last_sweep >= std::chrono::duration_cast<std::chrono::microseconds>(cfg.expiry_sweep).count()) {
+      now - st.last_sweep >= micros_of(cfg.expiry_sweep)) {
     st.last_sweep = now;
     expire(self, sweep_expired(st.card, now));
   }
-  bool idle_long =
-      now - st.last_active >=
-      std::chrono::duration_cast<std::chrono::microseconds>(cfg.passivate_after).count();
   bool useless = !st.card.exists || !st.broken.ok();  // nothing worth keeping in memory
-  if (!st.asked && idle(st) && (idle_long || useless)) {
-    st.asked = true;
-    self->send(st.shop, PassivateReq{true, st.id, st.received});
-    return;  // the reply re-arms the tick if denied
-  }
-  self->delayed_send(self, cfg.tick, TickMsg{});
+  ask_passivation_or_tick(self, true, st.id, idle(st), useless);
 }
 
 }  // namespace
@@ -182,7 +165,7 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
   st.id = std::move(id);
   st.stream = card_stream(st.id);
   st.shop = std::move(shop);
-  st.last_active = st.last_sweep = ctx->now();
+  st.life.last_active = st.last_sweep = ctx->now();
   int64_t version = 0, tail = 0;
   st.broken = recover(ctx->store, st.stream, &st.card, &version, &tail);
   st.snapshot_version = version - tail;
@@ -258,23 +241,12 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
         evolve_in_place(self->state.card, CodeAssigned{self->state.id, m.code, {}, {}, 0, {}});
         maybe_finish_drain(self);
       },
-      [=](LeaseDoneMsg&) { ++self->state.received; },
+      [=](LeaseDoneMsg&) { ++self->state.life.received; },
       [=](CommitMsg& m) { on_commit(self, m); },
       [=](TickMsg&) { on_tick(self); },
-      [=](PassivateReply& r) {
-        self->state.asked = false;
-        if (r.approved) {
-          ++self->state.ctx->metrics.passivations;
-          snapshot_and_quit(self);
-        } else {
-          self->delayed_send(self, self->state.ctx->config.tick, TickMsg{});
-        }
-      },
+      [=](PassivateReply& r) { on_passivate_reply(self, r, [=] { snapshot_and_quit(self); }); },
       [=](DrainMsg&) -> caf::result<bool> {
-        auto rp = self->make_response_promise<bool>();
-        self->state.drains.push_back(rp);
-        maybe_finish_drain(self);
-        return rp;
+        return on_drain(self, idle(self->state), [=] { snapshot_and_quit(self); });
       },
   };
 }

@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "actors/errors.h"
+#include "actors/lifecycle.h"
 #include "actors/recovery.h"
 #include "events/wallet.h"
 #include "store/keys.h"
@@ -40,14 +41,11 @@ struct WalletActorState {
   int64_t projected = 0;     // committed balance + every pending change
   int64_t next_version = 0;  // stream head once every pending append commits
   int pending_appends = 0;
-  uint64_t received = 0;
   uint64_t next_token = 1;
   std::unordered_map<std::string, InflightPurchase> purchases;  // by idempotency key
   std::unordered_map<std::string, InflightCredit> credits;      // by idempotency key
   std::unordered_map<uint64_t, std::pair<bool, std::string>> tokens;  // token -> (purchase?, key)
-  Micros last_active = 0;
-  bool asked = false;
-  std::vector<caf::typed_response_promise<bool>> drains;
+  ActorLife life;
 };
 
 using Self = wallet_actor::stateful_pointer<WalletActorState>;
@@ -59,11 +57,6 @@ Errc errc_for(const Status& s) {
 
 bool idle(const WalletActorState& st) {
   return st.purchases.empty() && st.credits.empty() && st.pending_appends == 0;
-}
-
-void touch(Self self) {
-  ++self->state.received;
-  self->state.last_active = self->state.ctx->now();
 }
 
 // Refuse new work while broken or while a failed pipeline drains.
@@ -79,9 +72,7 @@ void snapshot_and_quit(Self self) {
       st.wallet.version > 0)
     st.ctx->store->SaveSnapshot(st.stream, Snapshot{st.wallet.version, encode_snapshot(st.wallet)})
         .PermitUncheckedError();  // a cache
-  for (auto& rp : st.drains) rp.deliver(true);
-  st.drains.clear();
-  self->quit();
+  finish_drains_and_quit(self);
 }
 
 void after_append(Self self) {
@@ -91,7 +82,7 @@ void after_append(Self self) {
     st.projected = st.wallet.balance;
     st.next_version = st.wallet.version;
   }
-  if (!st.drains.empty() && idle(st)) snapshot_and_quit(self);
+  if (!st.life.drains.empty() && idle(st)) snapshot_and_quit(self);
 }
 
 uint64_t append(Self self, AppendRequest req, bool purchase, const std::string& key) {
@@ -230,15 +221,7 @@ void on_credit_commit(Self self, const std::string& key, CommitMsg& m) {
 
 void on_tick(Self self) {
   auto& st = self->state;
-  const auto& cfg = st.ctx->config;
-  bool idle_long = st.ctx->now() - st.last_active >=
-                   std::chrono::duration_cast<std::chrono::microseconds>(cfg.passivate_after).count();
-  if (!st.asked && idle(st) && (idle_long || !st.broken.ok())) {
-    st.asked = true;
-    self->send(st.shop, PassivateReq{false, st.user, st.received});
-    return;
-  }
-  self->delayed_send(self, cfg.tick, TickMsg{});
+  ask_passivation_or_tick(self, false, st.user, idle(st), !st.broken.ok());
 }
 
 caf::result<Purchase> on_purchase(Self self, PurchaseCmd& cmd) {
@@ -331,7 +314,7 @@ wallet_actor::behavior_type wallet_behavior(Self self, ShopContext* ctx, std::st
   st.user = std::move(user);
   st.stream = wallet_stream(st.user);
   st.shop = std::move(shop);
-  st.last_active = ctx->now();
+  st.life.last_active = ctx->now();
   int64_t version = 0, tail = 0;
   st.broken = recover(ctx->store, st.stream, &st.wallet, &version, &tail);
   st.wallet.user_id = st.user;
@@ -371,20 +354,9 @@ wallet_actor::behavior_type wallet_behavior(Self self, ShopContext* ctx, std::st
         after_append(self);
       },
       [=](TickMsg&) { on_tick(self); },
-      [=](PassivateReply& r) {
-        self->state.asked = false;
-        if (r.approved) {
-          ++self->state.ctx->metrics.passivations;
-          snapshot_and_quit(self);
-        } else {
-          self->delayed_send(self, self->state.ctx->config.tick, TickMsg{});
-        }
-      },
+      [=](PassivateReply& r) { on_passivate_reply(self, r, [=] { snapshot_and_quit(self); }); },
       [=](DrainMsg&) -> caf::result<bool> {
-        auto rp = self->make_response_promise<bool>();
-        self->state.drains.push_back(rp);
-        after_append(self);
-        return rp;
+        return on_drain(self, idle(self->state), [=] { snapshot_and_quit(self); });
       },
   };
 }
