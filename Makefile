@@ -11,7 +11,7 @@ DATA       ?= ./data
 GIFTCARD   := $(BUILD)/giftcard
 
 PACKAGES := cmake ninja-build g++ make pkg-config \
-            libcaf-dev librocksdb-dev libcereal-dev libssl-dev \
+            libcaf-dev librocksdb-dev libcereal-dev libssl-dev openssl \
             libboost-test-dev libboost-dev libboost-system-dev \
             nlohmann-json3-dev libcli11-dev libspdlog-dev
 
