@@ -223,11 +223,15 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
         if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
         return info_of(st.card);
       },
-      [=](ReserveMsg&) -> caf::result<Reserved> {
+      [=](ReserveMsg& m) -> caf::result<Reserved> {
         touch(self);
         auto& st = self->state;
         if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
         if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
+        if (st.card.price > m.budget)
+          return make_error(Errc::insufficient_funds, "balance " + std::to_string(m.budget) +
+                                                          " is below the price " +
+                                                          std::to_string(st.card.price));
         Reservation r = reserve(st.card, st.ctx->now());
         expire(self, std::move(r.expired));
         if (r.error != Errc::ok) return make_error(r.error, "card " + st.id + " is out of stock");

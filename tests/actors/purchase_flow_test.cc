@@ -158,6 +158,26 @@ BOOST_AUTO_TEST_CASE(concurrent_repeats_of_one_key_charge_once) {
   BOOST_TEST(check_log(f.store()).purchases == 1);
 }
 
+// An unfunded buyer racing a funded one for the last code must never make
+// the funded one see out_of_stock: the card refuses before holding the code.
+BOOST_AUTO_TEST_CASE(unfunded_buyer_never_blocks_the_last_code) {
+  ShopFixture f;
+  BOOST_REQUIRE(f.credit("rich", 1'000'000, "c"));
+  BOOST_REQUIRE(f.credit("poor", 5, "c"));
+  for (int round = 0; round < 100; ++round) {
+    std::string card = "one-" + std::to_string(round);
+    BOOST_REQUIRE(f.create_card(card, 10));
+    BOOST_REQUIRE(f.add_codes(card, ShopFixture::codes("L" + std::to_string(round), 1)));
+    caf::expected<Purchase> rich{Purchase{}}, poor{Purchase{}};
+    std::thread a([&] { poor = f.purchase(card, "poor", "k" + std::to_string(round)); });
+    std::thread b([&] { rich = f.purchase(card, "rich", "k" + std::to_string(round)); });
+    a.join();
+    b.join();
+    BOOST_TEST(err(poor) == Errc::insufficient_funds);
+    BOOST_TEST(err(rich) == Errc::ok, "round " << round);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(expired_codes_are_recorded_and_never_sold) {
   std::atomic<Micros> now{1'000'000'000'000};
   ShopConfig cfg;
