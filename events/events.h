@@ -16,9 +16,36 @@
 #include <variant>
 #include <vector>
 
+#include "events/bounded_archive.h"
 #include "events/time_util.h"
 
 namespace giftcard {
+
+// Every event struct is at class version 1. A payload from a newer writer is
+// refused rather than misread.
+constexpr std::uint32_t kEventClassVersion = 1;
+inline void check_class_version(std::uint32_t version) {
+  if (version > kEventClassVersion)
+    throw cereal::Exception("unknown class version " + std::to_string(version));
+}
+
+// A vector whose decoded length is bounded by the bytes left divided by the
+// smallest encoding of one element, so a lying length cannot make the decoder
+// allocate more than a small multiple of the input. Same bytes as cereal's.
+template <class A, class T>
+void bounded_vector(A& ar, std::vector<T>& v, std::size_t min_element_bytes) {
+  if constexpr (std::is_same_v<A, BoundedInputArchive>) {
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    if (n > ar.remaining() / min_element_bytes)
+      throw cereal::Exception("vector length exceeds payload");
+    v.clear();
+    v.resize(static_cast<std::size_t>(n));
+    for (auto& x : v) ar(x);
+  } else {
+    ar(v);
+  }
+}
 
 // One activation code as imported. expires_at == 0: never expires.
 struct CodeSpec {
@@ -26,7 +53,8 @@ struct CodeSpec {
   Micros expires_at = 0;
   bool operator==(const CodeSpec&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
     ar(code, expires_at);
   }
 };
@@ -38,7 +66,8 @@ struct CardCreated {
   int64_t value = 0;
   bool operator==(const CardCreated&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
     ar(card_id, name, price, value);
   }
 };
@@ -48,8 +77,10 @@ struct CodesAdded {
   std::vector<CodeSpec> codes;
   bool operator==(const CodesAdded&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
-    ar(card_id, codes);
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
+    ar(card_id);
+    bounded_vector(ar, codes, 16);  // u64 length + i64 expires_at at least
   }
 };
 
@@ -63,7 +94,8 @@ struct CodeAssigned {
   std::string idempotency_key;
   bool operator==(const CodeAssigned&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
     ar(card_id, code, purchase_id, user_id, price, idempotency_key);
   }
 };
@@ -73,7 +105,8 @@ struct CodeRevoked {
   std::string code;
   bool operator==(const CodeRevoked&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
     ar(card_id, code);
   }
 };
@@ -85,8 +118,10 @@ struct CodesExpired {
   std::vector<std::string> codes;
   bool operator==(const CodesExpired&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
-    ar(card_id, codes);
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
+    ar(card_id);
+    bounded_vector(ar, codes, 8);  // u64 length at least
   }
 };
 
@@ -97,7 +132,8 @@ struct WalletCredited {
   std::string idempotency_key;
   bool operator==(const WalletCredited&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
     ar(user_id, amount, balance_after, idempotency_key);
   }
 };
@@ -110,7 +146,8 @@ struct WalletDebited {
   std::string card_id;
   bool operator==(const WalletDebited&) const = default;
   template <class A>
-  void serialize(A& ar, std::uint32_t /*version*/) {
+  void serialize(A& ar, std::uint32_t version) {
+    check_class_version(version);
     ar(user_id, amount, balance_after, purchase_id, card_id);
   }
 };

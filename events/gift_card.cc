@@ -38,20 +38,25 @@ struct Evolver {
     s.value = e.value;
   }
   void operator()(const CodesAdded& e) {
-    if (!s.exists) return;
+    if (!s.exists || e.card_id != s.id) return;
     s.slots.reserve(s.slots.size() + e.codes.size());
     for (const auto& c : e.codes) {
       if (s.index.count(c.code)) continue;
       auto idx = static_cast<uint32_t>(s.slots.size());
-      s.slots.push_back(CodeSlot{c.code, c.expires_at, CodeStatus::available, false});
+      s.slots.push_back(CodeSlot{c.code, c.expires_at, CodeStatus::available, false, true});
       s.index.emplace(c.code, idx);
       s.queue.push_back(idx);
       ++s.available;
     }
   }
-  void operator()(const CodeAssigned& e) { set_status(s, e.code, CodeStatus::assigned); }
-  void operator()(const CodeRevoked& e) { set_status(s, e.code, CodeStatus::revoked); }
+  void operator()(const CodeAssigned& e) {
+    if (e.card_id == s.id) set_status(s, e.code, CodeStatus::assigned);
+  }
+  void operator()(const CodeRevoked& e) {
+    if (e.card_id == s.id) set_status(s, e.code, CodeStatus::revoked);
+  }
   void operator()(const CodesExpired& e) {
+    if (e.card_id != s.id) return;
     for (const auto& c : e.codes) set_status(s, c, CodeStatus::expired);
   }
   void operator()(const WalletCredited&) {}
@@ -75,7 +80,7 @@ Decision decide_add(const AddCodes& c, const CardState& s) {
   if (!s.exists) return Decision::reject(Errc::card_not_found, "no card " + c.card_id);
   if (c.codes.empty() || c.codes.size() > kMaxCodesPerBatch)
     return Decision::reject(Errc::invalid_request, "codes must hold 1..100000 entries");
-  std::unordered_set<std::string_view> seen;
+  std::unordered_set<std::string_view> seen, reported;
   seen.reserve(c.codes.size());
   Decision d;
   for (size_t i = 0; i < c.codes.size(); ++i) {
@@ -85,7 +90,8 @@ Decision decide_add(const AddCodes& c, const CardState& s) {
     if (spec.expires_at < 0)
       return Decision::reject(Errc::invalid_request,
                               "codes[" + std::to_string(i) + "]: bad expires_at");
-    if (!seen.insert(spec.code).second || s.index.count(spec.code))
+    if ((!seen.insert(spec.code).second || s.index.count(spec.code)) &&
+        reported.insert(spec.code).second)
       d.conflicts.push_back(spec.code);
   }
   if (!d.conflicts.empty()) {
@@ -133,6 +139,7 @@ Reservation reserve(CardState& s, Micros now) {
     uint32_t idx = s.queue.front();
     s.queue.pop_front();
     CodeSlot& slot = s.slots[idx];
+    slot.queued = false;
     if (slot.status != CodeStatus::available || slot.held) continue;
     slot.held = true;
     ++s.held;
@@ -164,7 +171,12 @@ void release(CardState& s, const std::string& code) {
   if (!slot.held) return;
   slot.held = false;
   --s.held;
-  if (slot.status == CodeStatus::available) s.queue.push_front(it->second);
+  // A code taken by reserve() goes back to the front; one held in place
+  // (hold(), sweep) never left the queue and keeps its FIFO position.
+  if (slot.status == CodeStatus::available && !slot.queued) {
+    slot.queued = true;
+    s.queue.push_front(it->second);
+  }
 }
 
 std::vector<std::string> sweep_expired(CardState& s, Micros now) {

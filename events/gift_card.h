@@ -30,6 +30,7 @@ struct CodeSlot {
   Micros expires_at = 0;
   CodeStatus status = CodeStatus::available;
   bool held = false;
+  bool queued = false;  // has an entry in CardState::queue
 };
 
 struct CardState {

@@ -50,7 +50,11 @@ Status decode_snapshot(std::string_view bytes, CardState* out) {
       if (!s.index.emplace(slot.code, idx).second)
         return Status::Corruption("duplicate code in snapshot");
       switch (slot.status) {
-        case CodeStatus::available: ++s.available; s.queue.push_back(idx); break;
+        case CodeStatus::available:
+          ++s.available;
+          slot.queued = true;
+          s.queue.push_back(idx);
+          break;
         case CodeStatus::assigned: ++s.assigned; break;
         case CodeStatus::revoked: ++s.revoked; break;
         case CodeStatus::expired: ++s.expired; break;

@@ -49,10 +49,17 @@ Micros now_micros() {
 }
 
 std::string format_rfc3339(Micros t) {
-  int64_t secs = t >= 0 ? t / 1000000 : (t - 999999) / 1000000;
-  int64_t frac = t - secs * 1000000;
-  int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-  int64_t rem = secs - days * 86400;
+  // Floor division without overflow, down to INT64_MIN.
+  int64_t secs = t / 1000000, frac = t % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  int64_t days = secs / 86400, rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
   int64_t y;
   unsigned m, d;
   civil_from_days(days, &y, &m, &d);

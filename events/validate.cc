@@ -27,8 +27,11 @@ std::string check_card_name(std::string_view name) {
   if (!is_valid_utf8(name)) return "card name must be valid UTF-8";
   size_t n = utf8_length(name);
   if (n < 1 || n > 200) return "card name must be 1..200 characters";
-  for (unsigned char c : name)
-    if (c < 0x20 || c == 0x7f) return "card name must not contain control characters";
+  for (size_t i = 0; i < name.size(); ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    bool c1 = c == 0xC2 && i + 1 < name.size() && static_cast<unsigned char>(name[i + 1]) <= 0x9F;
+    if (c < 0x20 || c == 0x7f || c1) return "card name must not contain control characters";
+  }
   return {};
 }
 

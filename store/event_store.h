@@ -86,7 +86,8 @@ class EventStore {
   virtual ~EventStore() = default;
 
   // Enqueues `req`; `done` runs exactly once, on the writer thread, after the
-  // request is durable (ok) or rejected/failed. Status codes: Conflict (expected
+  // request is durable (ok) or rejected/failed. Only after Close() is `done`
+  // called at once, on the caller's thread, with Busy. Status codes: Conflict (expected
   // version or claim), InvalidArgument (empty or oversize request), IOError
   // (write or sync failed; sticky), Busy (the store is closing).
   virtual void Append(AppendRequest req, AppendCallback done) = 0;

@@ -1,6 +1,7 @@
 #include "store/writer.h"
 
 #include <chrono>
+#include <unordered_set>
 
 namespace giftcard {
 namespace {
@@ -24,12 +25,13 @@ Writer::~Writer() { Close(); }
 
 void Writer::Append(AppendRequest req, AppendCallback done) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (closing_ || !sticky_.ok()) {
-    Status s = closing_ ? Status::Busy("store is closing") : sticky_;
+  if (closing_) {  // no writer thread to answer on: answered here, at once
     lock.unlock();
-    done(s, AppendResult{});
+    done(Status::Busy("store is closing"), AppendResult{});
     return;
   }
+  // A sticky-failed store still queues: ProcessGroup answers with the sticky
+  // error on the writer thread, as the contract says.
   bool was_empty = queue_.empty();
   queue_.push_back(Pending{std::move(req), std::move(done), Status(), AppendResult{}});
   if (was_empty) cv_.notify_one();
@@ -136,15 +138,15 @@ Status Writer::Admit(Pending& p, std::vector<StoredEvent>& events,
     }
   }
   // 2. Claims: every conflicting key is reported, so a caller can name them all.
-  std::unordered_map<std::string_view, bool> own;
+  std::unordered_set<std::string_view> seen, reported;
   for (const auto& c : req.claims) {
     bool exists = false;
-    if (tentative_claims_.count(c.key) || !own.emplace(c.key, true).second) {
-      exists = true;
+    if (!seen.insert(c.key).second || tentative_claims_.count(c.key)) {
+      exists = true;  // claimed twice in this request, or earlier in this batch
     } else if (Status s = backend_->ClaimExists(c.key, &exists); !s.ok()) {
       return s;
     }
-    if (exists) p.result.conflicts.push_back(c.key);
+    if (exists && reported.insert(c.key).second) p.result.conflicts.push_back(c.key);
   }
   if (!p.result.conflicts.empty())
     return Status::Conflict(std::to_string(p.result.conflicts.size()) + " claim(s) exist");

@@ -92,7 +92,7 @@ class Writer {
   std::unordered_map<std::string, int64_t> heads_;  // cache of committed heads
   std::unordered_map<std::string, int64_t> tentative_heads_;
   std::unordered_map<std::string, bool> tentative_claims_;
-  int fail_next_ = 0;
+  std::atomic<int> fail_next_{0};
 
   std::atomic<int64_t> last_position_;
   std::atomic<uint64_t> batches_{0}, requests_{0}, events_{0}, rejected_{0}, sync_micros_{0},

@@ -415,6 +415,34 @@ BOOST_AUTO_TEST_CASE(stream_names) {
   BOOST_TEST(card_stream("") == "card-");
 }
 
+
+// A payload written by a newer class version is refused, not misread.
+BOOST_AUTO_TEST_CASE(newer_class_version_is_refused) {
+  std::string bytes = encode_payload(CodeRevoked{"card", "CODE-1"});
+  // The class version is the first u32 of the payload (little endian).
+  BOOST_REQUIRE(bytes.size() > 4);
+  BOOST_REQUIRE(bytes[0] == 1);
+  Event out;
+  BOOST_TEST(decode_payload(EventType::CodeRevoked, bytes, &out).ok());
+  bytes[0] = 2;
+  BOOST_TEST(decode_payload(EventType::CodeRevoked, bytes, &out).IsCorruption());
+}
+
+// A vector length that fits the bytes left (1 byte per element) but not the
+// smallest element encoding is refused before anything is allocated.
+BOOST_AUTO_TEST_CASE(vector_length_bounded_by_element_size) {
+  std::string bytes = encode_payload(CodesExpired{"card", {"CODE-1"}});
+  // Layout: u32 version, u64 len("card"), "card", u64 n, ... Patch n.
+  size_t n_at = 4 + 8 + 4;
+  uint64_t remaining = bytes.size() - (n_at + 8);
+  uint64_t lie = remaining;  // passes a 1-byte-per-element check, fails 8 bytes per string
+  std::memcpy(&bytes[n_at], &lie, 8);
+  Event out;
+  Status s = decode_payload(EventType::CodesExpired, bytes, &out);
+  BOOST_TEST(s.IsCorruption());
+  BOOST_TEST(s.message().find("vector length") != std::string::npos, s.message());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace giftcard

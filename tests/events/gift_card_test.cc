@@ -827,6 +827,36 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
   BOOST_TEST(s.expired > 0);
 }
 
+
+// A hold that never took the code out of the queue (a revocation in flight)
+// must not move the code when released: FIFO import order is kept and the
+// queue does not grow.
+BOOST_AUTO_TEST_CASE(release_after_hold_keeps_fifo_order) {
+  CardState s = evolve(CardState{}, CardCreated{"c", "Card", 10, 10});
+  s = evolve(std::move(s), CodesAdded{"c", {{"AAAA-1", 0}, {"AAAA-2", 0}, {"AAAA-3", 0}}});
+  size_t queue_before = s.queue.size();
+  for (int i = 0; i < 5; ++i) {
+    BOOST_TEST(hold(s, "AAAA-3"));
+    release(s, "AAAA-3");
+  }
+  BOOST_TEST(s.queue.size() == queue_before);
+  BOOST_TEST(reserve(s, 0).code == "AAAA-1");
+  // A reserved-then-released code goes back to the front.
+  release(s, "AAAA-1");
+  BOOST_TEST(reserve(s, 0).code == "AAAA-1");
+  BOOST_TEST(reserve(s, 0).code == "AAAA-2");
+  BOOST_TEST(reserve(s, 0).code == "AAAA-3");
+  BOOST_TEST(reserve(s, 0).error == Errc::out_of_stock);
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_codes_are_reported_once) {
+  CardState s = evolve(CardState{}, CardCreated{"c", "Card", 10, 10});
+  s = evolve(std::move(s), CodesAdded{"c", {{"OLD-1", 0}}});
+  Decision d = decide(AddCodes{"c", {{"AAAA", 0}, {"AAAA", 0}, {"AAAA", 0}, {"OLD-1", 0}, {"OLD-1", 0}}, 0}, s);
+  BOOST_TEST(d.error == Errc::duplicate_codes);
+  BOOST_TEST(d.conflicts == (std::vector<std::string>{"AAAA", "OLD-1"}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace giftcard

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -262,6 +263,17 @@ BOOST_AUTO_TEST_CASE(format_rfc3339_values) {
   BOOST_TEST(format_rfc3339(253402300799999999) == "9999-12-31T23:59:59.999999Z");
 }
 
+// format_rfc3339 takes any int64; the extremes have 6-digit years (which
+// parse_rfc3339 does not accept) but must still be exact, without overflow.
+BOOST_AUTO_TEST_CASE(format_rfc3339_whole_int64_range) {
+  BOOST_TEST(format_rfc3339(std::numeric_limits<Micros>::max()) ==
+             "294247-01-10T04:00:54.775807Z");
+  BOOST_TEST(format_rfc3339(std::numeric_limits<Micros>::min() + 1000000) ==
+             "-290308-12-21T19:59:06.224192Z");
+  BOOST_TEST(format_rfc3339(std::numeric_limits<Micros>::min()) ==
+             "-290308-12-21T19:59:05.224192Z");
+}
+
 BOOST_AUTO_TEST_CASE(rfc3339_round_trip) {
   const Micros samples[] = {0,
                             1,
@@ -421,6 +433,9 @@ BOOST_AUTO_TEST_CASE(errc_names_and_http_status) {
     Errc back = Errc::unavailable;
     BOOST_TEST(from_string(r.name, &back));
     BOOST_TEST(static_cast<int>(back) == static_cast<int>(r.e));
+    std::ostringstream os;
+    os << r.e;
+    BOOST_TEST(os.str() == r.name);
   }
 }
 
@@ -436,6 +451,14 @@ BOOST_AUTO_TEST_CASE(errc_unknown_values) {
   BOOST_TEST(!from_string("Card_Not_Found", &out));
   BOOST_TEST(!from_string("card_not_found ", &out));
   BOOST_TEST(static_cast<int>(out) == static_cast<int>(Errc::card_exists));
+}
+
+
+BOOST_AUTO_TEST_CASE(card_name_rejects_c1_controls) {
+  BOOST_TEST(!check_card_name("Gift\xC2\x85" "card").empty());  // NEL
+  BOOST_TEST(!check_card_name("\xC2\x80").empty());
+  BOOST_TEST(!check_card_name("\xC2\x9F").empty());
+  BOOST_TEST(check_card_name("Caf\xC3\xA9 \xC2\xA0 \xE2\x82\xAC").empty());  // é, NBSP, €
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -56,12 +56,12 @@ BOOST_AUTO_TEST_CASE(credit_carries_balance_after) {
 
 BOOST_AUTO_TEST_CASE(debit_carries_balance_after) {
   Decision d = decide(DebitWallet{"alice", 1500, "p-1", "steam-50"}, 10000);
-  const WalletDebited& e = only_debit(d);
+  const WalletDebited e = only_debit(d);
   BOOST_TEST((e == WalletDebited{"alice", 1500, 8500, "p-1", "steam-50"}));
 }
 
 BOOST_AUTO_TEST_CASE(debit_of_exact_balance_is_allowed) {
-  const WalletDebited& e = only_debit(decide(DebitWallet{"alice", 4999, "p-1", "c"}, 4999));
+  const WalletDebited e = only_debit(decide(DebitWallet{"alice", 4999, "p-1", "c"}, 4999));
   BOOST_TEST(e.balance_after == 0);
   BOOST_TEST(only_debit(decide(DebitWallet{"alice", kMax, "p-2", "c"}, kMax)).balance_after == 0);
 }
@@ -82,7 +82,7 @@ BOOST_AUTO_TEST_CASE(decisions_use_the_projected_balance) {
   BOOST_TEST(projected == 150);
   check_rejected(decide(DebitWallet{"alice", 151, "p-1", "c"}, projected),
                  Errc::insufficient_funds);
-  const WalletDebited& d = only_debit(decide(DebitWallet{"alice", 150, "p-1", "c"}, projected));
+  const WalletDebited d = only_debit(decide(DebitWallet{"alice", 150, "p-1", "c"}, projected));
   BOOST_TEST(d.balance_after == 0);
   // Two pipelined debits: the second sees the first.
   projected = 100;

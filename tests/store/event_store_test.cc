@@ -7,6 +7,9 @@
 // secondary instances, checksums and a kill -9 restart test with a forked
 // child that reports every acknowledged append through a pipe
 // (rocksdb/tools/db_crashtest.py, blackbox).
+//
+// Suites (one ctest each): event_store, event_store_group_commit, rocks_store,
+// rocks_crash.
 #include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -119,13 +122,20 @@ Event tagged(const std::string& tag, int64_t amount = 100) {
 Event sample(int i) {
   const std::string n = std::to_string(i);
   switch (i % 7) {
-    case 0: return CardCreated{"card" + n, "Card \xE2\x82\xAC " + n, 100 + i, 200 + i};
-    case 1: return CodesAdded{"card" + n, {{"CODE-" + n, 0}, {"CODE-X" + n, 1767225600000000}}};
-    case 2: return CodeAssigned{"card" + n, "CODE-" + n, "p-" + n, "alice", 150, "k-" + n};
-    case 3: return CodeRevoked{"card" + n, "CODE-" + n};
-    case 4: return CodesExpired{"card" + n, {"A-" + n, "B-" + n}};
-    case 5: return WalletCredited{"bob", 1000 + i, 5000, "credit-" + n};
-    default: return WalletDebited{"bob", 15, 4985, "p-" + n, "card" + n};
+    case 0:
+      return CardCreated{"card" + n, "Card \xE2\x82\xAC " + n, 100 + i, 200 + i};
+    case 1:
+      return CodesAdded{"card" + n, {{"CODE-" + n, 0}, {"CODE-X" + n, 1767225600000000}}};
+    case 2:
+      return CodeAssigned{"card" + n, "CODE-" + n, "p-" + n, "alice", 150, "k-" + n};
+    case 3:
+      return CodeRevoked{"card" + n, "CODE-" + n};
+    case 4:
+      return CodesExpired{"card" + n, {"A-" + n, "B-" + n}};
+    case 5:
+      return WalletCredited{"bob", 1000 + i, 5000, "credit-" + n};
+    default:
+      return WalletDebited{"bob", 15, 4985, "p-" + n, "card" + n};
   }
 }
 
@@ -143,8 +153,8 @@ std::vector<StoredEvent> read_all(EventStore& store, int64_t from = 1, size_t ma
   return out;
 }
 
-std::vector<StoredEvent> read_stream(EventStore& store, const std::string& stream,
-                                     int64_t from = 1, size_t max = kAll) {
+std::vector<StoredEvent> read_stream(EventStore& store, const std::string& stream, int64_t from = 1,
+                                     size_t max = kAll) {
   std::vector<StoredEvent> out;
   Status s = store.ReadStream(stream, from, max, &out);
   BOOST_REQUIRE_MESSAGE(s.ok(), "ReadStream(" << stream << "): " << s.ToString());
@@ -201,8 +211,8 @@ std::string check_log(const std::vector<StoredEvent>& log) {
   std::map<std::string, int64_t> versions;
   for (size_t i = 0; i < log.size(); ++i) {
     const StoredEvent& e = log[i];
-    const std::string at = "log[" + std::to_string(i) + "] (position " +
-                           std::to_string(e.position) + "): ";
+    const std::string at =
+        "log[" + std::to_string(i) + "] (position " + std::to_string(e.position) + "): ";
     if (e.position != static_cast<int64_t>(i) + 1) return at + "position is not gap-free";
     if (e.prev_hash != prev) return at + "prev_hash is not the previous event's hash";
     if (e.hash != compute_hash(e)) return at + "hash != compute_hash(e)";
@@ -210,8 +220,8 @@ std::string check_log(const std::vector<StoredEvent>& log) {
     if (e.recorded_at < last_at) return at + "recorded_at went backwards";
     int64_t& v = versions[e.stream];
     if (e.version != ++v)
-      return at + "stream " + e.stream + " version " + std::to_string(e.version) +
-             ", expected " + std::to_string(v);
+      return at + "stream " + e.stream + " version " + std::to_string(e.version) + ", expected " +
+             std::to_string(v);
     Event ev;
     if (Status s = e.decode(&ev); !s.ok()) return at + "decode: " + s.ToString();
     if (type_of(ev) != e.type) return at + "decoded type differs from the envelope's";
@@ -221,21 +231,21 @@ std::string check_log(const std::vector<StoredEvent>& log) {
   return "";
 }
 
-#define CHECK_LOG(log)                            \
-  do {                                            \
-    const std::string err_ = check_log(log);      \
-    BOOST_CHECK_MESSAGE(err_.empty(), err_);      \
+#define CHECK_LOG(log)                       \
+  do {                                       \
+    const std::string err_ = check_log(log); \
+    BOOST_CHECK_MESSAGE(err_.empty(), err_); \
   } while (0)
 
-#define CHECK_OK(expr)                                         \
-  do {                                                         \
-    const Status st_ = (expr);                                 \
+#define CHECK_OK(expr)                                           \
+  do {                                                           \
+    const Status st_ = (expr);                                   \
     BOOST_CHECK_MESSAGE(st_.ok(), #expr ": " << st_.ToString()); \
   } while (0)
 
-#define REQUIRE_OK(expr)                                         \
-  do {                                                           \
-    const Status st_ = (expr);                                   \
+#define REQUIRE_OK(expr)                                           \
+  do {                                                             \
+    const Status st_ = (expr);                                     \
     BOOST_REQUIRE_MESSAGE(st_.ok(), #expr ": " << st_.ToString()); \
   } while (0)
 
@@ -477,15 +487,18 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(expected_version_mismatch, B, Backends) {
   constexpr int kChain = 300;
   Callbacks cb(kChain);
   for (int i = 0; i < kChain; ++i)
-    store->Append(one("card-chain", tagged("c" + std::to_string(i)), i), cb.slot(static_cast<size_t>(i)));
+    store->Append(one("card-chain", tagged("c" + std::to_string(i)), i),
+                  cb.slot(static_cast<size_t>(i)));
   BOOST_REQUIRE(cb.wait());
   for (int i = 0; i < kChain; ++i) {
-    BOOST_CHECK_MESSAGE(cb[static_cast<size_t>(i)].status.ok(), cb[static_cast<size_t>(i)].status.ToString());
+    BOOST_CHECK_MESSAGE(cb[static_cast<size_t>(i)].status.ok(),
+                        cb[static_cast<size_t>(i)].status.ToString());
     BOOST_CHECK_EQUAL(cb[static_cast<size_t>(i)].result.versions.at(0), i + 1);
   }
   auto chain = read_stream(*store, "card-chain");
   BOOST_REQUIRE_EQUAL(chain.size(), static_cast<size_t>(kChain));
-  for (int i = 0; i < kChain; ++i) BOOST_CHECK_EQUAL(tag_of(chain[static_cast<size_t>(i)]), "c" + std::to_string(i));
+  for (int i = 0; i < kChain; ++i)
+    BOOST_CHECK_EQUAL(tag_of(chain[static_cast<size_t>(i)]), "c" + std::to_string(i));
   CHECK_LOG(read_all(*store));
 }
 
@@ -533,7 +546,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(claims_conflict_lists_every_existing_key, B, Backe
   auto store = backend.Open();
   // Three claims exist.
   AppendRequest setup = one("card-c", tagged("setup"));
-  for (const char* k : {"code/A", "code/C", "code/E"}) setup.claims.push_back({k, std::string("v-") + k, false});
+  for (const char* k : {"code/A", "code/C", "code/E"})
+    setup.claims.push_back({k, std::string("v-") + k, false});
   REQUIRE_OK(store->AppendAndWait(std::move(setup), nullptr));
 
   AppendRequest r = one("card-c", tagged("second"));
@@ -572,8 +586,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(claim_twice_in_one_request_conflicts, B, Backends)
   AppendResult res;
   Status s = store->AppendAndWait(std::move(r), &res);
   BOOST_CHECK_MESSAGE(s.IsConflict(), s.ToString());
-  BOOST_CHECK(std::find(res.conflicts.begin(), res.conflicts.end(), "code/X") != res.conflicts.end());
-  BOOST_CHECK(std::find(res.conflicts.begin(), res.conflicts.end(), "code/Y") == res.conflicts.end());
+  BOOST_CHECK(std::find(res.conflicts.begin(), res.conflicts.end(), "code/X") !=
+              res.conflicts.end());
+  BOOST_CHECK(std::find(res.conflicts.begin(), res.conflicts.end(), "code/Y") ==
+              res.conflicts.end());
+  BOOST_CHECK_EQUAL(std::count(res.conflicts.begin(), res.conflicts.end(), "code/X"), 1);
   BOOST_CHECK_EQUAL(store->LastPosition(), 0);
   std::string value;
   BOOST_CHECK(store->GetClaim("code/X", &value).IsNotFound());
@@ -613,7 +630,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(concurrent_claims_exactly_one_wins, B, Backends) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int r = 0; r < kRounds; ++r) {
-        AppendRequest req = one("card-race", tagged("r" + std::to_string(r) + "t" + std::to_string(t)));
+        AppendRequest req =
+            one("card-race", tagged("r" + std::to_string(r) + "t" + std::to_string(t)));
         req.claims = {{"code/race-" + std::to_string(r), "t" + std::to_string(t), false}};
         sync.arrive_and_wait();
         auto& o = outcomes[static_cast<size_t>(r)][static_cast<size_t>(t)];
@@ -654,7 +672,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(claim_append_position_and_get_claim, B, Backends) 
 
   // 300 events first, so that the position needs more than one byte.
   AppendRequest bulk;
-  for (int i = 0; i < 300; ++i) bulk.events.push_back(PendingEvent::of("card-bulk", tagged(std::to_string(i))));
+  for (int i = 0; i < 300; ++i)
+    bulk.events.push_back(PendingEvent::of("card-bulk", tagged(std::to_string(i))));
   REQUIRE_OK(store->AppendAndWait(std::move(bulk), nullptr));
 
   AppendRequest r;
@@ -720,7 +739,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(invalid_arguments, B, Backends) {
   BOOST_CHECK_MESSAGE(s.IsInvalidArgument(), "long stream: " << s.ToString());
 
   AppendRequest huge;
-  huge.events.push_back(PendingEvent{"card-ok", EventType::CardCreated, std::string(kMaxPayload + 1, 'x')});
+  huge.events.push_back(
+      PendingEvent{"card-ok", EventType::CardCreated, std::string(kMaxPayload + 1, 'x')});
   s = store->AppendAndWait(std::move(huge), nullptr);
   BOOST_CHECK_MESSAGE(s.IsInvalidArgument(), "oversize payload: " << s.ToString());
 
@@ -814,13 +834,15 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(subscribers_see_committed_events_once_in_order, B,
     });
   }
   // Unsubscribe one subscriber while appends are in flight.
-  while (store->LastPosition() < 200) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  store->Unsubscribe(id_early);
-  size_t early_count;
-  {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto early_seen = [&] {
     std::lock_guard<std::mutex> lock(early.mu);
-    early_count = early.events.size();
-  }
+    return early.events.size();
+  };
+  while (early_seen() < 200 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  store->Unsubscribe(id_early);
+  const size_t early_count = early_seen();
   for (auto& th : threads) th.join();
   store->Close();  // joins the writer: every subscriber call has returned
 
@@ -836,13 +858,16 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(subscribers_see_committed_events_once_in_order, B,
   BOOST_CHECK_EQUAL(all.out_of_order, 0);
   BOOST_CHECK_EQUAL(all.empty_batches, 0);
   BOOST_CHECK_MESSAGE(same_log(all.events, log), "subscriber saw " << all.events.size()
-                                                     << " events, the log has " << log.size());
+                                                                   << " events, the log has "
+                                                                   << log.size());
   std::lock_guard<std::mutex> lock_early(early.mu);
   BOOST_CHECK_EQUAL(early.events.size(), early_count);  // nothing after Unsubscribe
   BOOST_CHECK_GE(early.events.size(), 200u);
   BOOST_CHECK_EQUAL(early.out_of_order, 0);
   BOOST_REQUIRE_LE(early.events.size(), log.size());
-  BOOST_CHECK(same_log(early.events, std::vector<StoredEvent>(log.begin(), log.begin() + static_cast<std::ptrdiff_t>(early.events.size()))));
+  BOOST_CHECK(same_log(
+      early.events, std::vector<StoredEvent>(log.begin(), log.begin() + static_cast<std::ptrdiff_t>(
+                                                                            early.events.size()))));
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(callbacks_run_on_the_writer_before_subscribers, B, Backends) {
@@ -865,7 +890,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(callbacks_run_on_the_writer_before_subscribers, B,
                   [&, i, inner](const Status& s, const AppendResult& r) {
                     const auto me = std::this_thread::get_id();
                     if (me == caller) inline_calls++;
-                    if (subscriber_thread != std::thread::id() && me != subscriber_thread) wrong_thread++;
+                    if (subscriber_thread != std::thread::id() && me != subscriber_thread)
+                      wrong_thread++;
                     // Appenders hear first; the subscriber sees the batch afterwards.
                     if (s.ok() && seen >= r.first_position) early_subscriber++;
                     if (i == kRequests - 1)  // a callback may Append (without waiting)
@@ -895,9 +921,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(close_commits_queued_then_refuses, B, Backends) {
   for (int i = 0; i < kQueued; ++i)
     store->Append(one("card-q", tagged(std::to_string(i)), i), cb.slot(static_cast<size_t>(i)));
   store->Close();
-  BOOST_REQUIRE_EQUAL(cb.done(), static_cast<size_t>(kQueued));  // all answered before Close returns
+  BOOST_REQUIRE_EQUAL(cb.done(),
+                      static_cast<size_t>(kQueued));  // all answered before Close returns
   for (int i = 0; i < kQueued; ++i) {
-    BOOST_CHECK_MESSAGE(cb[static_cast<size_t>(i)].status.ok(), cb[static_cast<size_t>(i)].status.ToString());
+    BOOST_CHECK_MESSAGE(cb[static_cast<size_t>(i)].status.ok(),
+                        cb[static_cast<size_t>(i)].status.ToString());
     BOOST_CHECK_EQUAL(cb[static_cast<size_t>(i)].calls, 1);
   }
   auto log = read_all(*store);  // reads still work after Close
@@ -916,7 +944,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(close_commits_queued_then_refuses, B, Backends) {
 BOOST_AUTO_TEST_CASE_TEMPLATE(sticky_failure, B, Backends) {
   B backend;
   auto store = backend.Open();
-  for (int i = 0; i < 5; ++i) REQUIRE_OK(store->AppendAndWait(one("card-s", tagged(std::to_string(i))), nullptr));
+  for (int i = 0; i < 5; ++i)
+    REQUIRE_OK(store->AppendAndWait(one("card-s", tagged(std::to_string(i))), nullptr));
   const auto before = read_all(*store);
   BOOST_REQUIRE_EQUAL(before.size(), 5u);
 
@@ -936,9 +965,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(sticky_failure, B, Backends) {
     BOOST_CHECK_MESSAGE(s.IsIOError(), s.ToString());
   }
   Callbacks cb(50);
-  for (int i = 0; i < 50; ++i) store->Append(one("card-s", tagged("async")), cb.slot(static_cast<size_t>(i)));
+  for (int i = 0; i < 50; ++i)
+    store->Append(one("card-s", tagged("async")), cb.slot(static_cast<size_t>(i)));
   BOOST_REQUIRE(cb.wait());
-  for (size_t i = 0; i < cb.size(); ++i) BOOST_CHECK_MESSAGE(cb[i].status.IsIOError(), cb[i].status.ToString());
+  for (size_t i = 0; i < cb.size(); ++i)
+    BOOST_CHECK_MESSAGE(cb[i].status.IsIOError(), cb[i].status.ToString());
 
   BOOST_CHECK_EQUAL(store->LastPosition(), 5);
   BOOST_CHECK(same_log(read_all(*store), before));
@@ -1007,7 +1038,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(sticky_failure_fails_the_whole_group, B, Backends)
   constexpr int kRequests = 100;
   Callbacks cb(kRequests);
   for (int i = 0; i < kRequests; ++i)
-    store->Append(one("card-g" + std::to_string(i % 3), tagged(std::to_string(i))), cb.slot(static_cast<size_t>(i)));
+    store->Append(one("card-g" + std::to_string(i % 3), tagged(std::to_string(i))),
+                  cb.slot(static_cast<size_t>(i)));
   BOOST_REQUIRE(cb.wait());
   size_t failed = 0;
   for (size_t i = 0; i < cb.size(); ++i) failed += cb[i].status.IsIOError() ? 1 : 0;
@@ -1141,7 +1173,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(threads_append_concurrently, B, Backends) {
     for (int j = 0; j < kPerThread; j += 2) {
       const auto& slot = cb[static_cast<size_t>(t * kPerThread + j)];
       if (slot.status.ok() && slot.result.versions.at(0) != j / 2 + 1)
-        BOOST_ERROR("thread " << t << " request " << j << " got version " << slot.result.versions.at(0));
+        BOOST_ERROR("thread " << t << " request " << j << " got version "
+                              << slot.result.versions.at(0));
     }
 
   StoreStats stats = store->Stats();
@@ -1197,7 +1230,8 @@ BOOST_AUTO_TEST_CASE(reopen_keeps_everything_and_continues_the_chain) {
     auto store = open_rocks(opts);
     for (int i = 0; i < 40; ++i) {
       AppendRequest r = one("card-" + std::to_string(i % 4), tagged("a" + std::to_string(i)));
-      if (i % 5 == 0) r.events.push_back(PendingEvent::of("wallet-w", tagged("b" + std::to_string(i))));
+      if (i % 5 == 0)
+        r.events.push_back(PendingEvent::of("wallet-w", tagged("b" + std::to_string(i))));
       r.claims = {{"code/k" + std::to_string(i), "v" + std::to_string(i), i % 2 == 0}};
       REQUIRE_OK(store->AppendAndWait(std::move(r), nullptr));
     }
@@ -1359,7 +1393,8 @@ BOOST_AUTO_TEST_CASE(verify_checksums_on_a_clean_store) {
     auto store = open_rocks(opts);
     CHECK_OK(VerifyRocksChecksums(store.get()));  // empty
     for (int i = 0; i < 200; ++i)
-      REQUIRE_OK(store->AppendAndWait(one("card-" + std::to_string(i % 7), tagged(std::to_string(i))), nullptr));
+      REQUIRE_OK(store->AppendAndWait(
+          one("card-" + std::to_string(i % 7), tagged(std::to_string(i))), nullptr));
     CHECK_OK(VerifyRocksChecksums(store.get()));
   }
   auto store = open_rocks(opts);  // recovery writes the WAL into table files
@@ -1388,9 +1423,15 @@ struct Ack {
 };
 
 std::string crash_user(int i) { return "u" + std::to_string(i % 5); }
-std::string crash_code(int round, int i) { return "R" + std::to_string(round) + "-C" + std::to_string(i); }
-std::string crash_purchase(int round, int i) { return "p" + std::to_string(round) + "-" + std::to_string(i); }
-std::string crash_key(int round, int i) { return "k" + std::to_string(round) + "-" + std::to_string(i); }
+std::string crash_code(int round, int i) {
+  return "R" + std::to_string(round) + "-C" + std::to_string(i);
+}
+std::string crash_purchase(int round, int i) {
+  return "p" + std::to_string(round) + "-" + std::to_string(i);
+}
+std::string crash_key(int round, int i) {
+  return "k" + std::to_string(round) + "-" + std::to_string(i);
+}
 
 AppendRequest crash_request(int round, int i, int64_t card_version) {
   const std::string user = crash_user(i);
@@ -1398,8 +1439,8 @@ AppendRequest crash_request(int round, int i, int64_t card_version) {
   r.events.push_back(PendingEvent::of(
       "card-crash", CodeAssigned{"crash", crash_code(round, i), crash_purchase(round, i), user, 100,
                                  crash_key(round, i)}));
-  r.events.push_back(
-      PendingEvent::of(wallet_stream(user), WalletDebited{user, 100, 0, crash_purchase(round, i), "crash"}));
+  r.events.push_back(PendingEvent::of(
+      wallet_stream(user), WalletDebited{user, 100, 0, crash_purchase(round, i), "crash"}));
   r.expected = {{"card-crash", card_version}};
   r.claims = {{code_claim(crash_code(round, i)), "", true},
               {purchase_idem_claim(user, crash_key(round, i)), crash_purchase(round, i), false}};
@@ -1501,11 +1542,13 @@ BOOST_AUTO_TEST_CASE(kill9_keeps_every_acknowledged_append) {
     ::close(fds[0]);
     int wstatus = 0;
     BOOST_REQUIRE_EQUAL(::waitpid(pid, &wstatus, 0), pid);
-    BOOST_REQUIRE_MESSAGE(!timed_out, "round " << round << ": the child stalled after " << acks.size() << " acks");
+    BOOST_REQUIRE_MESSAGE(
+        !timed_out, "round " << round << ": the child stalled after " << acks.size() << " acks");
     BOOST_REQUIRE_MESSAGE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL,
                           "round " << round << ": child ended on its own, status " << wstatus
-                                   << " (exit code " << (WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1)
-                                   << ") after " << acks.size() << " acks");
+                                   << " (exit code "
+                                   << (WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1) << ") after "
+                                   << acks.size() << " acks");
     BOOST_CHECK(buf.empty());  // no torn ack records
     BOOST_REQUIRE_GE(static_cast<int>(acks.size()), kill_after);
     BOOST_TEST_MESSAGE("round " << round << ": killed after " << kill_after << " acks read, "
@@ -1519,14 +1562,18 @@ BOOST_AUTO_TEST_CASE(kill9_keeps_every_acknowledged_append) {
     CHECK_LOG(log);
     BOOST_CHECK_EQUAL(store->LastPosition(), static_cast<int64_t>(log.size()));
     BOOST_REQUIRE_GE(log.size(), previous.size());
-    BOOST_CHECK(same_log(std::vector<StoredEvent>(log.begin(), log.begin() + static_cast<std::ptrdiff_t>(previous.size())), previous));
+    BOOST_CHECK(
+        same_log(std::vector<StoredEvent>(
+                     log.begin(), log.begin() + static_cast<std::ptrdiff_t>(previous.size())),
+                 previous));
 
     for (size_t k = 0; k < acks.size(); ++k) {
       const Ack& a = acks[k];
       BOOST_REQUIRE_EQUAL(a.index, static_cast<int64_t>(k));
       const int i = static_cast<int>(a.index);
       if (a.position < 1 || a.position + 1 > static_cast<int64_t>(log.size())) {
-        BOOST_ERROR("round " << round << ": acked purchase " << i << " at " << a.position << " is missing");
+        BOOST_ERROR("round " << round << ": acked purchase " << i << " at " << a.position
+                             << " is missing");
         continue;
       }
       Event first = decoded(log[static_cast<size_t>(a.position - 1)]);
@@ -1535,7 +1582,8 @@ BOOST_AUTO_TEST_CASE(kill9_keeps_every_acknowledged_append) {
       const auto* debited = std::get_if<WalletDebited>(&second);
       if (!assigned || !debited || assigned->purchase_id != crash_purchase(round, i) ||
           debited->purchase_id != crash_purchase(round, i)) {
-        BOOST_ERROR("round " << round << ": acked purchase " << i << " at " << a.position << " is not there");
+        BOOST_ERROR("round " << round << ": acked purchase " << i << " at " << a.position
+                             << " is not there");
         continue;
       }
       std::string value;
@@ -1544,7 +1592,8 @@ BOOST_AUTO_TEST_CASE(kill9_keeps_every_acknowledged_append) {
         BOOST_ERROR("round " << round << ": code claim of purchase " << i << ": " << s.ToString());
       s = store->GetClaim(purchase_idem_claim(crash_user(i), crash_key(round, i)), &value);
       if (!s.ok() || value != crash_purchase(round, i))
-        BOOST_ERROR("round " << round << ": idempotency claim of purchase " << i << ": " << s.ToString());
+        BOOST_ERROR("round " << round << ": idempotency claim of purchase " << i << ": "
+                             << s.ToString());
     }
 
     // This round's purchases: whole pairs, in order, all acked but at most the
@@ -1572,8 +1621,10 @@ BOOST_AUTO_TEST_CASE(kill9_keeps_every_acknowledged_append) {
     // The store takes appends again, continuing the chain and the stream.
     AppendResult res;
     const int64_t card_version = stream_version(*store, "card-crash");
-    BOOST_CHECK_EQUAL(card_version, static_cast<int64_t>((log.size() - static_cast<size_t>(round)) / 2));
-    CHECK_OK(store->AppendAndWait(one("marker", tagged("after-round-" + std::to_string(round))), &res));
+    BOOST_CHECK_EQUAL(card_version,
+                      static_cast<int64_t>((log.size() - static_cast<size_t>(round)) / 2));
+    CHECK_OK(
+        store->AppendAndWait(one("marker", tagged("after-round-" + std::to_string(round))), &res));
     BOOST_CHECK_EQUAL(res.first_position, static_cast<int64_t>(log.size()) + 1);
     previous = read_all(*store);
     BOOST_REQUIRE_EQUAL(previous.size(), log.size() + 1);
