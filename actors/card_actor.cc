@@ -171,7 +171,7 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
   st.snapshot_version = version - tail;
   ++ctx->metrics.live_cards;
   self->attach_functor([ctx] { --ctx->metrics.live_cards; });
-  self->delayed_send(self, ctx->config.tick, TickMsg{});
+  self->delayed_send(self, ctx->tick(), TickMsg{});
   return {
       [=](create_atom, CardSpec& spec) -> caf::result<CardInfo> {
         touch(self);

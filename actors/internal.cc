@@ -1,11 +1,17 @@
 #include "actors/internal.h"
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 
 namespace giftcard {
 
 Micros ShopContext::now() const { return config.clock ? config.clock() : now_micros(); }
+
+std::chrono::milliseconds ShopContext::tick() const {
+  auto half = std::max(config.passivate_after / 2, std::chrono::milliseconds(1));
+  return std::min(config.tick, half);
+}
 
 std::string new_purchase_id() {
   static const std::string prefix = [] {

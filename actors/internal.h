@@ -89,7 +89,7 @@ using shop_internal_actor = shop_actor::extend<caf::reacts_to<PassivateReq>,
 struct ShopConfig {
   // An actor idle this long asks to be passivated. Default: 30 s.
   std::chrono::milliseconds passivate_after{30000};
-  // Idle check period. Default: 5 s.
+  // Idle check period (capped at passivate_after / 2). Default: 5 s.
   std::chrono::milliseconds tick{5000};
   // Expiry sweep period of a card actor. Default: 60 s.
   std::chrono::milliseconds expiry_sweep{60000};
@@ -111,6 +111,9 @@ struct ShopContext {
   ShopConfig config;
   ShopMetrics metrics;
   Micros now() const;
+  // The idle-check period: config.tick, but at most half of passivate_after,
+  // so that a short passivation timeout is honoured.
+  std::chrono::milliseconds tick() const;
 };
 
 // Posts the outcome of an append to `hdl` as a CommitMsg (runs on the writer thread).

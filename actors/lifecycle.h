@@ -39,7 +39,7 @@ void ask_passivation_or_tick(Self self, bool card, const std::string& id, bool i
     self->send(st.shop, PassivateReq{card, id, st.life.received});
     return;  // the reply re-arms the tick if denied
   }
-  self->delayed_send(self, st.ctx->config.tick, TickMsg{});
+  self->delayed_send(self, st.ctx->tick(), TickMsg{});
 }
 
 // `finish` snapshots and quits (it must also deliver the drains, via finish_drains).
@@ -50,7 +50,7 @@ void on_passivate_reply(Self self, const PassivateReply& r, Finish finish) {
     ++self->state.ctx->metrics.passivations;
     finish();
   } else {
-    self->delayed_send(self, self->state.ctx->config.tick, TickMsg{});
+    self->delayed_send(self, self->state.ctx->tick(), TickMsg{});
   }
 }
 

@@ -324,7 +324,7 @@ wallet_actor::behavior_type wallet_behavior(Self self, ShopContext* ctx, std::st
   st.next_version = st.wallet.version;
   ++ctx->metrics.live_wallets;
   self->attach_functor([ctx] { --ctx->metrics.live_wallets; });
-  self->delayed_send(self, ctx->config.tick, TickMsg{});
+  self->delayed_send(self, ctx->tick(), TickMsg{});
   return {
       [=](PurchaseCmd& cmd) -> caf::result<Purchase> {
         touch(self);
