@@ -1,8 +1,9 @@
 # giftcard — one-command set-up for a fresh Debian 12 machine (run as root).
 #   make run    install missing packages, build Release, serve ./data with a demo catalog
-#   make test   install missing packages, build, run the whole suite through ctest
+#   make test   install missing packages, build, run the whole suite through ctest:
+#               once in the Release build, once under AddressSanitizer+UBSan (build-asan/)
 #   make bench  build and run the benchmarks (figures go to docs/BENCHMARKS.md by hand)
-#   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make asan   only the sanitizer run
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -42,6 +43,7 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	$(MAKE) asan
 
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGIFTCARD_SANITIZE=ON
