@@ -52,21 +52,33 @@ uint32_t crc32c(std::string_view data, uint32_t seed) {
 Status StoredEvent::decode(Event* out) const { return decode_payload(type, payload, out); }
 
 Hash compute_hash(const StoredEvent& e) {
-  std::string buf;
-  buf.reserve(64 + e.stream.size() + e.payload.size());
-  buf.append("giftcard/v1");
-  buf.append(reinterpret_cast<const char*>(e.prev_hash.data()), e.prev_hash.size());
-  put_u64(buf, static_cast<uint64_t>(e.position));
-  put_u64(buf, static_cast<uint64_t>(e.version));
-  put_u64(buf, static_cast<uint64_t>(e.recorded_at));
-  buf.push_back(static_cast<char>(e.type));
-  put_u32(buf, static_cast<uint32_t>(e.stream.size()));
-  buf.append(e.stream);
-  put_u32(buf, static_cast<uint32_t>(e.payload.size()));
-  buf.append(e.payload);
+  // The same bytes as documented in envelope.h, fed field by field into one
+  // digest context per thread (no buffer, no per-call context allocation).
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx holder;
+  EVP_MD_CTX* ctx = holder.ctx;
+  std::string fixed;
+  fixed.reserve(64);
+  fixed.append("giftcard/v1");
+  fixed.append(reinterpret_cast<const char*>(e.prev_hash.data()), e.prev_hash.size());
+  put_u64(fixed, static_cast<uint64_t>(e.position));
+  put_u64(fixed, static_cast<uint64_t>(e.version));
+  put_u64(fixed, static_cast<uint64_t>(e.recorded_at));
+  fixed.push_back(static_cast<char>(e.type));
+  put_u32(fixed, static_cast<uint32_t>(e.stream.size()));
+  std::string len;
+  put_u32(len, static_cast<uint32_t>(e.payload.size()));
   Hash h{};
-  unsigned int len = 0;
-  EVP_Digest(buf.data(), buf.size(), h.data(), &len, EVP_sha256(), nullptr);
+  unsigned int n = 0;
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, fixed.data(), fixed.size());
+  EVP_DigestUpdate(ctx, e.stream.data(), e.stream.size());
+  EVP_DigestUpdate(ctx, len.data(), len.size());
+  EVP_DigestUpdate(ctx, e.payload.data(), e.payload.size());
+  EVP_DigestFinal_ex(ctx, h.data(), &n);
   return h;
 }
 
