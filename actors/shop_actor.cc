@@ -53,27 +53,49 @@ caf::error invalid(const std::string& why) { return make_error(Errc::invalid_req
 
 caf::error closing() { return make_error(Errc::unavailable, "the shop is shutting down"); }
 
-// Sends DrainMsg to every live actor and replies once all have answered.
+// Drains every live actor, at most kDrainWindow at a time, and replies once
+// all have answered. The window matters: making 100k+ actors runnable at once
+// sends CAF 0.17.6's work-stealing queues into quadratic stealing.
+constexpr size_t kDrainWindow = 256;
+
+struct DrainJob {
+  std::vector<card_actor> cards;
+  std::vector<wallet_actor> wallets;
+  size_t outstanding = 0;
+  caf::typed_response_promise<bool> rp;
+};
+
+void drain_next(Self self, std::shared_ptr<DrainJob> job) {
+  while (job->outstanding < kDrainWindow && (!job->cards.empty() || !job->wallets.empty())) {
+    ++job->outstanding;
+    auto done = [self, job](auto&&...) {
+      --job->outstanding;
+      drain_next(self, job);
+    };
+    if (!job->cards.empty()) {
+      auto h = std::move(job->cards.back());
+      job->cards.pop_back();
+      self->request(h, caf::infinite, DrainMsg{}).then([=](bool) { done(); }, [=](caf::error&) { done(); });
+    } else {
+      auto h = std::move(job->wallets.back());
+      job->wallets.pop_back();
+      self->request(h, caf::infinite, DrainMsg{}).then([=](bool) { done(); }, [=](caf::error&) { done(); });
+    }
+  }
+  if (job->outstanding == 0 && job->cards.empty() && job->wallets.empty() && job->rp.pending()) job->rp.deliver(true);
+}
+
 caf::result<bool> drain(Self self) {
   auto& st = self->state;
   st.draining = true;
-  auto rp = self->make_response_promise<bool>();
-  auto remaining = std::make_shared<size_t>(st.cards.size() + st.wallets.size());
-  if (*remaining == 0) {
-    rp.deliver(true);
-    return rp;
-  }
-  auto one_done = [rp, remaining]() mutable {
-    if (--*remaining == 0) rp.deliver(true);
-  };
-  for (auto& [id, e] : st.cards)
-    self->request(e.handle, caf::infinite, DrainMsg{})
-        .then([=](bool) mutable { one_done(); }, [=](caf::error&) mutable { one_done(); });
-  for (auto& [id, e] : st.wallets)
-    self->request(e.handle, caf::infinite, DrainMsg{})
-        .then([=](bool) mutable { one_done(); }, [=](caf::error&) mutable { one_done(); });
+  auto job = std::make_shared<DrainJob>();
+  job->rp = self->make_response_promise<bool>();
+  for (auto& [id, e] : st.cards) job->cards.push_back(e.handle);
+  for (auto& [id, e] : st.wallets) job->wallets.push_back(e.handle);
   st.cards.clear();
   st.wallets.clear();
+  auto rp = job->rp;
+  drain_next(self, std::move(job));
   return rp;
 }
 

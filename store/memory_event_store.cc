@@ -89,8 +89,10 @@ class MemoryEventStore final : public EventStore, private WriterBackend {
   }
 
   Status Commit(const std::vector<StoredEvent>& events,
-                const std::vector<std::pair<std::string, std::string>>& claims) override {
+                const std::vector<std::pair<std::string, std::string>>& claims,
+                const std::vector<std::pair<std::string, Snapshot>>& snapshots) override {
     std::unique_lock lock(mu_);
+    for (const auto& [stream, snap] : snapshots) snapshots_[stream] = snap;
     for (const auto& e : events) {
       log_.push_back(e);
       streams_[e.stream].push_back(e.position);

@@ -131,17 +131,12 @@ class RocksEventStore final : public EventStore, private WriterBackend {
 
   Status SaveSnapshot(const std::string& stream, const Snapshot& snap) override {
     if (!writer_) return Status::InvalidArgument("store is open read-only");
-    std::string v;
-    keys::put_be64(v, static_cast<uint64_t>(snap.version));
-    v.append(snap.data);
-    uint32_t crc = crc32c(v);
-    for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<char>((crc >> s) & 0xff));
-    // A cache: no sync of its own; the next group commit's sync covers it.
-    return from_rocks(db_->Put(rocksdb::WriteOptions(), keys::snapshot_key(stream), v),
-                      "saving snapshot");
+    writer_->SaveSnapshot(stream, snap);  // committed with the writer's next batch
+    return Status::OK();
   }
 
   Status LoadSnapshot(const std::string& stream, Snapshot* snap) override {
+    if (writer_ && writer_->PendingSnapshot(stream, snap)) return Status::OK();
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), keys::snapshot_key(stream), &v);
     if (!s.ok()) return from_rocks(s, "loading snapshot");
@@ -207,7 +202,8 @@ class RocksEventStore final : public EventStore, private WriterBackend {
   }
 
   Status Commit(const std::vector<StoredEvent>& events,
-                const std::vector<std::pair<std::string, std::string>>& claims) override {
+                const std::vector<std::pair<std::string, std::string>>& claims,
+                const std::vector<std::pair<std::string, Snapshot>>& snapshots) override {
     rocksdb::WriteBatch batch;
     std::string pos;
     for (const auto& e : events) {
@@ -217,7 +213,17 @@ class RocksEventStore final : public EventStore, private WriterBackend {
       batch.Put(keys::stream_key(e.stream, e.version), pos);
     }
     for (const auto& [k, v] : claims) batch.Put(keys::claim_key(k), v);
-    return from_rocks(db_->Write(write_opts_, &batch), "group commit");
+    for (const auto& [stream, snap] : snapshots) {
+      std::string v;
+      keys::put_be64(v, static_cast<uint64_t>(snap.version));
+      v.append(snap.data);
+      uint32_t crc = crc32c(v);
+      for (int sh = 24; sh >= 0; sh -= 8) v.push_back(static_cast<char>((crc >> sh) & 0xff));
+      batch.Put(keys::snapshot_key(stream), v);
+    }
+    // Snapshots alone are a cache and need no sync of their own.
+    return from_rocks(db_->Write(events.empty() ? rocksdb::WriteOptions() : write_opts_, &batch),
+                      "group commit");
   }
 
   Status Decode(std::string_view key, std::string_view value, StoredEvent* e) {

@@ -37,6 +37,22 @@ void Writer::Append(AppendRequest req, AppendCallback done) {
   if (was_empty) cv_.notify_one();
 }
 
+void Writer::SaveSnapshot(std::string stream, Snapshot snap) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closing_ && !thread_.joinable()) return;  // closed: a cache, dropping it is safe
+  bool wake = queue_.empty() && snapshots_.empty();
+  snapshots_[std::move(stream)] = std::move(snap);
+  if (wake) cv_.notify_one();
+}
+
+bool Writer::PendingSnapshot(const std::string& stream, Snapshot* snap) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = snapshots_.find(stream);
+  if (it == snapshots_.end()) return false;
+  *snap = it->second;
+  return true;
+}
+
 uint64_t Writer::Subscribe(Subscriber fn) {
   std::lock_guard<std::mutex> lock(sub_mu_);
   uint64_t id = next_sub_++;
@@ -77,11 +93,12 @@ void Writer::Close() {
 
 void Writer::Run() {
   std::vector<Pending> group;
+  std::vector<std::pair<std::string, Snapshot>> snapshots;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // closing and drained
+      cv_.wait(lock, [&] { return closing_ || !queue_.empty() || !snapshots_.empty(); });
+      if (queue_.empty() && snapshots_.empty()) return;  // closing and drained
       size_t n = std::min(queue_.size(), kMaxGroupRequests);
       group.clear();
       group.reserve(n);
@@ -89,8 +106,10 @@ void Writer::Run() {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      snapshots.clear();
+      for (auto& [stream, snap] : snapshots_) snapshots.emplace_back(stream, snap);
     }
-    ProcessGroup(group);
+    ProcessGroup(group, snapshots);
   }
 }
 
@@ -186,7 +205,8 @@ Status Writer::Admit(Pending& p, std::vector<StoredEvent>& events,
   return Status::OK();
 }
 
-void Writer::ProcessGroup(std::vector<Pending>& group) {
+void Writer::ProcessGroup(std::vector<Pending>& group,
+                          std::vector<std::pair<std::string, Snapshot>>& snapshots) {
   std::vector<StoredEvent> events;
   std::vector<std::pair<std::string, std::string>> claims;
   tentative_heads_.clear();
@@ -214,18 +234,25 @@ void Writer::ProcessGroup(std::vector<Pending>& group) {
     }
   }
   Status commit;
-  if (!events.empty()) {
+  if (!events.empty() || !snapshots.empty()) {
     auto t0 = std::chrono::steady_clock::now();
     if (fail_next_ > 0) {
       --fail_next_;
       commit = Status::IOError("injected commit failure (test)");
     } else {
-      commit = backend_->Commit(events, claims);
+      commit = backend_->Commit(events, claims, snapshots);
     }
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                   std::chrono::steady_clock::now() - t0)
                   .count();
     sync_micros_ += static_cast<uint64_t>(us);
+  }
+  if (!snapshots.empty()) {  // committed or not, they leave the queue (a cache)
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [stream, snap] : snapshots) {
+      auto it = snapshots_.find(stream);
+      if (it != snapshots_.end() && it->second.version == snap.version) snapshots_.erase(it);
+    }
   }
   if (commit.ok()) {
     for (auto& [stream, v] : tentative_heads_) {

@@ -32,10 +32,12 @@ class WriterBackend {
   // Head version of `stream` as committed (0 if none).
   virtual Status LoadHead(const std::string& stream, int64_t* version) = 0;
   virtual Status ClaimExists(const std::string& key, bool* exists) = 0;
-  // Atomically and durably commits the events (with stream index entries) and
-  // claims. Called only from the writer thread.
+  // Atomically commits the events (with stream index entries), claims and
+  // snapshots; durably (synced) when there are events. Called only from the
+  // writer thread.
   virtual Status Commit(const std::vector<StoredEvent>& events,
-                        const std::vector<std::pair<std::string, std::string>>& claims) = 0;
+                        const std::vector<std::pair<std::string, std::string>>& claims,
+                        const std::vector<std::pair<std::string, Snapshot>>& snapshots) = 0;
 };
 
 class Writer {
@@ -47,6 +49,11 @@ class Writer {
   ~Writer();  // Close()s
 
   void Append(AppendRequest req, AppendCallback done);
+  // Queues a snapshot for the next batch, so that no caller (a CAF scheduler
+  // thread) ever waits inside RocksDB's write path behind a synced commit.
+  void SaveSnapshot(std::string stream, Snapshot snap);
+  // A snapshot queued but not yet committed (false if none).
+  bool PendingSnapshot(const std::string& stream, Snapshot* snap) const;
   uint64_t Subscribe(Subscriber fn);
   void Unsubscribe(uint64_t id);
   int64_t LastPosition() const { return last_position_.load(std::memory_order_acquire); }
@@ -66,7 +73,8 @@ class Writer {
   };
 
   void Run();
-  void ProcessGroup(std::vector<Pending>& group);
+  void ProcessGroup(std::vector<Pending>& group,
+                    std::vector<std::pair<std::string, Snapshot>>& snapshots);
   // Validates `p` against the tentative heads/claims; on success assigns
   // positions and appends its events to `events`.
   Status Admit(Pending& p, std::vector<StoredEvent>& events,
@@ -78,6 +86,7 @@ class Writer {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;  // GUARDED_BY(mu_)
+  std::unordered_map<std::string, Snapshot> snapshots_;  // GUARDED_BY(mu_): not yet committed
   bool closing_ = false;       // GUARDED_BY(mu_)
   Status sticky_;              // GUARDED_BY(mu_)
 
