@@ -89,14 +89,17 @@ class RocksEventStore final : public EventStore, private WriterBackend {
           static_cast<int64_t>(keys::get_be64(std::string_view(it->value().data(), 8)))));
     }
     if (!it->status().ok()) return from_rocks(it->status(), "reading stream " + stream);
+    // One batched lookup for the whole page (recovery reads long streams).
+    std::vector<rocksdb::Slice> slices(event_keys.begin(), event_keys.end());
+    std::vector<std::string> values;
+    std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
     out->reserve(event_keys.size());
-    for (const auto& k : event_keys) {
-      std::string value;
-      auto s = db_->Get(rocksdb::ReadOptions(), k, &value);
+    for (size_t i = 0; i < event_keys.size(); ++i) {
+      const auto& s = statuses[i];
       if (!s.ok()) return s.IsNotFound() ? Status::Corruption("stream index points at a missing event")
                                          : from_rocks(s, "reading event");
       StoredEvent e;
-      if (Status d = Decode(k, value, &e); !d.ok()) return d;
+      if (Status d = Decode(event_keys[i], values[i], &e); !d.ok()) return d;
       if (e.stream != stream) return Status::Corruption("stream index points at another stream");
       out->push_back(std::move(e));
     }
