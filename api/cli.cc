@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "api/audit_commands.h"
 #include "api/client_commands.h"
 #include "api/serve.h"
 
@@ -83,6 +84,26 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   add_tls_flags(c, &client.tls);
 
+  EventsOptions events;
+  auto* ev = app.add_subcommand("events", "Print events as JSON lines, in position order (read-only)");
+  ev->add_option("--data", events.data, "store directory")->required();
+  ev->add_option("--from", events.from, "first position")->check(CLI::PositiveNumber)->capture_default_str();
+  ev->add_option("--to", events.to, "last position (default: the end)")->check(CLI::PositiveNumber);
+  ev->add_option("--stream", events.stream, "only this stream, e.g. card-steam-50 or wallet-alice");
+
+  ReplayOptions replay;
+  auto* rp = app.add_subcommand(
+      "replay", "Rebuild every projection from the log up to a point and print it as JSON (read-only)");
+  rp->add_option("--data", replay.data, "store directory")->required();
+  auto* rp_to = rp->add_option("--to", replay.to, "last position to apply")->check(CLI::PositiveNumber);
+  rp->add_option("--at", replay.at, "apply events recorded at or before this RFC 3339 time")
+      ->excludes(rp_to);
+
+  std::string verify_data;
+  auto* vf = app.add_subcommand(
+      "verify", "Check the hash chain, gap-free positions and invariants 1-3 and 6 (read-only)");
+  vf->add_option("--data", verify_data, "store directory")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -93,6 +114,9 @@ int run_cli(int argc, char** argv) {
     serve.passivate_after = std::chrono::milliseconds(passivate_ms);
     return run_serve(serve);
   }
+  if (ev->parsed()) return run_events(events);
+  if (rp->parsed()) return run_replay(replay);
+  if (vf->parsed()) return run_verify(verify_data);
   client.node = to_host_port(node);
   if (p->parsed()) return run_purchase(client, card, user, key);
   return run_credit(client, user, amount, key);

@@ -6,6 +6,8 @@
 
 #include "actors/errors.h"
 #include "actors/messages.h"
+#include "events/envelope.h"
+#include "projections/read_models.h"
 
 namespace giftcard {
 
@@ -14,6 +16,11 @@ nlohmann::json to_json(const CardInfo& c);
 nlohmann::json to_json(const CreditReply& c);
 nlohmann::json to_json(const WalletView& w);
 nlohmann::json to_json(const AddCodesReply& a);
+// {"position","stream","version","type","recorded_at","data":{...},"hash","prev_hash"}
+// (SPEC §4 /api/events shape plus the chain). Undecodable payloads get "error".
+nlohmann::json event_json(const StoredEvent& e);
+// The shop as of m.position: {"position","as_of","wallets","cards","purchases"}.
+nlohmann::json models_json(const ReadModels& m);
 // {"code","detail","status"[,"codes"]} for a CAF error.
 nlohmann::json error_json(const caf::error& e);
 

@@ -1,0 +1,50 @@
+// Read models folded from the log (SPEC §4 views): wallet balances, code
+// availability per card, purchases by id and by user, sales per card.
+//
+// apply() is a pure fold over committed events in position order; it skips
+// positions already applied, so replaying an overlapping range is harmless.
+// Rebuilding from position 1 must give exactly the live models (SPEC
+// invariant 6). Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "events/envelope.h"
+#include "events/status.h"
+
+namespace giftcard {
+
+struct CardView {
+  std::string id, name;
+  int64_t price = 0, value = 0;
+  int64_t available = 0, assigned = 0, expired = 0, revoked = 0;
+  int64_t sold = 0;     // purchases
+  int64_t revenue = 0;  // sum of prices paid
+  bool operator==(const CardView&) const = default;
+};
+
+struct PurchaseView {
+  std::string purchase_id, card_id, user_id, code;
+  int64_t price = 0;
+  Micros purchased_at = 0;
+  int64_t position = 0;
+  bool operator==(const PurchaseView&) const = default;
+};
+
+struct ReadModels {
+  int64_t position = 0;        // last applied
+  Micros recorded_at = 0;      // of the last applied event
+  std::map<std::string, int64_t> balances;  // user -> balance
+  std::map<std::string, CardView> cards;
+  std::map<std::string, PurchaseView> purchases;                  // by purchase id
+  std::map<std::string, std::vector<std::string>> user_purchases;  // user -> purchase ids, in order
+  bool operator==(const ReadModels&) const = default;
+};
+
+// Folds one committed event. Corruption if its payload does not decode.
+Status apply(ReadModels& m, const StoredEvent& e);
+
+}  // namespace giftcard
