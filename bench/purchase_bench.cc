@@ -283,12 +283,15 @@ int run_purchase(Options o) {
   } else if (o.codes_per_card > 0) {
     std::fill(codes_per_card.begin(), codes_per_card.end(), o.codes_per_card);
   } else {
-    // Total need at the estimated rate for warm-up + run + drain, split by the
-    // share of buyers each card gets (round-robin), with 20% slack per card.
-    int64_t total = std::min<int64_t>(kEstimatedRate * (o.seconds + 2), kMaxTotalCodes);
+    // Need at the estimated rate for warm-up + run + drain, split by the share
+    // of buyers each card gets (round-robin), with 20% slack per card; scaled
+    // down to kMaxTotalCodes in all.
+    int64_t want = kEstimatedRate * (o.seconds + 2) * 12 / 10;
+    double scale = std::min(1.0, static_cast<double>(kMaxTotalCodes) / static_cast<double>(want));
     for (int c = 0; c < K; ++c) {
       int64_t buyers_here = o.buyers / K + (c < o.buyers % K ? 1 : 0);
-      codes_per_card[c] = buyers_here == 0 ? 0 : total * buyers_here * 12 / (10 * o.buyers) + 1;
+      codes_per_card[c] = static_cast<int64_t>(scale * static_cast<double>(want) *
+                                               static_cast<double>(buyers_here) / o.buyers);
     }
   }
   int64_t total_codes = 0;
