@@ -13,19 +13,11 @@
 
 #include "actors/errors.h"
 #include "api/node_config.h"
+#include "tests/support/run_command.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-int run(const std::string& cmd, std::string* out) {
-  FILE* p = ::popen((cmd + " 2>/dev/null").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
-  int status = ::pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 struct ServeChild {
   pid_t pid = -1;
@@ -101,7 +93,7 @@ BOOST_AUTO_TEST_CASE(verify_and_events_beside_a_writing_server) {
   for (int round = 0; round < 6; ++round) {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
     std::string out;
-    int rc = run(bin + " verify --data " + data, &out);
+    int rc = test::run_command(bin + " verify --data " + data, &out);
     BOOST_TEST(rc == 0, "round " << round << ": " << out);
     auto at = out.find("last position:");
     BOOST_REQUIRE(at != std::string::npos);
@@ -109,7 +101,7 @@ BOOST_AUTO_TEST_CASE(verify_and_events_beside_a_writing_server) {
     BOOST_TEST(pos >= last_seen);  // each audit sees a longer (or equal) prefix
     last_seen = pos;
     std::string lines;
-    BOOST_TEST(run(bin + " events --data " + data + " --from 1", &lines) == 0);
+    BOOST_TEST(test::run_command(bin + " events --data " + data + " --from 1", &lines) == 0);
     BOOST_TEST(std::count(lines.begin(), lines.end(), '\n') >= pos);
   }
   stop = true;
@@ -117,7 +109,7 @@ BOOST_AUTO_TEST_CASE(verify_and_events_beside_a_writing_server) {
   BOOST_TEST(bought > 0);
   BOOST_TEST(serve.stop() == 0);  // the server never noticed the auditors
   std::string out;
-  BOOST_TEST(run(bin + " verify --data " + data, &out) == 0, out);
+  BOOST_TEST(test::run_command(bin + " verify --data " + data, &out) == 0, out);
   BOOST_TEST(out.find("purchases:       " + std::to_string(bought.load())) != std::string::npos, out);
   fs::remove_all(dir);
 }

@@ -12,6 +12,7 @@
 #include "projections/read_models.h"
 #include "store/keys.h"
 #include "store/rocks_event_store.h"
+#include "tests/support/run_command.h"
 
 namespace giftcard {
 namespace {
@@ -108,15 +109,6 @@ VerifyReport tampered(F tamper) {
   return r;
 }
 
-int run(const std::string& cmd, std::string* out) {
-  FILE* p = ::popen((cmd + " 2>/dev/null").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
-  int status = ::pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(audit)
@@ -205,13 +197,13 @@ BOOST_AUTO_TEST_CASE(cli_exit_codes_and_report) {
     write_shop(s.get());
   }
   std::string bin = GIFTCARD_BINARY, out;
-  BOOST_TEST(run(bin + " verify --data " + dir, &out) == 0);
+  BOOST_TEST(test::run_command(bin + " verify --data " + dir, &out) == 0);
   BOOST_TEST(out.find("OK") != std::string::npos, out);
   out.clear();
-  BOOST_TEST(run(bin + " events --data " + dir + " --stream wallet-a", &out) == 0);
+  BOOST_TEST(test::run_command(bin + " events --data " + dir + " --stream wallet-a", &out) == 0);
   BOOST_TEST(std::count(out.begin(), out.end(), '\n') == 3);  // credit + 2 debits
   out.clear();
-  BOOST_TEST(run(bin + " replay --data " + dir + " --to 6", &out) == 0);
+  BOOST_TEST(test::run_command(bin + " replay --data " + dir + " --to 6", &out) == 0);
   BOOST_TEST(out.find("\"position\":6") != std::string::npos, out);
   {
     Raw raw(dir);
@@ -220,11 +212,11 @@ BOOST_AUTO_TEST_CASE(cli_exit_codes_and_report) {
     raw.put(8, e);
   }
   out.clear();
-  BOOST_TEST(run(bin + " verify --data " + dir, &out) == 1);
+  BOOST_TEST(test::run_command(bin + " verify --data " + dir, &out) == 1);
   BOOST_TEST(out.find("first bad position 8") != std::string::npos, out);
   out.clear();
-  BOOST_TEST(run(bin + " verify --data " + dir + "/nope", &out) == 4);
-  BOOST_TEST(run(bin + " replay --data " + dir + " --at yesterday", &out) == 2);
+  BOOST_TEST(test::run_command(bin + " verify --data " + dir + "/nope", &out) == 4);
+  BOOST_TEST(test::run_command(bin + " replay --data " + dir + " --at yesterday", &out) == 2);
   BOOST_TEST(!fs::exists(dir + "/nope"));
   fs::remove_all(dir);
 }
