@@ -17,7 +17,6 @@
 namespace giftcard {
 
 struct ReserveMsg {  // card: hold the next code for a purchase
-  std::string purchase_id;
   // The buyer's projected balance. A card priced above it answers
   // insufficient_funds without holding a code, so a buyer who cannot pay
   // never makes another buyer see a spurious out_of_stock.

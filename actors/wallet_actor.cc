@@ -251,7 +251,7 @@ caf::result<Purchase> on_purchase(Self self, PurchaseCmd& cmd) {
   InflightPurchase p{rp, {}, cmd.card_id, new_purchase_id(), cmd.card, {}, 0};
   std::string key = cmd.key;
   st.purchases.emplace(key, std::move(p));
-  self->request(cmd.card, caf::infinite, ReserveMsg{st.purchases[key].purchase_id, st.projected})
+  self->request(cmd.card, caf::infinite, ReserveMsg{st.projected})
       .then([=](Reserved& r) { on_reserved(self, key, r); },
             [=](caf::error& e) {
               auto& st = self->state;

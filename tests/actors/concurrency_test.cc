@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "log_oracle.h"
+#include "projections/audit.h"
 #include "shop_fixture.h"
 
 namespace giftcard::test {
@@ -120,6 +121,10 @@ void hot_card(ShopFixture::Backend backend, int codes, int64_t funded_purchases)
   auto report = check_log(f.store());
   BOOST_TEST(report.clean(), report.summary());
   BOOST_TEST(report.purchases == out.successes);
+  // The product's own auditor agrees with the test's independent oracle.
+  VerifyReport verified = verify_log(f.store());
+  BOOST_TEST(verified.ok(), (verified.problems.empty() ? "" : verified.problems.front()));
+  BOOST_TEST(verified.purchases == out.successes);
   for (auto& [code, owner] : report.code_owner) BOOST_TEST(out.codes.count(code) == 1u);
   BOOST_TEST_MESSAGE("hot card: " << out.successes << " purchases, store batches "
                                   << f.store()->Stats().batches << ", max requests per batch "
@@ -175,6 +180,7 @@ BOOST_AUTO_TEST_CASE(wallet_credits_and_debits_race) {
   BOOST_TEST(total == credited - bought);
   auto report = check_log(f.store());
   BOOST_TEST(report.clean(), report.summary());
+  BOOST_TEST(verify_log(f.store()).ok());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
