@@ -50,12 +50,6 @@ CardInfo info_of(const CardState& c, int64_t position = 0) {
                   c.assigned,  c.expired,  c.revoked, position};
 }
 
-Errc errc_for(const Status& s) {
-  if (s.IsCorruption()) return Errc::storage_corruption;
-  if (s.IsInvalidArgument()) return Errc::invalid_request;
-  return Errc::storage_unavailable;
-}
-
 bool idle(const CardActorState& st) { return st.pending.empty() && st.card.held == 0; }
 
 uint64_t append(Self self, AppendRequest req, PendingOp op) {
@@ -215,13 +209,6 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
         auto rp = self->make_response_promise<int64_t>();
         append(self, std::move(req), PendingRevoke{rp, code});
         return rp;
-      },
-      [=](card_atom, const std::string&) -> caf::result<CardInfo> {
-        touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
-        return info_of(st.card);
       },
       [=](ReserveMsg& m) -> caf::result<Reserved> {
         touch(self);

@@ -33,4 +33,10 @@ std::string render_error(uint8_t code, caf::atom_value, const caf::message& ctx)
   return s;
 }
 
+Errc errc_for(const Status& s) {
+  if (s.IsCorruption()) return Errc::storage_corruption;
+  if (s.IsInvalidArgument()) return Errc::invalid_request;
+  return Errc::storage_unavailable;
+}
+
 }  // namespace giftcard

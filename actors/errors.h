@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "events/errc.h"
+#include "events/status.h"
 
 namespace giftcard {
 
@@ -19,6 +20,10 @@ caf::error make_error(Errc e, std::string detail = {}, std::vector<std::string> 
 Errc errc_of(const caf::error& e);
 std::string detail_of(const caf::error& e);
 std::vector<std::string> codes_of(const caf::error& e);
+
+// A storage Status as a domain error code: storage_corruption,
+// invalid_request, or storage_unavailable.
+Errc errc_for(const Status& s);
 
 // The renderer registered for the category (readable errors in logs/CLI).
 std::string render_error(uint8_t code, caf::atom_value category, const caf::message& ctx);

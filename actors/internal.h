@@ -12,6 +12,7 @@
 #include <string>
 
 #include "actors/messages.h"
+#include "projections/projection_db.h"
 #include "store/event_store.h"
 
 namespace giftcard {
@@ -54,13 +55,22 @@ struct CreditCmd {
   int64_t amount = 0;
   std::string key;
 };
-struct WalletQuery {};
+
+// Projection driver protocol (projection_driver.h).
+struct LogAdvanced {  // subscription -> driver: the log reached `position`
+  int64_t position = 0;
+};
+struct AwaitMsg {  // reply (the projections' position) once they include `position`
+  int64_t position = 0;
+};
+struct AwaitExpired {
+  uint64_t id = 0;
+};
 
 using card_actor = caf::typed_actor<
     caf::replies_to<create_atom, CardSpec>::with<CardInfo>,
     caf::replies_to<add_codes_atom, std::string, std::vector<CodeSpec>>::with<AddCodesReply>,
     caf::replies_to<revoke_atom, std::string, std::string>::with<int64_t>,
-    caf::replies_to<card_atom, std::string>::with<CardInfo>,
     caf::replies_to<ReserveMsg>::with<Reserved>,
     caf::replies_to<DrainMsg>::with<bool>,
     caf::reacts_to<ReleaseMsg>, caf::reacts_to<AssignedMsg>, caf::reacts_to<LeaseDoneMsg>,
@@ -75,9 +85,12 @@ struct PurchaseCmd {
 using wallet_actor = caf::typed_actor<
     caf::replies_to<PurchaseCmd>::with<Purchase>,
     caf::replies_to<CreditCmd>::with<CreditReply>,
-    caf::replies_to<WalletQuery>::with<WalletView>,
     caf::replies_to<DrainMsg>::with<bool>,
     caf::reacts_to<CommitMsg>, caf::reacts_to<TickMsg>, caf::reacts_to<PassivateReply>>;
+
+using projection_driver_actor = caf::typed_actor<
+    caf::reacts_to<LogAdvanced>, caf::replies_to<AwaitMsg>::with<int64_t>,
+    caf::reacts_to<AwaitExpired>, caf::replies_to<DrainMsg>::with<bool>>;
 
 // The shop as this process sees it: the public interface plus passivation and
 // drain. It is published as `shop_actor` (remote_actor checks a subset).
@@ -92,6 +105,9 @@ struct ShopConfig {
   std::chrono::milliseconds tick{5000};
   // Expiry sweep period of a card actor. Default: 60 s.
   std::chrono::milliseconds expiry_sweep{60000};
+  // How long a query waits for the projections to reach its `after`
+  // position before it fails with projection_lagging. Default: 5 s.
+  std::chrono::milliseconds projection_wait{5000};
   // Wall clock (micros). Default: now_micros. Tests inject their own.
   std::function<Micros()> clock;
 };
@@ -103,10 +119,15 @@ struct ShopMetrics {
   std::atomic<uint64_t> purchases_replayed{0};
   std::atomic<uint64_t> purchases_rejected{0};
   std::atomic<uint64_t> passivations{0};
+  std::atomic<uint64_t> projection_batches{0};  // driver catch-ups that applied events
+  std::atomic<int64_t> projection_lag_micros{0}; // of the last catch-up: apply time - commit time
+  // If set, every catch-up's lag (micros) is also appended here (benchmarks).
+  std::function<void(int64_t)> on_projection_lag;
 };
 
 struct ShopContext {
   EventStore* store = nullptr;  // REQUIRES: outlives every actor of the shop
+  ProjectionDb* projections = nullptr;  // REQUIRES: on `store`; outlives the shop
   ShopConfig config;
   ShopMetrics metrics;
   Micros now() const;
@@ -140,4 +161,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::PassivateReply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::DrainMsg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::PurchaseCmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::CreditCmd)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::WalletQuery)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::LogAdvanced)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::AwaitMsg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::AwaitExpired)

@@ -12,6 +12,8 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<CreditReply>("giftcard::CreditReply");
   cfg.add_message_type<Purchase>("giftcard::Purchase");
   cfg.add_message_type<WalletView>("giftcard::WalletView");
+  cfg.add_message_type<ShopStatus>("giftcard::ShopStatus");
+  cfg.add_message_type<RebuildInfo>("giftcard::RebuildInfo");
   cfg.add_message_type<shop_actor>("giftcard::shop_actor");
   cfg.add_error_category(kErrorCategory, render_error);
 }

@@ -21,6 +21,11 @@ using card_atom = caf::atom_constant<caf::atom("card")>;
 using credit_atom = caf::atom_constant<caf::atom("credit")>;
 using purchase_atom = caf::atom_constant<caf::atom("purchase")>;
 using wallet_atom = caf::atom_constant<caf::atom("wallet")>;
+using cards_atom = caf::atom_constant<caf::atom("cards")>;
+using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
+using history_atom = caf::atom_constant<caf::atom("history")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using rebuild_atom = caf::atom_constant<caf::atom("rebuild")>;
 
 struct CardSpec {
   std::string id;
@@ -39,7 +44,9 @@ struct CardInfo {
   int64_t assigned = 0;
   int64_t expired = 0;
   int64_t revoked = 0;
-  int64_t position = 0;  // log position of the change that produced this reply (0 for queries)
+  // For a change: the log position of its event. For a query: the position
+  // the projections had reached when they answered.
+  int64_t position = 0;
 };
 
 struct AddCodesReply {
@@ -68,6 +75,22 @@ struct Purchase {
 struct WalletView {
   std::string user_id;
   int64_t balance = 0;
+  int64_t position = 0;  // the projections' position when they answered
+};
+
+// Where the log and its projections are (the `status` query).
+struct ShopStatus {
+  int64_t log_position = 0;         // last committed event
+  int64_t projection_position = 0;  // last event folded into the read models
+  int64_t generation = 0;           // read-model generation (bumped by rebuild)
+};
+
+// The outcome of a projection rebuild.
+struct RebuildInfo {
+  int64_t events = 0;      // events folded into the new generation
+  int64_t position = 0;    // the live position it was swapped in at
+  int64_t generation = 0;  // the new generation
+  int64_t millis = 0;      // wall time of the rebuild
 };
 
 template <class Inspector>
@@ -99,19 +122,43 @@ typename Inspector::result_type inspect(Inspector& f, Purchase& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, WalletView& x) {
-  return f(caf::meta::type_name("giftcard::WalletView"), x.user_id, x.balance);
+  return f(caf::meta::type_name("giftcard::WalletView"), x.user_id, x.balance, x.position);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ShopStatus& x) {
+  return f(caf::meta::type_name("giftcard::ShopStatus"), x.log_position, x.projection_position,
+           x.generation);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, RebuildInfo& x) {
+  return f(caf::meta::type_name("giftcard::RebuildInfo"), x.events, x.position, x.generation,
+           x.millis);
 }
 
 // The shop's front door as remote clients see it (SPEC §5). Replies carry the
 // results; failures are caf::error of category "giftcard" (actors/errors.h).
+//
+// Commands go to the card and wallet actors. Queries are answered from the
+// projections; their last argument is a minimum log position (`after`): the
+// answer waits (bounded, then projection_lagging) until the projections
+// include it. Pass the position of your own last write for read-your-writes,
+// or 0 for "whatever is there now".
 using shop_actor = caf::typed_actor<
+    // commands
     caf::replies_to<create_atom, CardSpec>::with<CardInfo>,
     caf::replies_to<add_codes_atom, std::string, std::vector<CodeSpec>>::with<AddCodesReply>,
     caf::replies_to<revoke_atom, std::string, std::string>::with<int64_t>,
-    caf::replies_to<card_atom, std::string>::with<CardInfo>,
     caf::replies_to<credit_atom, std::string, int64_t, std::string>::with<CreditReply>,
     caf::replies_to<purchase_atom, std::string, std::string, std::string>::with<Purchase>,
-    caf::replies_to<wallet_atom, std::string>::with<WalletView>>;
+    // queries: ..., after
+    caf::replies_to<card_atom, std::string, int64_t>::with<CardInfo>,
+    caf::replies_to<cards_atom, int64_t>::with<std::vector<CardInfo>>,
+    caf::replies_to<wallet_atom, std::string, int64_t>::with<WalletView>,
+    caf::replies_to<lookup_atom, std::string, int64_t>::with<Purchase>,
+    caf::replies_to<history_atom, std::string, int64_t>::with<std::vector<Purchase>>,
+    // operations
+    caf::replies_to<status_atom>::with<ShopStatus>,
+    caf::replies_to<rebuild_atom>::with<RebuildInfo>>;
 
 // Registers every public message type and the "giftcard" error category.
 // Every node (server and client) calls it on its actor_system_config.

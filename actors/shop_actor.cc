@@ -4,6 +4,7 @@
 
 #include "actors/card_actor.h"
 #include "actors/errors.h"
+#include "actors/projection_driver.h"
 #include "actors/wallet_actor.h"
 #include "events/validate.h"
 
@@ -21,6 +22,7 @@ struct ShopState {
   ShopContext* ctx = nullptr;
   std::unordered_map<std::string, Entry<card_actor>> cards;
   std::unordered_map<std::string, Entry<wallet_actor>> wallets;
+  projection_driver_actor driver;
   bool draining = false;
 };
 
@@ -82,7 +84,13 @@ void drain_next(Self self, std::shared_ptr<DrainJob> job) {
       self->request(h, caf::infinite, DrainMsg{}).then([=](bool) { done(); }, [=](caf::error&) { done(); });
     }
   }
-  if (job->outstanding == 0 && job->cards.empty() && job->wallets.empty() && job->rp.pending()) job->rp.deliver(true);
+  if (job->outstanding == 0 && job->cards.empty() && job->wallets.empty() && job->rp.pending()) {
+    // Every command is committed; let the projections take in the last of it.
+    auto rp = job->rp;
+    self->request(self->state.driver, caf::infinite, DrainMsg{})
+        .then([rp](bool ok) mutable { rp.deliver(ok); },
+              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  }
 }
 
 caf::result<bool> drain(Self self) {
@@ -99,10 +107,75 @@ caf::result<bool> drain(Self self) {
   return rp;
 }
 
+template <class T>
+caf::result<T> to_result(caf::expected<T>&& x) {
+  if (x) return std::move(*x);
+  return std::move(x.error());
+}
+
+// Answers `query` (-> caf::expected<T>) from the projections once they
+// include log position `after`: at once if they do, else when the driver says
+// so, or projection_lagging after config.projection_wait.
+template <class T, class Query>
+caf::result<T> projected(Self self, int64_t after, Query query) {
+  auto& st = self->state;
+  if (st.draining) return closing();
+  if (after < 0) return invalid("after must be a log position >= 0");
+  const int64_t head = st.ctx->store->LastPosition();
+  if (after > head)
+    return invalid("position " + std::to_string(after) + " is not in the log (last position " +
+                   std::to_string(head) + ")");
+  if (st.ctx->projections->position() >= after) return to_result(query());
+  auto rp = self->template make_response_promise<T>();
+  self->request(st.driver, caf::infinite, AwaitMsg{after})
+      .then(
+          [rp, query](int64_t) mutable {
+            auto x = query();
+            if (x) rp.deliver(std::move(*x));
+            else rp.deliver(std::move(x.error()));
+          },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+caf::error storage_error(const Status& s) { return make_error(errc_for(s), s.message()); }
+
+CardInfo card_info(const CardView& c, int64_t position) {
+  return CardInfo{c.id,       c.name,    c.price,   c.value,  c.available,
+                  c.assigned, c.expired, c.revoked, position};
+}
+
+Purchase purchase_of(const PurchaseView& p) {
+  return Purchase{p.purchase_id, p.card_id, p.user_id, p.code, p.price, p.purchased_at, p.position,
+                  false};
+}
+
+// A one-shot detached worker: a rebuild reads the whole log and must not
+// occupy a scheduler thread.
+using rebuild_worker_actor = caf::typed_actor<caf::replies_to<rebuild_atom>::with<RebuildInfo>>;
+
+rebuild_worker_actor::behavior_type rebuild_worker(rebuild_worker_actor::pointer self,
+                                                   ProjectionDb* db) {
+  return {
+      [=](rebuild_atom) -> caf::result<RebuildInfo> {
+        self->quit();
+        RebuildReport r;
+        Status s = db->Rebuild(&r);
+        if (s.IsBusy()) return make_error(Errc::unavailable, s.message());
+        if (!s.ok()) return storage_error(s);
+        return RebuildInfo{r.events, r.position, static_cast<int64_t>(r.generation),
+                           static_cast<int64_t>(r.seconds * 1000)};
+      },
+  };
+}
+
 }  // namespace
 
 shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
   self->state.ctx = ctx;
+  self->state.driver = spawn_projection_driver(self->system(), ctx);
+  self->link_to(self->state.driver);
+  ProjectionDb* db = ctx->projections;
   return {
       [=](create_atom, CardSpec& spec) -> caf::result<CardInfo> {
         if (self->state.draining) return closing();
@@ -121,11 +194,6 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
         if (auto e = check_card_id(card_id); !e.empty()) return invalid(e);
         if (auto e = check_code(code); !e.empty()) return invalid(e);
         return self->delegate(route_card(self, card_id), revoke_atom::value, card_id, code);
-      },
-      [=](card_atom, std::string& card_id) -> caf::result<CardInfo> {
-        if (self->state.draining) return closing();
-        if (auto e = check_card_id(card_id); !e.empty()) return invalid(e);
-        return self->delegate(route_card(self, card_id), card_atom::value, card_id);
       },
       [=](credit_atom, std::string& user, int64_t amount,
           std::string& key) -> caf::result<CreditReply> {
@@ -147,10 +215,69 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
         return self->delegate(route_wallet(self, user),
                               PurchaseCmd{std::move(card_id), std::move(key), std::move(card)});
       },
-      [=](wallet_atom, std::string& user) -> caf::result<WalletView> {
-        if (self->state.draining) return closing();
+      [=](card_atom, std::string& id, int64_t after) -> caf::result<CardInfo> {
+        if (auto e = check_card_id(id); !e.empty()) return invalid(e);
+        return projected<CardInfo>(self, after, [db, id]() -> caf::expected<CardInfo> {
+          CardView c;
+          int64_t pos = db->position();
+          Status s = db->Card(id, &c);
+          if (s.IsNotFound()) return make_error(Errc::card_not_found, "no card " + id);
+          if (!s.ok()) return storage_error(s);
+          return card_info(c, pos);
+        });
+      },
+      [=](cards_atom, int64_t after) -> caf::result<std::vector<CardInfo>> {
+        return projected<std::vector<CardInfo>>(
+            self, after, [db]() -> caf::expected<std::vector<CardInfo>> {
+              std::vector<CardView> cs;
+              int64_t pos = db->position();
+              if (Status s = db->Cards(&cs); !s.ok()) return storage_error(s);
+              std::vector<CardInfo> out;
+              out.reserve(cs.size());
+              for (const auto& c : cs) out.push_back(card_info(c, pos));
+              return out;
+            });
+      },
+      [=](wallet_atom, std::string& user, int64_t after) -> caf::result<WalletView> {
         if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-        return self->delegate(route_wallet(self, user), WalletQuery{});
+        return projected<WalletView>(self, after, [db, user]() -> caf::expected<WalletView> {
+          int64_t pos = db->position();
+          int64_t balance = 0;
+          if (Status s = db->Balance(user, &balance); !s.ok()) return storage_error(s);
+          return WalletView{user, balance, pos};
+        });
+      },
+      [=](lookup_atom, std::string& purchase_id, int64_t after) -> caf::result<Purchase> {
+        if (purchase_id.empty() || purchase_id.size() > 128)
+          return invalid("purchase_id must be 1..128 characters");
+        return projected<Purchase>(self, after, [db, purchase_id]() -> caf::expected<Purchase> {
+          PurchaseView p;
+          Status s = db->Purchase(purchase_id, &p);
+          if (s.IsNotFound()) return make_error(Errc::purchase_not_found, "no purchase " + purchase_id);
+          if (!s.ok()) return storage_error(s);
+          return purchase_of(p);
+        });
+      },
+      [=](history_atom, std::string& user, int64_t after) -> caf::result<std::vector<Purchase>> {
+        if (auto e = check_user_id(user); !e.empty()) return invalid(e);
+        return projected<std::vector<Purchase>>(
+            self, after, [db, user]() -> caf::expected<std::vector<Purchase>> {
+              std::vector<PurchaseView> ps;
+              if (Status s = db->UserPurchases(user, SIZE_MAX, &ps); !s.ok()) return storage_error(s);
+              std::vector<Purchase> out;
+              out.reserve(ps.size());
+              for (const auto& p : ps) out.push_back(purchase_of(p));
+              return out;
+            });
+      },
+      [=](status_atom) -> caf::result<ShopStatus> {
+        return ShopStatus{self->state.ctx->store->LastPosition(), db->position(),
+                          static_cast<int64_t>(db->generation())};
+      },
+      [=](rebuild_atom) -> caf::result<RebuildInfo> {
+        if (self->state.draining) return closing();
+        auto worker = self->system().spawn<caf::detached>(rebuild_worker, db);
+        return self->delegate(worker, rebuild_atom::value);
       },
       [=](PassivateReq& req) {
         auto& st = self->state;

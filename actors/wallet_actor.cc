@@ -50,11 +50,6 @@ struct WalletActorState {
 
 using Self = wallet_actor::stateful_pointer<WalletActorState>;
 
-Errc errc_for(const Status& s) {
-  if (s.IsCorruption()) return Errc::storage_corruption;
-  return Errc::storage_unavailable;
-}
-
 bool idle(const WalletActorState& st) {
   return st.purchases.empty() && st.credits.empty() && st.pending_appends == 0;
 }
@@ -333,12 +328,6 @@ wallet_actor::behavior_type wallet_behavior(Self self, ShopContext* ctx, std::st
       [=](CreditCmd& cmd) -> caf::result<CreditReply> {
         touch(self);
         return on_credit(self, cmd);
-      },
-      [=](WalletQuery&) -> caf::result<WalletView> {
-        touch(self);
-        if (!self->state.broken.ok())
-          return make_error(errc_for(self->state.broken), self->state.broken.message());
-        return WalletView{self->state.user, self->state.wallet.balance};
       },
       [=](CommitMsg& m) {
         auto& st = self->state;

@@ -8,6 +8,7 @@
 
 #include "actors/shop_actor.h"
 #include "api/demo_catalog.h"
+#include "projections/projection_db.h"
 #include "store/rocks_event_store.h"
 
 namespace giftcard {
@@ -39,8 +40,17 @@ int run_serve(const ServeOptions& o) {
   }
   std::cerr << "giftcard: store " << o.data << " open at position " << store->LastPosition()
             << "\n";
+  std::unique_ptr<ProjectionDb> projections;
+  if (Status s = ProjectionDb::Open(store.get(), &projections); !s.ok()) {
+    std::cerr << "giftcard serve: cannot open projections: " << s.ToString() << "\n";
+    return 1;
+  }
+  if (int64_t behind = store->LastPosition() - projections->position(); behind > 0)
+    std::cerr << "giftcard: projections at position " << projections->position() << ", "
+              << behind << " events to catch up (in the background)\n";
   ShopContext ctx;
   ctx.store = store.get();
+  ctx.projections = projections.get();
   ctx.config.passivate_after = o.passivate_after;
   int rc = 0;
   {

@@ -270,8 +270,14 @@ int run_purchase(Options o) {
     std::cerr << "giftcard-bench: cannot open store: " << s.ToString() << "\n";
     return 2;
   }
+  std::unique_ptr<ProjectionDb> projections;
+  if (Status s = ProjectionDb::Open(store.get(), &projections); !s.ok()) {
+    std::cerr << "giftcard-bench: cannot open projections: " << s.ToString() << "\n";
+    return 2;
+  }
   ShopContext ctx;
   ctx.store = store.get();
+  ctx.projections = projections.get();
   ctx.config.passivate_after = std::chrono::milliseconds(o.passivate_after_ms);
 
   // ---- sizes
@@ -465,7 +471,7 @@ int run_purchase(Options o) {
                            " purchase(s) replayed although every key is fresh");
       int64_t assigned = 0;
       for (const auto& id : sh.card_ids) {
-        self->request(shop, std::chrono::seconds(60), card_atom::value, id)
+        self->request(shop, std::chrono::seconds(60), card_atom::value, id, store->LastPosition())
             .receive([&](CardInfo& ci) { assigned += ci.assigned; },
                      [&](caf::error& e) { problems.push_back("card " + id + ": " + sys.render(e)); });
       }

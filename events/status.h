@@ -28,6 +28,7 @@ class [[nodiscard]] Status {
   bool IsInvalidArgument() const { return code_ == Code::invalid_argument; }
   bool IsIOError() const { return code_ == Code::io_error; }
   bool IsConflict() const { return code_ == Code::conflict; }
+  bool IsBusy() const { return code_ == Code::busy; }
   Code code() const { return code_; }
   const std::string& message() const { return msg_; }
   std::string ToString() const;

@@ -52,10 +52,15 @@ Status apply(ReadModels& m, const StoredEvent& e) {
   Event ev;
   if (Status s = e.decode(&ev); !s.ok())
     return Status::Corruption("position " + std::to_string(e.position) + ": " + s.message());
+  apply(m, e, ev);
+  return Status::OK();
+}
+
+void apply(ReadModels& m, const StoredEvent& e, const Event& ev) {
+  if (e.position <= m.position) return;
   std::visit(Folder{m, e}, ev);
   m.position = e.position;
   m.recorded_at = e.recorded_at;
-  return Status::OK();
 }
 
 }  // namespace giftcard

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "events/envelope.h"
+#include "events/events.h"
 #include "events/status.h"
 
 namespace giftcard {
@@ -46,5 +47,7 @@ struct ReadModels {
 
 // Folds one committed event. Corruption if its payload does not decode.
 Status apply(ReadModels& m, const StoredEvent& e);
+// The same with the payload already decoded (`ev` is e's payload).
+void apply(ReadModels& m, const StoredEvent& e, const Event& ev);
 
 }  // namespace giftcard

@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "events/envelope.h"
@@ -72,6 +74,14 @@ struct Snapshot {
   std::string data;
 };
 
+// One atomic write to the projection space (EventStore::KvWrite).
+struct KvBatch {
+  std::vector<std::string> delete_prefixes;  // applied first
+  std::vector<std::string> deletes;
+  std::vector<std::pair<std::string, std::string>> puts;
+};
+using KvVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+
 struct StoreStats {
   uint64_t batches = 0;        // synced writes
   uint64_t requests = 0;       // append requests committed
@@ -121,6 +131,24 @@ class EventStore {
   // The sticky error, if a write has failed.
   virtual Status Health() const = 0;
   virtual StoreStats Stats() const = 0;
+
+  // --- Projection space -------------------------------------------------
+  // Keys and values the projection driver keeps beside the log: read models
+  // and their checkpoints (projections/projection_db.h). Not part of the log,
+  // never hashed, always rebuildable from it. A KvBatch commits atomically
+  // but without a sync of its own: the WAL is ordered, so it is durable no
+  // later than the next synced append, and a batch lost to a crash is
+  // re-derived from the log. Secondary instances are read-only here too.
+  virtual Status KvWrite(const KvBatch& batch) = 0;
+  // NotFound if absent.
+  virtual Status KvGet(const std::string& key, std::string* value) = 0;
+  // values[i] is the value of keys[i], or nullopt if absent.
+  virtual Status KvMultiGet(const std::vector<std::string>& keys,
+                            std::vector<std::optional<std::string>>* values) = 0;
+  // Visits keys that start with `prefix` and are >= `start` (pass "" for the
+  // beginning), in byte order, until `fn` returns false.
+  virtual Status KvScan(const std::string& prefix, const std::string& start,
+                        const KvVisitor& fn) = 0;
 
   // Stops accepting appends, commits what is queued, joins the writer.
   virtual void Close() = 0;

@@ -69,4 +69,16 @@ std::string meta_key(std::string_view name) {
   return k;
 }
 
+std::string projection_key(std::string_view key) {
+  std::string k(1, kProjection);
+  k.append(key);
+  return k;
+}
+
+std::string prefix_successor(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
 }  // namespace giftcard::keys

@@ -7,6 +7,7 @@
 //   'c' claim-key                    -> claim value      (unique keys)
 //   'n' stream                       -> version:u64 data crc32c:u32 (snapshot)
 //   'm' name                         -> meta (format version)
+//   'p' key                          -> projection space (EventStore::Kv*)
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@ constexpr char kStream = 's';
 constexpr char kClaim = 'c';
 constexpr char kSnapshot = 'n';
 constexpr char kMeta = 'm';
+constexpr char kProjection = 'p';
 
 void put_be64(std::string& out, uint64_t v);
 uint64_t get_be64(std::string_view in);  // REQUIRES: in.size() >= 8
@@ -36,5 +38,9 @@ bool parse_stream_key(std::string_view key, std::string_view stream, int64_t* ve
 std::string claim_key(std::string_view claim);
 std::string snapshot_key(std::string_view stream);
 std::string meta_key(std::string_view name);
+std::string projection_key(std::string_view key);
+// The smallest key greater than every key starting with `prefix` (for range
+// deletes); REQUIRES: prefix is not all 0xff bytes.
+std::string prefix_successor(std::string prefix);
 
 }  // namespace giftcard::keys

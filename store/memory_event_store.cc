@@ -4,6 +4,7 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "store/keys.h"
 #include "store/writer.h"
 
 namespace giftcard {
@@ -66,6 +67,41 @@ class MemoryEventStore final : public EventStore, private WriterBackend {
     return Status::OK();
   }
 
+  Status KvWrite(const KvBatch& kv) override {
+    std::unique_lock lock(mu_);
+    for (const auto& p : kv.delete_prefixes)
+      kv_.erase(kv_.lower_bound(p), p.empty() ? kv_.end() : kv_.lower_bound(keys::prefix_successor(p)));
+    for (const auto& k : kv.deletes) kv_.erase(k);
+    for (const auto& [k, v] : kv.puts) kv_[k] = v;
+    return Status::OK();
+  }
+
+  Status KvGet(const std::string& key, std::string* value) override {
+    std::shared_lock lock(mu_);
+    auto it = kv_.find(key);
+    if (it == kv_.end()) return Status::NotFound("no projection key");
+    *value = it->second;
+    return Status::OK();
+  }
+
+  Status KvMultiGet(const std::vector<std::string>& ks,
+                    std::vector<std::optional<std::string>>* values) override {
+    std::shared_lock lock(mu_);
+    values->assign(ks.size(), std::nullopt);
+    for (size_t i = 0; i < ks.size(); ++i)
+      if (auto it = kv_.find(ks[i]); it != kv_.end()) (*values)[i] = it->second;
+    return Status::OK();
+  }
+
+  Status KvScan(const std::string& prefix, const std::string& start,
+                const KvVisitor& fn) override {
+    std::shared_lock lock(mu_);
+    for (auto it = kv_.lower_bound(std::max(prefix, start));
+         it != kv_.end() && it->first.starts_with(prefix); ++it)
+      if (!fn(it->first, it->second)) break;
+    return Status::OK();
+  }
+
   int64_t LastPosition() const override { return writer_->LastPosition(); }
   uint64_t Subscribe(Subscriber fn) override { return writer_->Subscribe(std::move(fn)); }
   void Unsubscribe(uint64_t id) override { writer_->Unsubscribe(id); }
@@ -106,6 +142,7 @@ class MemoryEventStore final : public EventStore, private WriterBackend {
   std::unordered_map<std::string, std::vector<int64_t>> streams_;      // GUARDED_BY(mu_)
   std::unordered_map<std::string, std::string> claims_;                // GUARDED_BY(mu_)
   std::unordered_map<std::string, Snapshot> snapshots_;                // GUARDED_BY(mu_)
+  std::map<std::string, std::string> kv_;                              // GUARDED_BY(mu_)
   std::unique_ptr<Writer> writer_;  // last: its thread stops before the maps go
 };
 

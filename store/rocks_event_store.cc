@@ -165,6 +165,52 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     if (writer_) writer_->Close();
   }
 
+  Status KvWrite(const KvBatch& kv) override {
+    if (!writer_) return Status::InvalidArgument("store is open read-only");
+    rocksdb::WriteBatch batch;
+    for (const auto& p : kv.delete_prefixes)
+      batch.DeleteRange(keys::projection_key(p), keys::prefix_successor(keys::projection_key(p)));
+    for (const auto& k : kv.deletes) batch.Delete(keys::projection_key(k));
+    for (const auto& [k, v] : kv.puts) batch.Put(keys::projection_key(k), v);
+    return from_rocks(db_->Write(rocksdb::WriteOptions(), &batch), "writing projections");
+  }
+
+  Status KvGet(const std::string& key, std::string* value) override {
+    return from_rocks(db_->Get(rocksdb::ReadOptions(), keys::projection_key(key), value),
+                      "reading projection");
+  }
+
+  Status KvMultiGet(const std::vector<std::string>& ks,
+                    std::vector<std::optional<std::string>>* values) override {
+    std::vector<std::string> full;
+    full.reserve(ks.size());
+    for (const auto& k : ks) full.push_back(keys::projection_key(k));
+    std::vector<rocksdb::Slice> slices(full.begin(), full.end());
+    std::vector<std::string> got;
+    std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &got);
+    values->assign(ks.size(), std::nullopt);
+    for (size_t i = 0; i < ks.size(); ++i) {
+      if (st[i].ok()) (*values)[i] = std::move(got[i]);
+      else if (!st[i].IsNotFound()) return from_rocks(st[i], "reading projections");
+    }
+    return Status::OK();
+  }
+
+  Status KvScan(const std::string& prefix, const std::string& start,
+                const KvVisitor& fn) override {
+    const std::string full_prefix = keys::projection_key(prefix);
+    const std::string upper = keys::prefix_successor(full_prefix);
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(std::max(full_prefix, keys::projection_key(start))); it->Valid(); it->Next()) {
+      std::string_view k(it->key().data() + 1, it->key().size() - 1);
+      if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+    }
+    return from_rocks(it->status(), "scanning projections");
+  }
+
   Status CatchUp() {
     if (opts_.mode != StoreOptions::Mode::secondary) return Status::OK();
     auto s = db_->TryCatchUpWithPrimary();

@@ -32,8 +32,11 @@ ShopFixture::ShopFixture(Backend backend, std::string dir, ShopConfig config)
     Status s = OpenRocksEventStore(so, &store_);
     if (!s.ok()) throw std::runtime_error("cannot open store: " + s.ToString());
   }
+  if (Status s = ProjectionDb::Open(store_.get(), &projections_); !s.ok())
+    throw std::runtime_error("cannot open projections: " + s.ToString());
   ctx_ = std::make_unique<ShopContext>();
   ctx_->store = store_.get();
+  ctx_->projections = projections_.get();
   ctx_->config = std::move(config);
   cfg_ = std::make_unique<caf::actor_system_config>();
   register_message_types(*cfg_);
@@ -86,11 +89,17 @@ caf::expected<Purchase> ShopFixture::purchase(const std::string& card, const std
 caf::expected<int64_t> ShopFixture::revoke(const std::string& card, const std::string& code) {
   return call<int64_t>(revoke_atom::value, card, code);
 }
-caf::expected<WalletView> ShopFixture::wallet(const std::string& user) {
-  return call<WalletView>(wallet_atom::value, user);
+caf::expected<WalletView> ShopFixture::wallet(const std::string& user, int64_t after) {
+  return call<WalletView>(wallet_atom::value, user, head(after));
 }
-caf::expected<CardInfo> ShopFixture::card(const std::string& id) {
-  return call<CardInfo>(card_atom::value, id);
+caf::expected<CardInfo> ShopFixture::card(const std::string& id, int64_t after) {
+  return call<CardInfo>(card_atom::value, id, head(after));
+}
+caf::expected<Purchase> ShopFixture::lookup(const std::string& purchase_id, int64_t after) {
+  return call<Purchase>(lookup_atom::value, purchase_id, head(after));
+}
+caf::expected<std::vector<Purchase>> ShopFixture::history(const std::string& user, int64_t after) {
+  return call<std::vector<Purchase>>(history_atom::value, user, head(after));
 }
 
 std::vector<CodeSpec> ShopFixture::codes(const std::string& prefix, int n, Micros expires_at) {

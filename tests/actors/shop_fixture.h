@@ -38,8 +38,13 @@ class ShopFixture {
   caf::expected<Purchase> purchase(const std::string& card, const std::string& user,
                                    const std::string& key);
   caf::expected<int64_t> revoke(const std::string& card, const std::string& code);
-  caf::expected<WalletView> wallet(const std::string& user);
-  caf::expected<CardInfo> card(const std::string& id);
+  // Queries read the projections; `after` defaults to the log's head, so a
+  // test reads its own writes.
+  caf::expected<WalletView> wallet(const std::string& user, int64_t after = -1);
+  caf::expected<CardInfo> card(const std::string& id, int64_t after = -1);
+  caf::expected<Purchase> lookup(const std::string& purchase_id, int64_t after = -1);
+  caf::expected<std::vector<Purchase>> history(const std::string& user, int64_t after = -1);
+  ProjectionDb& projections() { return *projections_; }
 
   // n codes "<prefix>-000001"...
   static std::vector<CodeSpec> codes(const std::string& prefix, int n, Micros expires_at = 0);
@@ -47,11 +52,13 @@ class ShopFixture {
  private:
   template <class R, class... Ts>
   caf::expected<R> call(Ts&&... xs);
+  int64_t head(int64_t after) const { return after >= 0 ? after : store_->LastPosition(); }
 
   Backend backend_;
   std::string dir_;
   bool own_dir_ = false;
   std::unique_ptr<EventStore> store_;
+  std::unique_ptr<ProjectionDb> projections_;
   std::unique_ptr<ShopContext> ctx_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;

@@ -382,7 +382,14 @@ class Client {
   caf::expected<int64_t> revoke(const std::string& card, const std::string& code) {
     return ask<int64_t>(revoke_atom::value, card, code);
   }
-  caf::expected<CardInfo> card(const std::string& id) { return ask<CardInfo>(card_atom::value, id); }
+  // Queries read the projections as of the log's head: read-your-writes.
+  int64_t head() {
+    auto st = ask<ShopStatus>(status_atom::value);
+    return st ? st->log_position : 0;
+  }
+  caf::expected<CardInfo> card(const std::string& id) {
+    return ask<CardInfo>(card_atom::value, id, head());
+  }
   caf::expected<CreditReply> credit(const std::string& user, int64_t amount,
                                     const std::string& key) {
     return ask<CreditReply>(credit_atom::value, user, amount, key);
@@ -392,7 +399,7 @@ class Client {
     return ask<Purchase>(purchase_atom::value, card, user, key);
   }
   caf::expected<WalletView> wallet(const std::string& user) {
-    return ask<WalletView>(wallet_atom::value, user);
+    return ask<WalletView>(wallet_atom::value, user, head());
   }
 
  private:

@@ -1,0 +1,438 @@
+#include "projections/projection_db.h"
+
+#include <cereal/types/string.hpp>
+
+#include <set>
+
+#include "events/bounded_archive.h"
+
+namespace giftcard {
+namespace {
+
+// Layout inside the projection space (docs/STORAGE_FORMAT.md):
+//   "A"                                  -> active generation, be32
+//   'g' gen:be32 'k'                     -> checkpoint: position be64, recorded_at be64
+//   'g' gen:be32 'b' user                -> balance, be64 (two's complement)
+//   'g' gen:be32 'c' card                -> CardView (cereal)
+//   'g' gen:be32 'p' purchase_id         -> PurchaseView (cereal)
+//   'g' gen:be32 'u' user '\0' pos:be64  -> purchase_id   (a user's purchases)
+//   'g' gen:be32 'r' ~pos:be64           -> purchase_id   (newest first)
+const std::string kActiveKey = "A";
+
+void put_be(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t get_be(std::string_view in, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[static_cast<size_t>(i)]);
+  return v;
+}
+
+std::string gen_prefix(uint32_t gen) {
+  std::string k(1, 'g');
+  put_be(k, gen, 4);
+  return k;
+}
+std::string key(uint32_t gen, char kind, std::string_view rest = {}) {
+  std::string k = gen_prefix(gen);
+  k.push_back(kind);
+  k.append(rest);
+  return k;
+}
+std::string user_purchase_key(uint32_t gen, const std::string& user, int64_t pos) {
+  std::string k = key(gen, 'u', user);
+  k.push_back('\0');
+  put_be(k, static_cast<uint64_t>(pos), 8);
+  return k;
+}
+std::string recent_key(uint32_t gen, int64_t pos) {
+  std::string k = key(gen, 'r');
+  put_be(k, ~static_cast<uint64_t>(pos), 8);
+  return k;
+}
+
+std::string encode_i64(int64_t v) {
+  std::string s;
+  put_be(s, static_cast<uint64_t>(v), 8);
+  return s;
+}
+Status decode_i64(std::string_view s, int64_t* v) {
+  if (s.size() != 8) return Status::Corruption("projection: bad integer value");
+  *v = static_cast<int64_t>(get_be(s, 8));
+  return Status::OK();
+}
+
+std::string encode(const CardView& c) {
+  std::string out;
+  StringOutputArchive ar(out);
+  ar(c.id, c.name, c.price, c.value, c.available, c.assigned, c.expired, c.revoked, c.sold,
+     c.revenue);
+  return out;
+}
+std::string encode(const PurchaseView& p) {
+  std::string out;
+  StringOutputArchive ar(out);
+  ar(p.purchase_id, p.card_id, p.user_id, p.code, p.price, p.purchased_at, p.position);
+  return out;
+}
+template <class T>
+Status decode(std::string_view in, T* out) {
+  try {
+    BoundedInputArchive ar(in);
+    if constexpr (std::is_same_v<T, CardView>) {
+      ar(out->id, out->name, out->price, out->value, out->available, out->assigned, out->expired,
+         out->revoked, out->sold, out->revenue);
+    } else {
+      ar(out->purchase_id, out->card_id, out->user_id, out->code, out->price, out->purchased_at,
+         out->position);
+    }
+    if (ar.remaining() != 0) return Status::Corruption("projection: trailing bytes");
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("projection: ") + e.what());
+  }
+  return Status::OK();
+}
+
+Status read_checkpoint(EventStore* store, uint32_t gen, int64_t* pos, Micros* at) {
+  std::string v;
+  Status s = store->KvGet(key(gen, 'k'), &v);
+  if (s.IsNotFound()) {
+    *pos = 0;
+    *at = 0;
+    return Status::OK();
+  }
+  if (!s.ok()) return s;
+  if (v.size() != 16) return Status::Corruption("projection checkpoint damaged");
+  *pos = static_cast<int64_t>(get_be(v, 8));
+  *at = static_cast<int64_t>(get_be(std::string_view(v).substr(8), 8));
+  return Status::OK();
+}
+std::string checkpoint_value(int64_t pos, Micros at) {
+  std::string v;
+  put_be(v, static_cast<uint64_t>(pos), 8);
+  put_be(v, static_cast<uint64_t>(at), 8);
+  return v;
+}
+
+struct Touched {
+  std::set<std::string> users, cards;
+  void operator()(const CardCreated& x) { cards.insert(x.card_id); }
+  void operator()(const CodesAdded& x) { cards.insert(x.card_id); }
+  void operator()(const CodeAssigned& x) { cards.insert(x.card_id); }
+  void operator()(const CodeRevoked& x) { cards.insert(x.card_id); }
+  void operator()(const CodesExpired& x) { cards.insert(x.card_id); }
+  void operator()(const WalletCredited& x) { users.insert(x.user_id); }
+  void operator()(const WalletDebited& x) { users.insert(x.user_id); }
+};
+
+}  // namespace
+
+Status ProjectionDb::Open(EventStore* store, std::unique_ptr<ProjectionDb>* out) {
+  std::unique_ptr<ProjectionDb> db(new ProjectionDb(store));
+  std::string v;
+  Status s = store->KvGet(kActiveKey, &v);
+  if (s.ok()) {
+    if (v.size() != 4) return Status::Corruption("projection generation marker damaged");
+    db->gen_ = static_cast<uint32_t>(get_be(v, 4));
+  } else if (s.IsNotFound()) {
+    db->gen_ = 1;
+    KvBatch b;
+    b.puts.emplace_back(kActiveKey, std::string("\0\0\0\1", 4));
+    // A store opened read-only has no projections yet; queries see empty models.
+    if (Status w = store->KvWrite(b); !w.ok() && !w.IsInvalidArgument()) return w;
+  } else {
+    return s;
+  }
+  int64_t pos = 0;
+  Micros at = 0;
+  if (Status c = read_checkpoint(store, db->gen_, &pos, &at); !c.ok()) return c;
+  if (pos > store->LastPosition())
+    return Status::Corruption("projection checkpoint " + std::to_string(pos) +
+                              " is ahead of the log (" + std::to_string(store->LastPosition()) + ")");
+  db->position_ = pos;
+  db->recorded_at_ = at;
+  *out = std::move(db);
+  return Status::OK();
+}
+
+uint32_t ProjectionDb::generation() const {
+  std::shared_lock lock(gen_mu_);
+  return gen_;
+}
+
+Status ProjectionDb::ApplyTo(uint32_t gen, const std::vector<StoredEvent>& events, int64_t* pos,
+                             Micros* at) {
+  std::vector<const StoredEvent*> todo;
+  std::vector<Event> decoded;
+  Touched touched;
+  int64_t expect = *pos + 1;
+  for (const auto& e : events) {
+    if (e.position < expect) continue;
+    if (e.position != expect)
+      return Status::InvalidArgument("projection gap: expected position " + std::to_string(expect) +
+                                     ", got " + std::to_string(e.position));
+    Event ev;
+    if (Status s = e.decode(&ev); !s.ok())
+      return Status::Corruption("position " + std::to_string(e.position) + ": " + s.message());
+    std::visit(touched, ev);
+    todo.push_back(&e);
+    decoded.push_back(std::move(ev));
+    ++expect;
+  }
+  if (todo.empty()) return Status::OK();
+
+  // Load only what these events touch, fold, write back with the checkpoint.
+  std::vector<std::string> ks;
+  for (const auto& u : touched.users) ks.push_back(key(gen, 'b', u));
+  for (const auto& c : touched.cards) ks.push_back(key(gen, 'c', c));
+  std::vector<std::optional<std::string>> vals;
+  if (Status s = store_->KvMultiGet(ks, &vals); !s.ok()) return s;
+  ReadModels m;
+  m.position = *pos;
+  size_t i = 0;
+  for (const auto& u : touched.users) {
+    if (const auto& v = vals[i++]) {
+      if (Status s = decode_i64(*v, &m.balances[u]); !s.ok()) return s;
+    }
+  }
+  for (const auto& c : touched.cards) {
+    if (const auto& v = vals[i++]) {
+      if (Status s = decode(*v, &m.cards[c]); !s.ok()) return s;
+    }
+  }
+  for (size_t j = 0; j < todo.size(); ++j) apply(m, *todo[j], decoded[j]);
+
+  KvBatch b;
+  b.puts.reserve(m.balances.size() + m.cards.size() + 3 * m.purchases.size() + 1);
+  for (const auto& [u, bal] : m.balances) b.puts.emplace_back(key(gen, 'b', u), encode_i64(bal));
+  for (const auto& [id, c] : m.cards) b.puts.emplace_back(key(gen, 'c', id), encode(c));
+  for (const auto& [id, p] : m.purchases) {
+    b.puts.emplace_back(key(gen, 'p', id), encode(p));
+    b.puts.emplace_back(user_purchase_key(gen, p.user_id, p.position), id);
+    b.puts.emplace_back(recent_key(gen, p.position), id);
+  }
+  b.puts.emplace_back(key(gen, 'k'), checkpoint_value(m.position, m.recorded_at));
+  if (Status s = store_->KvWrite(b); !s.ok()) return s;
+  *pos = m.position;
+  *at = m.recorded_at;
+  return Status::OK();
+}
+
+void ProjectionDb::Publish(int64_t pos, Micros at) {
+  {
+    std::lock_guard lock(wait_mu_);
+    recorded_at_.store(at, std::memory_order_release);
+    position_.store(pos, std::memory_order_release);
+  }
+  wait_cv_.notify_all();
+}
+
+Status ProjectionDb::Apply(const std::vector<StoredEvent>& events) {
+  std::lock_guard lock(apply_mu_);
+  int64_t pos = position();
+  Micros at = recorded_at();
+  Status s = ApplyTo(generation(), events, &pos, &at);
+  if (s.ok()) Publish(pos, at);
+  return s;
+}
+
+Status ProjectionDb::CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos,
+                                Micros* at, const std::function<void(int64_t)>& progress) {
+  std::vector<StoredEvent> events;
+  while (*pos < up_to) {
+    size_t want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(chunk), up_to - *pos));
+    if (Status s = store_->ReadAll(*pos + 1, want, &events); !s.ok()) return s;
+    if (events.empty()) break;
+    if (Status s = ApplyTo(gen, events, pos, at); !s.ok()) return s;
+    if (progress) progress(*pos);
+  }
+  return Status::OK();
+}
+
+Status ProjectionDb::CatchUp(size_t chunk, int64_t up_to,
+                             const std::function<void(int64_t)>& progress) {
+  std::lock_guard lock(apply_mu_);
+  const uint32_t gen = generation();
+  int64_t pos = position();
+  Micros at = recorded_at();
+  Status s = CatchUpGen(gen, std::min(up_to, store_->LastPosition()), chunk, &pos, &at,
+                        [&](int64_t p) {
+                          Publish(p, at);
+                          if (progress) progress(p);
+                        });
+  return s;
+}
+
+Status ProjectionDb::Rebuild(RebuildReport* report, const std::function<void(int64_t)>& progress) {
+  std::unique_lock rebuilding(rebuild_mu_, std::try_to_lock);
+  if (!rebuilding.owns_lock()) return Status::Busy("a projection rebuild is already running");
+  const auto t0 = std::chrono::steady_clock::now();
+  uint32_t old_gen = generation();
+  uint32_t new_gen = old_gen + 1;
+  {
+    KvBatch clear;  // leftovers of an interrupted rebuild
+    clear.delete_prefixes.push_back(gen_prefix(new_gen));
+    if (Status s = store_->KvWrite(clear); !s.ok()) return s;
+  }
+  // Phase 1, beside live applies: fold the log as it is now.
+  int64_t pos = 0;
+  Micros at = 0;
+  if (Status s = CatchUpGen(new_gen, store_->LastPosition(), 65536, &pos, &at, progress); !s.ok())
+    return s;
+  // Phase 2, live applies paused: reach the live position, then swap.
+  std::lock_guard lock(apply_mu_);
+  if (Status s = CatchUpGen(new_gen, position(), 65536, &pos, &at, progress); !s.ok()) return s;
+  if (pos != position())
+    return Status::Corruption("rebuild reached " + std::to_string(pos) + " but live is at " +
+                              std::to_string(position()));
+  KvBatch swap;
+  swap.delete_prefixes.push_back(gen_prefix(old_gen));
+  std::string g;
+  put_be(g, new_gen, 4);
+  swap.puts.emplace_back(kActiveKey, g);
+  {
+    std::unique_lock glock(gen_mu_);
+    if (Status s = store_->KvWrite(swap); !s.ok()) return s;
+    gen_ = new_gen;
+  }
+  if (report) {
+    report->events = pos;
+    report->position = pos;
+    report->generation = new_gen;
+    report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return Status::OK();
+}
+
+bool ProjectionDb::WaitFor(int64_t p, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(wait_mu_);
+  return wait_cv_.wait_for(lock, timeout, [&] { return position() >= p; });
+}
+
+void ProjectionDb::NotifyAll() const {
+  { std::lock_guard lock(wait_mu_); }
+  wait_cv_.notify_all();
+}
+
+Status ProjectionDb::Card(const std::string& id, CardView* out) const {
+  std::shared_lock lock(gen_mu_);
+  std::string v;
+  if (Status s = store_->KvGet(key(gen_, 'c', id), &v); !s.ok()) return s;
+  return decode(v, out);
+}
+
+Status ProjectionDb::Cards(std::vector<CardView>* out) const {
+  out->clear();
+  std::shared_lock lock(gen_mu_);
+  Status inner;
+  Status s = store_->KvScan(key(gen_, 'c'), "", [&](std::string_view, std::string_view v) {
+    out->emplace_back();
+    inner = decode(v, &out->back());
+    return inner.ok();
+  });
+  return s.ok() ? inner : s;
+}
+
+Status ProjectionDb::Balance(const std::string& user, int64_t* out) const {
+  std::shared_lock lock(gen_mu_);
+  std::string v;
+  Status s = store_->KvGet(key(gen_, 'b', user), &v);
+  if (s.IsNotFound()) {
+    *out = 0;
+    return Status::OK();
+  }
+  return s.ok() ? decode_i64(v, out) : s;
+}
+
+Status ProjectionDb::Wallets(const std::string& prefix, const std::string& from, size_t limit,
+                             std::vector<std::pair<std::string, int64_t>>* out) const {
+  out->clear();
+  if (limit == 0) return Status::OK();
+  std::shared_lock lock(gen_mu_);
+  const std::string p = key(gen_, 'b');
+  Status inner;
+  Status s = store_->KvScan(p + prefix, p + from, [&](std::string_view k, std::string_view v) {
+    out->emplace_back(std::string(k.substr(p.size())), 0);
+    inner = decode_i64(v, &out->back().second);
+    return inner.ok() && out->size() < limit;
+  });
+  return s.ok() ? inner : s;
+}
+
+Status ProjectionDb::Purchase(const std::string& purchase_id, PurchaseView* out) const {
+  std::shared_lock lock(gen_mu_);
+  std::string v;
+  if (Status s = store_->KvGet(key(gen_, 'p', purchase_id), &v); !s.ok()) return s;
+  return decode(v, out);
+}
+
+namespace {
+// Resolves an index scan (values are purchase ids) to purchases.
+Status purchases_by_index(EventStore* store, uint32_t gen, const std::string& prefix, size_t limit,
+                          std::vector<PurchaseView>* out) {
+  out->clear();
+  if (limit == 0) return Status::OK();
+  std::vector<std::string> ks;
+  Status s = store->KvScan(prefix, "", [&](std::string_view, std::string_view id) {
+    ks.push_back(key(gen, 'p', id));
+    return ks.size() < limit;
+  });
+  if (!s.ok()) return s;
+  std::vector<std::optional<std::string>> vals;
+  if (Status m = store->KvMultiGet(ks, &vals); !m.ok()) return m;
+  for (const auto& v : vals) {
+    if (!v) return Status::Corruption("projection: purchase index points at a missing purchase");
+    out->emplace_back();
+    if (Status d = decode(*v, &out->back()); !d.ok()) return d;
+  }
+  return Status::OK();
+}
+}  // namespace
+
+Status ProjectionDb::UserPurchases(const std::string& user, size_t limit,
+                                   std::vector<PurchaseView>* out) const {
+  std::shared_lock lock(gen_mu_);
+  std::string prefix = key(gen_, 'u', user);
+  prefix.push_back('\0');
+  return purchases_by_index(store_, gen_, prefix, limit, out);
+}
+
+Status ProjectionDb::RecentPurchases(size_t limit, std::vector<PurchaseView>* out) const {
+  std::shared_lock lock(gen_mu_);
+  return purchases_by_index(store_, gen_, key(gen_, 'r'), limit, out);
+}
+
+Status ProjectionDb::LoadAll(ReadModels* out) const {
+  *out = ReadModels{};
+  std::shared_lock lock(gen_mu_);
+  if (Status s = read_checkpoint(store_, gen_, &out->position, &out->recorded_at); !s.ok()) return s;
+  const std::string p = gen_prefix(gen_);
+  Status inner;
+  Status s = store_->KvScan(p, "", [&](std::string_view k, std::string_view v) {
+    std::string_view rest = k.substr(p.size() + 1);
+    switch (k[p.size()]) {
+      case 'b':
+        inner = decode_i64(v, &out->balances[std::string(rest)]);
+        break;
+      case 'c':
+        inner = decode(v, &out->cards[std::string(rest)]);
+        break;
+      case 'p':
+        inner = decode(v, &out->purchases[std::string(rest)]);
+        break;
+      case 'u': {
+        // user '\0' pos: the index is in position order, as ReadModels keeps it.
+        auto nul = rest.find('\0');
+        if (nul == std::string_view::npos) inner = Status::Corruption("projection: bad user index key");
+        else out->user_purchases[std::string(rest.substr(0, nul))].emplace_back(v);
+        break;
+      }
+      default:
+        break;
+    }
+    return inner.ok();
+  });
+  return s.ok() ? inner : s;
+}
+
+}  // namespace giftcard

@@ -1,0 +1,110 @@
+// ProjectionDb: the read models of read_models.h, persisted in the store's
+// projection space (EventStore::Kv*) so that a restart resumes from a
+// checkpoint instead of position 1.
+//
+// Exactly once: every Apply() writes the models it changed *and* the new
+// checkpoint in one KvBatch, so after a crash the models are exactly those of
+// the checkpoint; events after it are applied again from the log, and events
+// at or before it are skipped. Nothing is lost and nothing counts twice.
+//
+// Generations: models live under a generation prefix. Rebuild() folds the
+// whole log into generation g+1 beside the live generation g (purchases go on),
+// catches it up to the live position, and then swaps it in with one batch that
+// also drops generation g. Readers see either the old or the new generation,
+// never a mixture.
+//
+// Thread-safety: Apply/CatchUp/Rebuild serialise among themselves; queries and
+// WaitFor may be called from any thread at any time.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "projections/read_models.h"
+#include "store/event_store.h"
+
+namespace giftcard {
+
+struct RebuildReport {
+  int64_t events = 0;          // events folded into the new generation
+  int64_t position = 0;        // the position it was swapped in at
+  uint32_t generation = 0;     // the new generation
+  double seconds = 0;
+};
+
+class ProjectionDb {
+ public:
+  // Opens the active generation (creating generation 1 on an empty store) and
+  // reads its checkpoint. Does not catch up: call CatchUp().
+  static Status Open(EventStore* store, std::unique_ptr<ProjectionDb>* out);
+
+  // Folds committed events into the models. Events at or before position()
+  // are skipped; a gap (an event after position() + 1) is InvalidArgument.
+  Status Apply(const std::vector<StoredEvent>& events);
+
+  // Reads the log from position() + 1 and applies it, `chunk` events per
+  // batch, until the store's LastPosition() (or `up_to`). `progress`, if set,
+  // gets the position after every batch.
+  Status CatchUp(size_t chunk = 16384, int64_t up_to = INT64_MAX,
+                 const std::function<void(int64_t)>& progress = {});
+
+  // Folds the whole log into a fresh generation and swaps it in (see above).
+  // Busy if another rebuild is running.
+  Status Rebuild(RebuildReport* report, const std::function<void(int64_t)>& progress = {});
+
+  // The last applied position (the checkpoint) and its commit time.
+  int64_t position() const { return position_.load(std::memory_order_acquire); }
+  Micros recorded_at() const { return recorded_at_.load(std::memory_order_acquire); }
+  uint32_t generation() const;
+
+  // Blocks until position() >= p or `timeout` passes; true if reached.
+  bool WaitFor(int64_t p, std::chrono::milliseconds timeout) const;
+  // Wakes every WaitFor (used at shutdown).
+  void NotifyAll() const;
+
+  // --- Queries (always one generation, consistent as of some checkpoint) ---
+  Status Card(const std::string& id, CardView* out) const;  // NotFound
+  Status Cards(std::vector<CardView>* out) const;            // by id
+  // Balance of a user; 0 for a user with no wallet events (SPEC §4).
+  Status Balance(const std::string& user, int64_t* out) const;
+  // Wallets in user-id order, starting at the first id >= `from` that starts
+  // with `prefix`; at most `limit`.
+  Status Wallets(const std::string& prefix, const std::string& from, size_t limit,
+                 std::vector<std::pair<std::string, int64_t>>* out) const;
+  Status Purchase(const std::string& purchase_id, PurchaseView* out) const;  // NotFound
+  // A user's purchases in log order; at most `limit`.
+  Status UserPurchases(const std::string& user, size_t limit, std::vector<PurchaseView>* out) const;
+  // The newest purchases first, at most `limit`.
+  Status RecentPurchases(size_t limit, std::vector<PurchaseView>* out) const;
+
+  // The whole active generation as in-memory models (tests, verify).
+  Status LoadAll(ReadModels* out) const;
+
+ private:
+  explicit ProjectionDb(EventStore* store) : store_(store) {}
+  Status ApplyTo(uint32_t gen, const std::vector<StoredEvent>& events, int64_t* pos, Micros* at);
+  Status CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos, Micros* at,
+                    const std::function<void(int64_t)>& progress);
+  void Publish(int64_t pos, Micros at);
+
+  EventStore* store_;
+  std::mutex apply_mu_;               // Apply / CatchUp / Rebuild's swap
+  std::mutex rebuild_mu_;             // one Rebuild at a time
+  mutable std::shared_mutex gen_mu_;  // gen_ vs queries
+  uint32_t gen_ = 1;                  // GUARDED_BY(gen_mu_)
+  std::atomic<int64_t> position_{0};
+  std::atomic<Micros> recorded_at_{0};
+  mutable std::mutex wait_mu_;
+  mutable std::condition_variable wait_cv_;
+};
+
+}  // namespace giftcard
