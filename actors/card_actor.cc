@@ -1,5 +1,6 @@
 #include "actors/card_actor.h"
 
+#include <set>
 #include <unordered_map>
 #include <variant>
 
@@ -37,6 +38,11 @@ struct CardActorState {
   CardState card;
   Status broken;                 // recovery or sticky store failure
   int64_t snapshot_version = 0;  // stream version of the last snapshot loaded/saved
+  // Committed stream versions folded into `card`. They arrive out of order
+  // (a purchase's CodeAssigned comes back through its wallet), so `card` is
+  // the state as of `folded` only while `folded_above` is empty.
+  int64_t folded = 0;              // every version <= folded is in `card`
+  std::set<int64_t> folded_above;  // versions > folded + 1 already in `card`
   uint64_t next_token = 1;
   std::unordered_map<uint64_t, PendingOp> pending;
   Micros last_sweep = 0;
@@ -59,14 +65,31 @@ uint64_t append(Self self, AppendRequest req, PendingOp op) {
   return token;
 }
 
-void snapshot_and_quit(Self self) {
-  auto& st = self->state;
-  if (st.broken.ok() && st.card.exists) {
-    int64_t version = 0;
-    if (st.ctx->store->StreamVersion(st.stream, &version).ok() && version != st.snapshot_version)
-      st.ctx->store->SaveSnapshot(st.stream, Snapshot{version, encode_snapshot(st.card)})
-          .PermitUncheckedError();  // a cache: a failed save costs a longer recovery only
+void save_snapshot(CardActorState& st) {
+  if (st.broken.ok() && st.card.exists && st.folded_above.empty() &&
+      st.folded != st.snapshot_version) {
+    st.ctx->store->SaveSnapshot(st.stream, Snapshot{st.folded, encode_snapshot(st.card)})
+        .PermitUncheckedError();  // a cache: a failed save costs a longer recovery only
+    st.snapshot_version = st.folded;
   }
+}
+
+// Version `v` of the stream is now folded into `card`.
+void folded(Self self, int64_t v) {
+  auto& st = self->state;
+  if (v <= st.folded) return;
+  st.folded_above.insert(v);
+  while (!st.folded_above.empty() && *st.folded_above.begin() == st.folded + 1) {
+    ++st.folded;
+    st.folded_above.erase(st.folded_above.begin());
+  }
+  const int64_t every = std::max<int64_t>(st.ctx->config.snapshot_every,
+                                          static_cast<int64_t>(st.card.slots.size() / 4));
+  if (st.folded - st.snapshot_version >= every) save_snapshot(st);
+}
+
+void snapshot_and_quit(Self self) {
+  save_snapshot(self->state);
   finish_drains_and_quit(self);
 }
 
@@ -134,6 +157,8 @@ void on_commit(Self self, CommitMsg& msg) {
         }
       },
       op);
+  if (s.ok())
+    for (int64_t v : msg.result.versions) folded(self, v);  // after evolving
   maybe_finish_drain(self);
 }
 
@@ -163,6 +188,7 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
   int64_t version = 0, tail = 0;
   st.broken = recover(ctx->store, st.stream, &st.card, &version, &tail);
   st.snapshot_version = version - tail;
+  st.folded = version;
   ++ctx->metrics.live_cards;
   self->attach_functor([ctx] { --ctx->metrics.live_cards; });
   self->delayed_send(self, ctx->tick(), TickMsg{});
@@ -230,6 +256,7 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
       },
       [=](AssignedMsg& m) {
         evolve_in_place(self->state.card, CodeAssigned{self->state.id, m.code, {}, {}, 0, {}});
+        folded(self, m.version);
         maybe_finish_drain(self);
       },
       [=](LeaseDoneMsg&) { ++self->state.life.received; },

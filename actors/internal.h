@@ -32,6 +32,7 @@ struct ReleaseMsg {  // card: drop a hold (purchase rejected or commit failed)
 };
 struct AssignedMsg {  // card: the CodeAssigned of a hold committed
   std::string code;
+  int64_t version = 0;  // its card-stream version
 };
 struct LeaseDoneMsg {};  // card: a purchase routed here needed no reservation
 struct CommitMsg {       // writer -> actor: outcome of an append
@@ -105,6 +106,11 @@ struct ShopConfig {
   std::chrono::milliseconds tick{5000};
   // Expiry sweep period of a card actor. Default: 60 s.
   std::chrono::milliseconds expiry_sweep{60000};
+  // A live card or wallet actor snapshots its state after this many events
+  // (a card: at least a quarter of its code pool, so that snapshot cost stays
+  // proportional to the events it saves), so recovery after a crash replays a
+  // short tail. Passivation and drain snapshot as well. Default: 1024.
+  int64_t snapshot_every = 1024;
   // How long a query waits for the projections to reach its `after`
   // position before it fails with projection_lagging. Default: 5 s.
   std::chrono::milliseconds projection_wait{5000};

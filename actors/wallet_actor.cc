@@ -61,12 +61,24 @@ caf::error refusal(const WalletActorState& st) {
   return {};
 }
 
-void snapshot_and_quit(Self self) {
-  auto& st = self->state;
+// Commits arrive in stream order (exact expected versions), so `wallet` is
+// always the state as of wallet.version.
+void save_snapshot(WalletActorState& st) {
   if (st.broken.ok() && !st.failed && st.wallet.version != st.snapshot_version &&
-      st.wallet.version > 0)
+      st.wallet.version > 0) {
     st.ctx->store->SaveSnapshot(st.stream, Snapshot{st.wallet.version, encode_snapshot(st.wallet)})
         .PermitUncheckedError();  // a cache
+    st.snapshot_version = st.wallet.version;
+  }
+}
+
+void maybe_snapshot(Self self) {
+  auto& st = self->state;
+  if (st.wallet.version - st.snapshot_version >= st.ctx->config.snapshot_every) save_snapshot(st);
+}
+
+void snapshot_and_quit(Self self) {
+  save_snapshot(self->state);
   finish_drains_and_quit(self);
 }
 
@@ -184,7 +196,8 @@ void on_purchase_commit(Self self, const std::string& key, CommitMsg& m) {
   if (m.status.ok()) {
     st.wallet.balance -= p.price;
     st.wallet.version = m.result.versions.at(1);
-    self->send(p.card, AssignedMsg{p.code});
+    self->send(p.card, AssignedMsg{p.code, m.result.versions.at(0)});
+    maybe_snapshot(self);
     ++st.ctx->metrics.purchases_ok;
     finish(p, Purchase{p.purchase_id, p.card_id, st.user, p.code, p.price, m.result.recorded_at,
                        m.result.first_position, false});
@@ -205,6 +218,7 @@ void on_credit_commit(Self self, const std::string& key, CommitMsg& m) {
   if (m.status.ok()) {
     st.wallet.balance += c.amount;
     st.wallet.version = m.result.versions.at(0);
+    maybe_snapshot(self);
     finish(c, CreditReply{st.user, c.balance_after, m.result.first_position, false});
   } else {
     st.projected -= c.amount;
