@@ -1,6 +1,7 @@
 // The auditor's check of a whole log (`giftcard verify`): RocksDB block
 // checksums, gap-free positions, per-stream versions, the SHA-256 hash chain,
-// and SPEC invariants 1-3 and 6 re-derived from the events. Read-only.
+// and SPEC invariants 1-3 and 6 re-derived from the events; invariant 6 also
+// against the persisted read models, at their checkpoint. Read-only.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,9 @@ struct VerifyReport {
   int64_t purchases = 0;
   int64_t codes_assigned = 0;
   int64_t wallets = 0;
+  // The persisted read models (projections/projection_db.h) were compared
+  // with a fold of the log up to their checkpoint (0: none persisted yet).
+  int64_t projections_checked_at = 0;
   bool ok() const { return problems.empty(); }
 };
 

@@ -45,7 +45,51 @@ struct Folder {
   void operator()(const WalletDebited& x) { m.balances[x.user_id] -= x.amount; }
 };
 
+template <class Map, class Describe>
+std::string map_difference(const char* what, const Map& a, const Map& b, Describe describe) {
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end()) return std::string(what) + " " + k + " is only on the left";
+    if (!(it->second == v))
+      return std::string(what) + " " + k + " differs: " + describe(v) + " vs " + describe(it->second);
+  }
+  for (const auto& [k, v] : b)
+    if (!a.count(k)) return std::string(what) + " " + k + " is only on the right";
+  return {};
+}
+
+std::string card_text(const CardView& c) {
+  return "available " + std::to_string(c.available) + " assigned " + std::to_string(c.assigned) +
+         " expired " + std::to_string(c.expired) + " revoked " + std::to_string(c.revoked) +
+         " sold " + std::to_string(c.sold) + " revenue " + std::to_string(c.revenue);
+}
+
 }  // namespace
+
+std::string first_difference(const ReadModels& a, const ReadModels& b) {
+  if (a.position != b.position)
+    return "position " + std::to_string(a.position) + " vs " + std::to_string(b.position);
+  if (auto d = map_difference("wallet", a.balances, b.balances,
+                              [](int64_t v) { return std::to_string(v); });
+      !d.empty())
+    return d;
+  if (auto d = map_difference("card", a.cards, b.cards, card_text); !d.empty()) return d;
+  if (auto d = map_difference("purchase", a.purchases, b.purchases,
+                              [](const PurchaseView& p) {
+                                return p.card_id + "/" + p.user_id + " price " +
+                                       std::to_string(p.price) + " at " + std::to_string(p.position);
+                              });
+      !d.empty())
+    return d;
+  if (auto d = map_difference("purchases of user", a.user_purchases, b.user_purchases,
+                              [](const std::vector<std::string>& v) {
+                                return std::to_string(v.size()) + " purchase(s)";
+                              });
+      !d.empty())
+    return d;
+  if (a.recorded_at != b.recorded_at) return "recorded_at differs";
+  return {};
+}
 
 Status apply(ReadModels& m, const StoredEvent& e) {
   if (e.position <= m.position) return Status::OK();  // already applied

@@ -45,6 +45,10 @@ struct ReadModels {
   bool operator==(const ReadModels&) const = default;
 };
 
+// "" if a == b; else a sentence naming the first difference found (position,
+// a wallet, a card, a purchase, a user's purchase list).
+std::string first_difference(const ReadModels& a, const ReadModels& b);
+
 // Folds one committed event. Corruption if its payload does not decode.
 Status apply(ReadModels& m, const StoredEvent& e);
 // The same with the payload already decoded (`ev` is e's payload).
