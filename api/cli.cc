@@ -52,6 +52,23 @@ int run_cli(int argc, char** argv) {
   s->add_option("--caf", serve_caf, "CAF remote address (port 0 picks a free port)")
       ->check(address)
       ->capture_default_str();
+  std::string serve_http = "127.0.0.1:8080";
+  s->add_option("--http", serve_http, "HTTP address (port 0 picks a free port)")
+      ->check(address)
+      ->capture_default_str();
+  s->add_option("--admin-token", serve.admin_token,
+                "bearer token for cards, codes, events, viewer and metrics "
+                "(prefer the environment variable: the command line is visible to other users)")
+      ->envname("GIFTCARD_ADMIN_TOKEN");
+  s->add_option("--api-token", serve.api_token,
+                "bearer token for purchases, credits and wallet reads")
+      ->envname("GIFTCARD_API_TOKEN");
+  s->add_option("--http-threads", serve.http_threads, "HTTP I/O threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  s->add_option("--max-body-bytes", serve.max_body_bytes, "largest accepted request body")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->capture_default_str();
   s->add_flag("--demo", serve.demo, "seed a demo catalog into an empty store");
   s->add_option("--passivate-after-ms", passivate_ms, "idle time before an actor is passivated")
       ->check(CLI::Range(int64_t{10}, int64_t{86400000}))
@@ -111,6 +128,7 @@ int run_cli(int argc, char** argv) {
   }
   if (s->parsed()) {
     serve.caf = to_host_port(serve_caf);
+    serve.http = to_host_port(serve_http);
     serve.passivate_after = std::chrono::milliseconds(passivate_ms);
     return run_serve(serve);
   }

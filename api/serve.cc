@@ -5,9 +5,12 @@
 #include <caf/io/all.hpp>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "actors/shop_actor.h"
 #include "api/demo_catalog.h"
+#include "api/http_api.h"
+#include "api/http_server.h"
 #include "projections/projection_db.h"
 #include "store/rocks_event_store.h"
 
@@ -21,6 +24,12 @@ int run_serve(const ServeOptions& o) {
   if (!o.tls.enabled() && !is_loopback(o.caf.host)) {
     std::cerr << "giftcard serve: refusing to serve CAF on non-loopback address " << o.caf.host
               << " without TLS (--tls-cert, --tls-key, --tls-ca)\n";
+    return 2;
+  }
+  if (!is_loopback(o.http.host) && (o.admin_token.empty() || o.api_token.empty())) {
+    std::cerr << "giftcard serve: refusing to serve HTTP on non-loopback address " << o.http.host
+              << " without both --admin-token and --api-token (or GIFTCARD_ADMIN_TOKEN and "
+                 "GIFTCARD_API_TOKEN)\n";
     return 2;
   }
   // Block the stop signals before any thread starts, so that every thread
@@ -66,7 +75,26 @@ int run_serve(const ServeOptions& o) {
         std::cerr << "giftcard: demo catalog seeded (position " << store->LastPosition() << ")\n";
       }
     }
+    HttpApiOptions api_opts;
+    api_opts.admin_token = o.admin_token;
+    api_opts.api_token = o.api_token;
+    HttpApi api(sys, public_shop, &ctx, api_opts);
+    HttpLimits limits;
+    limits.io_threads = o.http_threads;
+    limits.max_body_bytes = o.max_body_bytes;
+    HttpServer http(
+        limits, [&api](HttpRequest&& req, std::shared_ptr<Responder> r) { api.handle(std::move(req), std::move(r)); },
+        HttpApi::problem);
+    uint16_t http_port = 0;
     uint16_t port = 0;
+    if (rc == 0) {
+      std::string why;
+      http_port = http.start(o.http, &why);
+      if (http_port == 0) {
+        std::cerr << "giftcard serve: " << why << "\n";
+        rc = 1;
+      }
+    }
     if (rc == 0) {
       auto bound = publish_shop(public_shop, o.caf, o.tls.enabled());
       if (!bound) {
@@ -78,14 +106,22 @@ int run_serve(const ServeOptions& o) {
       }
     }
     if (rc == 0) {
-      std::string host = o.caf.host.find(':') != std::string::npos ? "[" + o.caf.host + "]" : o.caf.host;
-      std::printf("ready caf=%s:%u\n", host.c_str(), static_cast<unsigned>(port));
+      auto bracket = [](const std::string& h) { return h.find(':') != std::string::npos ? "[" + h + "]" : h; };
+      std::printf("ready http=%s:%u caf=%s:%u\n", bracket(o.http.host).c_str(),
+                  static_cast<unsigned>(http_port), bracket(o.caf.host).c_str(),
+                  static_cast<unsigned>(port));
       std::fflush(stdout);
       int sig = 0;
       sigwait(&stop, &sig);
       std::cerr << "giftcard: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
                 << ": draining in-flight commands\n";
+      http.stop_accepting();                                          // no new HTTP requests
       static_cast<void>(sys.middleman().unpublish(public_shop, port));  // no new remote requests
+      // In-flight HTTP requests still need the shop: let them finish first.
+      for (int i = 0; i < 3000 && http.in_flight() > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (http.in_flight() > 0)
+        std::cerr << "giftcard: " << http.in_flight() << " HTTP request(s) still open after 30 s\n";
     }
     caf::scoped_actor self{sys};
     self->request(shop, std::chrono::seconds(60), DrainMsg{})
@@ -95,6 +131,8 @@ int run_serve(const ServeOptions& o) {
                    rc = rc ? rc : 1;
                  });
     self->send_exit(shop, caf::exit_reason::user_shutdown);
+    api.stop();
+    http.stop();
   }
   store->Close();
   if (Status h = store->Health(); !h.ok()) {

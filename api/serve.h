@@ -1,5 +1,6 @@
-// `giftcard serve`: open (or create) the store, recover, publish the shop
-// over CAF, print the ready line, and on SIGTERM/SIGINT drain and exit 0.
+// `giftcard serve`: open (or create) the store, recover, serve HTTP and
+// publish the shop over CAF, print the ready line, and on SIGTERM/SIGINT stop
+// accepting, finish in-flight requests, drain and exit 0.
 #pragma once
 
 #include <chrono>
@@ -13,6 +14,11 @@ namespace giftcard {
 struct ServeOptions {
   std::string data;
   HostPort caf{"127.0.0.1", 4242};
+  HostPort http{"127.0.0.1", 8080};
+  std::string admin_token;  // empty: admin routes open (loopback only)
+  std::string api_token;    // empty: API routes open (loopback only)
+  int http_threads = 2;
+  size_t max_body_bytes = 16u << 20;
   bool demo = false;
   TlsOptions tls;
   std::chrono::milliseconds passivate_after{30000};

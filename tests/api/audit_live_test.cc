@@ -31,7 +31,7 @@ struct ServeChild {
       ::dup2(fds[1], 1);
       ::close(fds[0]);
       ::execl(GIFTCARD_BINARY, GIFTCARD_BINARY, "serve", "--data", data.c_str(), "--caf",
-              "127.0.0.1:0", "--demo", static_cast<char*>(nullptr));
+              "127.0.0.1:0", "--http", "127.0.0.1:0", "--demo", static_cast<char*>(nullptr));
       ::_exit(127);
     }
     ::close(fds[1]);

@@ -71,7 +71,7 @@ void start_tls_server(Server& s, const fs::path& dir) {
     std::string data = d + "data", cert = d + "server.pem", key = d + "server.key",
                 ca = d + "good-ca.pem";
     ::execl(GIFTCARD_BINARY, GIFTCARD_BINARY, "serve", "--data", data.c_str(), "--caf",
-            "127.0.0.1:0", "--tls-cert", cert.c_str(), "--tls-key", key.c_str(), "--tls-ca",
+            "127.0.0.1:0", "--http", "127.0.0.1:0", "--tls-cert", cert.c_str(), "--tls-key", key.c_str(), "--tls-ca",
             ca.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }

@@ -1,0 +1,732 @@
+#include "api/http_api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <cmath>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "actors/errors.h"
+#include "api/json_views.h"
+#include "events/time_util.h"
+
+namespace giftcard {
+
+using json = nlohmann::json;
+
+namespace {
+
+// A closure run inside a bridge actor (in-process only; never on the wire).
+struct BridgeJob {
+  std::function<void(caf::event_based_actor*)> run;
+};
+
+}  // namespace
+}  // namespace giftcard
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::BridgeJob)
+
+namespace giftcard {
+namespace {
+
+// The int is unused: an argument-less function actor trips UBSan inside CAF
+// 0.17.6's init_fun_factory.
+caf::behavior bridge_behavior(caf::event_based_actor* self, int) {
+  return {[self](BridgeJob& job) { job.run(self); }};
+}
+
+// ---------------------------------------------------------------- strict JSON
+
+// Builds the DOM like nlohmann's own parser, but refuses duplicate keys,
+// nesting deeper than kMaxDepth and non-finite numbers.
+class StrictSax : public nlohmann::json_sax<json> {
+ public:
+  static constexpr size_t kMaxDepth = 32;
+  explicit StrictSax(json& out) : dom_(out, false) {}
+  std::string error;
+
+  bool null() override { return dom_.null(); }
+  bool boolean(bool v) override { return dom_.boolean(v); }
+  bool number_integer(number_integer_t v) override { return dom_.number_integer(v); }
+  bool number_unsigned(number_unsigned_t v) override { return dom_.number_unsigned(v); }
+  bool number_float(number_float_t v, const string_t& s) override {
+    if (!std::isfinite(v)) return fail("number " + s + " is out of range");
+    return dom_.number_float(v, s);
+  }
+  bool string(string_t& v) override { return dom_.string(v); }
+  bool binary(binary_t& v) override { return dom_.binary(v); }
+  bool start_object(std::size_t n) override {
+    if (++depth_ > kMaxDepth) return fail("JSON nested deeper than " + std::to_string(kMaxDepth));
+    keys_.emplace_back();
+    return dom_.start_object(n);
+  }
+  bool key(string_t& k) override {
+    if (!keys_.back().insert(k).second) return fail("duplicate key \"" + k + "\"");
+    return dom_.key(k);
+  }
+  bool end_object() override {
+    keys_.pop_back();
+    --depth_;
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) override {
+    if (++depth_ > kMaxDepth) return fail("JSON nested deeper than " + std::to_string(kMaxDepth));
+    return dom_.start_array(n);
+  }
+  bool end_array() override {
+    --depth_;
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override {
+    return fail(std::string("malformed JSON: ") + ex.what());
+  }
+
+ private:
+  bool fail(std::string why) {
+    if (error.empty()) error = std::move(why);
+    return false;
+  }
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  std::vector<std::set<std::string>> keys_;
+  size_t depth_ = 0;
+};
+
+struct Problem {
+  int status = 400;
+  std::string code = "invalid_request";
+  std::string detail;
+  json extra;  // merged into the body
+};
+
+// Fields of a JSON object, each with a type check that names the field.
+class Fields {
+ public:
+  explicit Fields(const json& j) : j_(j) {}
+  std::optional<Problem> error;
+
+  std::string str(const char* name, bool required = true) {
+    auto it = j_.find(name);
+    if (it == j_.end()) {
+      if (required) fail(std::string("missing field \"") + name + "\"");
+      return {};
+    }
+    if (!it->is_string()) {
+      fail(std::string("field \"") + name + "\" must be a string");
+      return {};
+    }
+    return it->get<std::string>();
+  }
+  int64_t integer(const char* name) {
+    auto it = j_.find(name);
+    if (it == j_.end()) return fail(std::string("missing field \"") + name + "\""), 0;
+    if (!it->is_number_integer())
+      return fail(std::string("field \"") + name + "\" must be an integer (minor units)"), 0;
+    if (it->is_number_unsigned() &&
+        it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      return fail(std::string("field \"") + name + "\" is too large"), 0;
+    return it->get<int64_t>();
+  }
+  const json* array(const char* name) {
+    auto it = j_.find(name);
+    if (it == j_.end()) return fail(std::string("missing field \"") + name + "\""), nullptr;
+    if (!it->is_array()) return fail(std::string("field \"") + name + "\" must be an array"), nullptr;
+    return &*it;
+  }
+  void fail(std::string why) {
+    if (!error) error = Problem{400, "invalid_request", std::move(why), {}};
+  }
+
+ private:
+  const json& j_;
+};
+
+std::optional<Problem> parse_body(const HttpRequest& req, json* out) {
+  auto ct = req[http::field::content_type];
+  std::string_view type(ct.data(), ct.size());
+  if (auto semi = type.find(';'); semi != std::string_view::npos) type = type.substr(0, semi);
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  std::string lower(type);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower != "application/json")
+    return Problem{415, "unsupported_media_type", "Content-Type must be application/json", {}};
+  StrictSax sax(*out);
+  if (!json::sax_parse(req.body(), &sax, json::input_format_t::json, true) || !sax.error.empty())
+    return Problem{400, "invalid_request", sax.error.empty() ? "malformed JSON" : sax.error, {}};
+  if (!out->is_object()) return Problem{400, "invalid_request", "the body must be a JSON object", {}};
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- query strings
+
+struct Query {
+  std::vector<std::pair<std::string, std::string>> items;
+  const std::string* find(const std::string& k) const {
+    for (const auto& [key, v] : items)
+      if (key == k) return &v;
+    return nullptr;
+  }
+};
+
+Query parse_query(std::string_view q) {
+  Query out;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    std::string_view item = q.substr(0, amp);
+    auto eq = item.find('=');
+    out.items.emplace_back(std::string(item.substr(0, eq)),
+                           eq == std::string_view::npos ? "" : std::string(item.substr(eq + 1)));
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+// A non-negative decimal integer parameter (default if absent).
+std::optional<Problem> int_param(const Query& q, const char* name, int64_t dflt, int64_t* out) {
+  *out = dflt;
+  const std::string* v = q.find(name);
+  if (!v) return std::nullopt;
+  if (v->empty() || v->size() > 18 ||
+      !std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return Problem{400, "invalid_request",
+                   std::string("query parameter ") + name + " must be a non-negative integer", {}};
+  *out = std::stoll(*v);
+  return std::nullopt;
+}
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  if (path.empty() || path.front() != '/') return out;
+  path.remove_prefix(1);
+  for (;;) {
+    auto slash = path.find('/');
+    out.emplace_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  // Fixed-length SHA-256 digests compared with CRYPTO_memcmp: the time
+  // depends on neither the contents nor the lengths of the secrets.
+  unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
+  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
+  return CRYPTO_memcmp(da, db, sizeof da) == 0;
+}
+
+HttpResponse HttpApi::problem(int status, const std::string& code, const std::string& detail) {
+  HttpResponse res{static_cast<http::status>(status), 11};
+  res.set(http::field::content_type, "application/problem+json");
+  res.set(http::field::cache_control, "no-store");
+  json body = {{"type", "https://giftcard.example/problems/" + code},
+               {"title", std::string(http::obsolete_reason(static_cast<http::status>(status)))},
+               {"status", status},
+               {"detail", detail},
+               {"code", code}};
+  res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return res;
+}
+
+// ---------------------------------------------------------------- event streams
+
+// Reads each new stretch of the log once, formats it once, and hands the
+// same frames to every connected viewer. Slow viewers are cut by the server
+// (max_stream_backlog), never waited for.
+class EventHub {
+ public:
+  EventHub(EventStore* store, size_t max_backfill) : store_(store), max_backfill_(max_backfill) {
+    sent_ = store->LastPosition();
+    sub_ = store->Subscribe([this](const std::vector<StoredEvent>& batch) {
+      if (batch.empty()) return;
+      {
+        std::lock_guard lock(mu_);
+        head_ = std::max(head_, batch.back().position);
+      }
+      cv_.notify_one();
+    });
+    thread_ = std::thread([this] { run(); });
+  }
+  ~EventHub() { stop(); }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    store_->Unsubscribe(sub_);
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Starts a viewer after position `from` (events from+1.. are sent).
+  Status attach(std::shared_ptr<StreamSink> sink, int64_t from) {
+    std::lock_guard lock(mu_);
+    if (from < sent_) {
+      if (sent_ - from > static_cast<int64_t>(max_backfill_))
+        return Status::InvalidArgument("backfill of more than " + std::to_string(max_backfill_) +
+                                       " events; page through GET /api/events instead");
+      std::vector<StoredEvent> evs;
+      for (int64_t p = from + 1; p <= sent_;) {
+        if (Status s = store_->ReadAll(p, std::min<int64_t>(4096, sent_ - p + 1), &evs); !s.ok())
+          return s;
+        if (evs.empty()) break;
+        sink->push(std::make_shared<std::string>(frames(evs)));
+        p = evs.back().position + 1;
+      }
+    }
+    sinks_.push_back(std::move(sink));
+    return Status::OK();
+  }
+
+  size_t viewers() const {
+    std::lock_guard lock(mu_);
+    return sinks_.size();
+  }
+
+  static std::string frames(const std::vector<StoredEvent>& evs) {
+    std::string out;
+    for (const auto& e : evs) {
+      out += "id: " + std::to_string(e.position) + "\nevent: " + std::string(type_name(e.type)) +
+             "\ndata: " + event_json(e).dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+    }
+    return out;
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    auto next_ping = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (!stopped_) {
+      cv_.wait_until(lock, next_ping, [&] { return stopped_ || head_ > sent_; });
+      if (stopped_) break;
+      std::erase_if(sinks_, [](const auto& s) { return s->closed(); });
+      if (std::chrono::steady_clock::now() >= next_ping) {
+        auto ping = std::make_shared<const std::string>(": ping\n\n");
+        for (auto& s : sinks_) s->push(ping);
+        next_ping = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+      }
+      if (head_ <= sent_) continue;
+      if (sinks_.empty()) {  // nobody watching: nothing to read or format
+        sent_ = head_;
+        continue;
+      }
+      std::vector<StoredEvent> evs;
+      if (!store_->ReadAll(sent_ + 1, 4096, &evs).ok() || evs.empty()) continue;
+      auto frame = std::make_shared<const std::string>(frames(evs));
+      for (auto& s : sinks_) s->push(frame);
+      sent_ = evs.back().position;
+    }
+  }
+
+  EventStore* store_;
+  size_t max_backfill_;
+  uint64_t sub_ = 0;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t head_ = 0;  // GUARDED_BY(mu_)
+  int64_t sent_ = 0;  // GUARDED_BY(mu_): every viewer has been given events up to here
+  bool stopped_ = false;
+  std::vector<std::shared_ptr<StreamSink>> sinks_;
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------- the API
+
+struct HttpApi::Impl {
+  caf::actor_system& sys;
+  shop_actor shop;
+  ShopContext* ctx;
+  HttpApiOptions opts;
+  std::vector<caf::actor> bridges;
+  std::atomic<size_t> next_bridge{0};
+  EventHub hub;
+  std::array<std::atomic<uint64_t>, 6> responses{};  // by status class 1xx..5xx
+
+  Impl(caf::actor_system& s, shop_actor sh, ShopContext* c, HttpApiOptions o)
+      : sys(s), shop(std::move(sh)), ctx(c), opts(std::move(o)),
+        hub(c->store, opts.max_stream_backfill) {
+    for (int i = 0; i < 2; ++i) bridges.push_back(sys.spawn(bridge_behavior, 0));
+  }
+
+  // ---- responding
+  void count(int status) { ++responses[static_cast<size_t>(std::clamp(status / 100, 0, 5))]; }
+
+  void send_json(const std::shared_ptr<Responder>& r, int status, const json& body,
+                 bool replayed = false) {
+    HttpResponse res{static_cast<http::status>(status), 11};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    if (replayed) res.set("Idempotent-Replayed", "true");
+    res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    count(status);
+    r->send(std::move(res));
+  }
+  void send_problem(const std::shared_ptr<Responder>& r, const Problem& p) {
+    HttpResponse res = HttpApi::problem(p.status, p.code, p.detail);
+    if (!p.extra.is_null()) {
+      json body = json::parse(res.body());
+      body.update(p.extra);
+      res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    if (p.status == 401) res.set(http::field::www_authenticate, "Bearer");
+    count(p.status);
+    r->send(std::move(res));
+  }
+  void send_error(const std::shared_ptr<Responder>& r, const caf::error& e) {
+    Errc code = errc_of(e);
+    Problem p{http_status(code), std::string(to_string(code)), detail_of(e), {}};
+    if (auto codes = codes_of(e); !codes.empty()) p.extra = {{"codes", codes}};
+    send_problem(r, p);
+  }
+
+  // ---- asking the shop without blocking: the bridge sends, the reply completes
+  template <class T, class OnOk, class... Ts>
+  void ask(std::shared_ptr<Responder> r, OnOk on_ok, Ts... xs) {
+    auto& bridge = bridges[next_bridge++ % bridges.size()];
+    auto timeout = opts.command_timeout;
+    caf::anon_send(bridge, BridgeJob{[this, r, on_ok, timeout, xs...](caf::event_based_actor* self) {
+                     self->request(shop, timeout, xs...)
+                         .then([r, on_ok](T& reply) { on_ok(reply); },
+                               [this, r](caf::error& e) { send_error(r, e); });
+                   }});
+  }
+
+  // ---- auth
+  enum class Guard { none, api, admin };
+  bool authorized(const HttpRequest& req, Guard g) const {
+    if (g == Guard::none) return true;
+    const std::string& need = g == Guard::admin ? opts.admin_token : opts.api_token;
+    if (need.empty()) return true;  // that token is not configured: open
+    auto h = req[http::field::authorization];
+    std::string_view v(h.data(), h.size());
+    if (v.size() < 7 || v.substr(0, 7) != "Bearer ") return false;
+    std::string given(v.substr(7));
+    bool ok = constant_time_equal(given, need);
+    // The admin token also opens the API routes.
+    if (g == Guard::api && !opts.admin_token.empty())
+      ok = constant_time_equal(given, opts.admin_token) | ok;
+    return ok;
+  }
+
+  void handle(HttpRequest&& req, std::shared_ptr<Responder> r);
+  void route(HttpRequest& req, const std::shared_ptr<Responder>& r);
+  std::string metrics_text();
+};
+
+HttpApi::HttpApi(caf::actor_system& sys, shop_actor shop, ShopContext* ctx, HttpApiOptions options)
+    : impl_(std::make_unique<Impl>(sys, std::move(shop), ctx, std::move(options))) {}
+
+HttpApi::~HttpApi() { stop(); }
+
+void HttpApi::stop() {
+  impl_->hub.stop();
+  for (auto& b : impl_->bridges) caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+  impl_->bridges.clear();
+}
+
+void HttpApi::handle(HttpRequest&& req, std::shared_ptr<Responder> r) {
+  try {
+    impl_->route(req, r);
+  } catch (const std::exception& e) {
+    // Never a crash for bad input; the message carries no request data.
+    impl_->send_problem(r, Problem{500, "internal_error", "internal error", {}});
+  }
+}
+
+void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r) {
+  std::string_view target(req.target().data(), req.target().size());
+  auto qpos = target.find('?');
+  std::string_view path = target.substr(0, qpos);
+  Query q = parse_query(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
+  std::vector<std::string> seg = split_path(path);
+  const http::verb m = req.method();
+  auto is = [&](std::initializer_list<const char*> want) {
+    if (seg.size() != want.size()) return false;
+    size_t i = 0;
+    for (const char* w : want) {
+      if (*w != '*' && seg[i] != w) return false;
+      if (*w == '*' && seg[i].empty()) return false;
+      ++i;
+    }
+    return true;
+  };
+  auto method_not_allowed = [&](const char* allow) {
+    Problem p{405, "method_not_allowed", std::string("allowed: ") + allow, {}};
+    send_problem(r, p);
+  };
+  auto guard = [&](Guard g) {
+    if (authorized(req, g)) return true;
+    send_problem(r, Problem{401, "unauthorized", "a valid bearer token is required", {}});
+    return false;
+  };
+  int64_t after = 0;
+  if (m == http::verb::get)
+    if (auto p = int_param(q, "after", 0, &after)) return send_problem(r, *p);
+
+  // ---- health and metrics
+  if (is({"healthz"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    Status h = ctx->store->Health();
+    json body = {{"status", h.ok() ? "ok" : "failing"},
+                 {"position", ctx->store->LastPosition()},
+                 {"projection_position", ctx->projections->position()}};
+    return send_json(r, h.ok() ? 200 : 503, body);
+  }
+  if (is({"metrics"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    if (!guard(Guard::admin)) return;
+    HttpResponse res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    res.body() = metrics_text();
+    count(200);
+    return r->send(std::move(res));
+  }
+
+  // ---- cards
+  if (is({"api", "cards"})) {
+    if (m == http::verb::get) {
+      return ask<std::vector<CardInfo>>(
+          r,
+          [this, r](const std::vector<CardInfo>& cards) {
+            json arr = json::array();
+            for (const auto& c : cards) arr.push_back(to_json(c));
+            send_json(r, 200, {{"cards", arr}});
+          },
+          cards_atom::value, after);
+    }
+    if (m != http::verb::post) return method_not_allowed("GET, POST");
+    if (!guard(Guard::admin)) return;
+    json body;
+    if (auto p = parse_body(req, &body)) return send_problem(r, *p);
+    Fields f(body);
+    CardSpec spec{f.str("id"), f.str("name"), f.integer("price"), f.integer("value")};
+    if (f.error) return send_problem(r, *f.error);
+    return ask<CardInfo>(
+        r, [this, r](const CardInfo& c) { send_json(r, 201, to_json(c)); }, create_atom::value,
+        std::move(spec));
+  }
+  if (is({"api", "cards", "*"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    return ask<CardInfo>(
+        r, [this, r](const CardInfo& c) { send_json(r, 200, to_json(c)); }, card_atom::value,
+        seg[2], after);
+  }
+  if (is({"api", "cards", "*", "codes"})) {
+    if (m != http::verb::post) return method_not_allowed("POST");
+    if (!guard(Guard::admin)) return;
+    json body;
+    if (auto p = parse_body(req, &body)) return send_problem(r, *p);
+    Fields f(body);
+    const json* arr = f.array("codes");
+    if (f.error) return send_problem(r, *f.error);
+    if (arr->empty() || arr->size() > 100000)
+      return send_problem(r, Problem{400, "invalid_request", "codes must hold 1..100000 entries", {}});
+    std::vector<CodeSpec> codes;
+    codes.reserve(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const json& c = (*arr)[i];
+      auto bad = [&](const std::string& why) {
+        send_problem(r, Problem{400, "invalid_request", "codes[" + std::to_string(i) + "]: " + why, {}});
+      };
+      if (!c.is_object()) return bad("must be an object");
+      Fields cf(c);
+      CodeSpec spec{cf.str("code"), 0};
+      std::string exp = cf.str("expires_at", false);
+      if (cf.error) return bad(cf.error->detail);
+      if (c.contains("expires_at") && !parse_rfc3339(exp, &spec.expires_at))
+        return bad("expires_at must be an RFC 3339 UTC time, e.g. 2027-01-31T23:59:59Z");
+      codes.push_back(std::move(spec));
+    }
+    return ask<AddCodesReply>(
+        r, [this, r](const AddCodesReply& a) { send_json(r, 201, to_json(a)); },
+        add_codes_atom::value, seg[2], std::move(codes));
+  }
+  if (is({"api", "cards", "*", "codes", "*"})) {
+    if (m != http::verb::delete_) return method_not_allowed("DELETE");
+    if (!guard(Guard::admin)) return;
+    return ask<int64_t>(
+        r,
+        [this, r](int64_t) {
+          count(204);
+          HttpResponse res{http::status::no_content, 11};
+          r->send(std::move(res));
+        },
+        revoke_atom::value, seg[2], seg[4]);
+  }
+
+  // ---- wallets
+  if (is({"api", "wallets", "*"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    if (!guard(Guard::api)) return;
+    return ask<WalletView>(
+        r, [this, r](const WalletView& w) { send_json(r, 200, to_json(w)); }, wallet_atom::value,
+        seg[2], after);
+  }
+  if (is({"api", "wallets", "*", "credits"})) {
+    if (m != http::verb::post) return method_not_allowed("POST");
+    if (!guard(Guard::api)) return;
+    if (req.count("Idempotency-Key") > 1)
+      return send_problem(r, Problem{400, "invalid_request", "one Idempotency-Key header only", {}});
+    json body;
+    if (auto p = parse_body(req, &body)) return send_problem(r, *p);
+    Fields f(body);
+    int64_t amount = f.integer("amount");
+    if (f.error) return send_problem(r, *f.error);
+    std::string key(req["Idempotency-Key"]);
+    return ask<CreditReply>(
+        r, [this, r](const CreditReply& c) { send_json(r, 201, to_json(c), c.replayed); },
+        credit_atom::value, seg[2], amount, std::move(key));
+  }
+
+  // ---- purchases
+  if (is({"api", "purchases"})) {
+    if (m != http::verb::post) return method_not_allowed("POST");
+    if (!guard(Guard::api)) return;
+    if (req.count("Idempotency-Key") > 1)
+      return send_problem(r, Problem{400, "invalid_request", "one Idempotency-Key header only", {}});
+    json body;
+    if (auto p = parse_body(req, &body)) return send_problem(r, *p);
+    Fields f(body);
+    std::string card = f.str("card_id"), user = f.str("user_id");
+    if (f.error) return send_problem(r, *f.error);
+    std::string key(req["Idempotency-Key"]);
+    return ask<Purchase>(
+        r, [this, r](const Purchase& p) { send_json(r, 201, to_json(p), p.replayed); },
+        purchase_atom::value, std::move(card), std::move(user), std::move(key));
+  }
+  if (is({"api", "purchases", "*"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    if (!guard(Guard::api)) return;
+    return ask<Purchase>(
+        r, [this, r](const Purchase& p) { send_json(r, 200, to_json(p)); }, lookup_atom::value,
+        seg[2], after);
+  }
+  if (is({"api", "users", "*", "purchases"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    if (!guard(Guard::api)) return;
+    return ask<std::vector<Purchase>>(
+        r,
+        [this, r](const std::vector<Purchase>& ps) {
+          json arr = json::array();
+          for (const auto& p : ps) arr.push_back(to_json(p));
+          send_json(r, 200, {{"purchases", arr}});
+        },
+        history_atom::value, seg[2], after);
+  }
+
+  // ---- the log
+  if (is({"api", "events"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    if (!guard(Guard::admin)) return;
+    int64_t from = 1, limit = 100;
+    if (auto p = int_param(q, "from", 1, &from)) return send_problem(r, *p);
+    if (auto p = int_param(q, "limit", 100, &limit)) return send_problem(r, *p);
+    if (limit < 1 || limit > static_cast<int64_t>(opts.max_events_page))
+      return send_problem(r, Problem{400, "invalid_request",
+                                     "limit must be 1.." + std::to_string(opts.max_events_page), {}});
+    std::vector<StoredEvent> evs;
+    if (Status s = ctx->store->ReadAll(std::max<int64_t>(from, 1), static_cast<size_t>(limit), &evs);
+        !s.ok())
+      return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+    json arr = json::array();
+    for (const auto& e : evs) arr.push_back(event_json(e));
+    int64_t next = evs.empty() ? std::max<int64_t>(from, 1) : evs.back().position + 1;
+    return send_json(r, 200, {{"events", arr}, {"next", next}});
+  }
+  if (is({"api", "events", "stream"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    if (!guard(Guard::admin)) return;
+    // Resume after Last-Event-ID (a reconnecting EventSource) or ?from=N
+    // (events N.. are sent); default: only what is committed from now on.
+    int64_t from = -1;
+    if (auto p = int_param(q, "from", -1, &from)) return send_problem(r, *p);
+    int64_t after_pos = from > 0 ? from - 1 : ctx->store->LastPosition();
+    if (auto last = req["Last-Event-ID"]; !last.empty()) {
+      Query lq;
+      lq.items.emplace_back("Last-Event-ID", std::string(last));
+      if (auto p = int_param(lq, "Last-Event-ID", 0, &after_pos)) return send_problem(r, *p);
+    }
+    HttpResponse head{http::status::ok, 11};
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-store");
+    head.set(http::field::connection, "keep-alive");
+    count(200);
+    auto sink = r->stream(std::move(head));
+    if (Status s = hub.attach(sink, after_pos); !s.ok())
+      sink->push(std::make_shared<const std::string>("event: error\ndata: " +
+                                                     json(s.message()).dump() + "\n\n"));
+    return;
+  }
+
+  // ---- operations
+  if (is({"api", "projections", "rebuild"})) {
+    if (m != http::verb::post) return method_not_allowed("POST");
+    if (!guard(Guard::admin)) return;
+    return ask<RebuildInfo>(
+        r,
+        [this, r](const RebuildInfo& i) {
+          send_json(r, 200, {{"events", i.events}, {"position", i.position},
+                             {"generation", i.generation}, {"millis", i.millis}});
+        },
+        rebuild_atom::value);
+  }
+
+  send_problem(r, Problem{404, "not_found", "no route " + std::string(path), {}});
+}
+
+std::string HttpApi::Impl::metrics_text() {
+  std::ostringstream o;
+  auto metric = [&](const char* name, const char* type, const char* help, auto value,
+                    const char* labels = "") {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
+      << name << labels << ' ' << value << '\n';
+  };
+  const auto& sm = ctx->metrics;
+  o << "# HELP giftcard_purchases_total Purchases answered by the shop, by outcome.\n"
+       "# TYPE giftcard_purchases_total counter\n"
+    << "giftcard_purchases_total{outcome=\"ok\"} " << sm.purchases_ok.load() << '\n'
+    << "giftcard_purchases_total{outcome=\"replayed\"} " << sm.purchases_replayed.load() << '\n'
+    << "giftcard_purchases_total{outcome=\"rejected\"} " << sm.purchases_rejected.load() << '\n';
+  StoreStats st = ctx->store->Stats();
+  metric("giftcard_append_batches_total", "counter", "Synced group commits.", st.batches);
+  metric("giftcard_append_requests_total", "counter", "Append requests committed.", st.requests);
+  metric("giftcard_append_events_total", "counter", "Events committed.", st.events);
+  metric("giftcard_append_rejected_total", "counter", "Append requests rejected (conflicts).",
+         st.rejected);
+  metric("giftcard_append_batch_requests_max", "gauge", "Largest group commit, in requests.",
+         st.max_batch_requests);
+  metric("giftcard_append_sync_seconds_total", "counter", "Time spent in synced writes.",
+         static_cast<double>(st.sync_micros) / 1e6);
+  metric("giftcard_log_position", "gauge", "Last committed log position.",
+         ctx->store->LastPosition());
+  metric("giftcard_projection_position", "gauge", "Last position folded into the read models.",
+         ctx->projections->position());
+  metric("giftcard_projection_lag_seconds", "gauge",
+         "Commit-to-visible delay of the last projection catch-up.",
+         static_cast<double>(sm.projection_lag_micros.load()) / 1e6);
+  metric("giftcard_projection_batches_total", "counter", "Projection catch-ups.",
+         sm.projection_batches.load());
+  metric("giftcard_live_card_actors", "gauge", "Card actors in memory.", sm.live_cards.load());
+  metric("giftcard_live_wallet_actors", "gauge", "Wallet actors in memory.", sm.live_wallets.load());
+  metric("giftcard_passivations_total", "counter", "Actors passivated.", sm.passivations.load());
+  metric("giftcard_event_stream_viewers", "gauge", "Open /api/events/stream connections.",
+         hub.viewers());
+  o << "# HELP giftcard_http_responses_total HTTP responses by status class.\n"
+       "# TYPE giftcard_http_responses_total counter\n";
+  for (size_t i = 1; i < responses.size(); ++i)
+    o << "giftcard_http_responses_total{class=\"" << i << "xx\"} " << responses[i].load() << '\n';
+  return o.str();
+}
+
+}  // namespace giftcard
