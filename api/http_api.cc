@@ -269,10 +269,13 @@ class EventHub {
     if (thread_.joinable()) thread_.join();
   }
 
-  // Starts a viewer after position `from` (events from+1.. are sent).
+  // Starts a viewer after position `from` (events from+1.. are sent); -1:
+  // from what the hub sends next. A `from` beyond what the hub has sent
+  // (it trails the log by a moment) starts there too: a viewer may see a
+  // few events it already had, and deduplicates by id.
   Status attach(std::shared_ptr<StreamSink> sink, int64_t from) {
     std::lock_guard lock(mu_);
-    if (from < sent_) {
+    if (from >= 0 && from < sent_) {
       if (sent_ - from > static_cast<int64_t>(max_backfill_))
         return Status::InvalidArgument("backfill of more than " + std::to_string(max_backfill_) +
                                        " events; page through GET /api/events instead");
@@ -651,7 +654,7 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     // (events N.. are sent); default: only what is committed from now on.
     int64_t from = -1;
     if (auto p = int_param(q, "from", -1, &from)) return send_problem(r, *p);
-    int64_t after_pos = from > 0 ? from - 1 : ctx->store->LastPosition();
+    int64_t after_pos = from > 0 ? from - 1 : -1;
     if (auto last = req["Last-Event-ID"]; !last.empty()) {
       Query lq;
       lq.items.emplace_back("Last-Event-ID", std::string(last));
