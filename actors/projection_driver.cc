@@ -20,7 +20,15 @@ struct DriverState {
   uint64_t next_waiter = 0;
   std::map<uint64_t, Waiter> waiters;  // by id
   Status failed;                       // last catch-up error, if any
+  bool continuing = false;             // a kContinue is in the mailbox
 };
+
+// Events folded per catch-up step. Between steps the driver serves its
+// mailbox, so a long catch-up (a restart far behind the log, a bulk import)
+// cannot hold an AwaitMsg or an AwaitExpired beyond projection_wait.
+constexpr int64_t kStep = 4096;
+// LogAdvanced position of the driver's own "go on catching up" message.
+constexpr int64_t kContinue = -1;
 
 using Self = projection_driver_actor::stateful_pointer<DriverState>;
 
@@ -42,13 +50,14 @@ void answer_waiters(Self self) {
   }
 }
 
-void catch_up(Self self) {
+// Folds at most kStep events and answers the waiters; true if it folded any.
+bool step(Self self) {
   auto& st = self->state;
   ProjectionDb* db = st.ctx->projections;
   const int64_t before = db->position();
   if (before >= st.ctx->store->LastPosition()) {
     answer_waiters(self);
-    return;
+    return false;
   }
   // Lag as the oldest newly applied event saw it: commit time to visibility.
   Micros oldest = 0;
@@ -57,7 +66,7 @@ void catch_up(Self self) {
     if (st.ctx->store->ReadAll(before + 1, 1, &first).ok() && !first.empty())
       oldest = first.front().recorded_at;
   }
-  st.failed = db->CatchUp();
+  st.failed = db->CatchUp(static_cast<size_t>(kStep), before + kStep);
   if (db->position() > before) {
     ++st.ctx->metrics.projection_batches;
     if (oldest) {
@@ -67,6 +76,23 @@ void catch_up(Self self) {
     }
   }
   answer_waiters(self);
+  return db->position() > before;
+}
+
+// One step; if the log is still ahead, the rest after the mailbox.
+void catch_up(Self self) {
+  auto& st = self->state;
+  if (step(self) && st.failed.ok() && !st.continuing &&
+      st.ctx->projections->position() < st.ctx->store->LastPosition()) {
+    st.continuing = true;
+    self->send(self, LogAdvanced{kContinue});
+  }
+}
+
+// Every step up to the log's head, now (drain).
+void catch_up_all(Self self) {
+  while (step(self)) {
+  }
 }
 
 void unsubscribe(DriverState& st) {
@@ -88,13 +114,15 @@ projection_driver_actor::behavior_type driver_behavior(Self self, ShopContext* c
   self->send(self, LogAdvanced{ctx->store->LastPosition()});
   return {
       [=](LogAdvanced& m) {
-        if (m.position > self->state.ctx->projections->position()) catch_up(self);
+        if (m.position == kContinue) self->state.continuing = false;
+        if (m.position == kContinue || m.position > self->state.ctx->projections->position())
+          catch_up(self);
       },
       [=](AwaitMsg& m) -> caf::result<int64_t> {
         auto& st = self->state;
         int64_t pos = st.ctx->projections->position();
         if (m.position <= pos) return pos;
-        catch_up(self);  // the hint may still be in the mailbox
+        catch_up(self);  // the hint may still be in the mailbox (one step)
         pos = st.ctx->projections->position();
         if (m.position <= pos) return pos;
         if (!st.failed.ok())
@@ -117,9 +145,9 @@ projection_driver_actor::behavior_type driver_behavior(Self self, ShopContext* c
         st.waiters.erase(it);
       },
       [=](DrainMsg&) -> caf::result<bool> {
-        catch_up(self);
+        catch_up_all(self);
         unsubscribe(self->state);
-        catch_up(self);  // anything committed while unsubscribing
+        catch_up_all(self);  // anything committed while unsubscribing
         return self->state.failed.ok();
       },
   };

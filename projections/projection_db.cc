@@ -279,12 +279,15 @@ Status ProjectionDb::Rebuild(RebuildReport* report, const std::function<void(int
   Micros at = 0;
   if (Status s = CatchUpGen(new_gen, store_->LastPosition(), 65536, &pos, &at, progress); !s.ok())
     return s;
-  // Phase 2, live applies paused: reach the live position, then swap.
+  // Phase 2, live applies paused: reach the live position, then swap. The
+  // live models may also trail phase 1 (they follow the log by a little): the
+  // new generation then takes over at its own, later, position.
   std::lock_guard lock(apply_mu_);
-  if (Status s = CatchUpGen(new_gen, position(), 65536, &pos, &at, progress); !s.ok()) return s;
-  if (pos != position())
+  const int64_t live = position();
+  if (Status s = CatchUpGen(new_gen, live, 65536, &pos, &at, progress); !s.ok()) return s;
+  if (pos < live)
     return Status::Corruption("rebuild reached " + std::to_string(pos) + " but live is at " +
-                              std::to_string(position()));
+                              std::to_string(live));
   KvBatch swap;
   swap.delete_prefixes.push_back(gen_prefix(old_gen));
   std::string g;
@@ -295,6 +298,7 @@ Status ProjectionDb::Rebuild(RebuildReport* report, const std::function<void(int
     if (Status s = store_->KvWrite(swap); !s.ok()) return s;
     gen_ = new_gen;
   }
+  if (pos > live) Publish(pos, at);
   if (report) {
     report->events = pos;
     report->position = pos;
@@ -405,12 +409,22 @@ Status ProjectionDb::RecentPurchases(size_t limit, std::vector<PurchaseView>* ou
 Status ProjectionDb::LoadAll(ReadModels* out) const {
   *out = ReadModels{};
   std::shared_lock lock(gen_mu_);
-  if (Status s = read_checkpoint(store_, gen_, &out->position, &out->recorded_at); !s.ok()) return s;
+  // The checkpoint is read by the same scan as the models (one consistent
+  // view of the store), not before it: a live Apply in between would
+  // otherwise give models ahead of their position.
   const std::string p = gen_prefix(gen_);
   Status inner;
   Status s = store_->KvScan(p, "", [&](std::string_view k, std::string_view v) {
     std::string_view rest = k.substr(p.size() + 1);
     switch (k[p.size()]) {
+      case 'k':
+        if (v.size() != 16) {
+          inner = Status::Corruption("projection checkpoint damaged");
+        } else {
+          out->position = static_cast<int64_t>(get_be(v, 8));
+          out->recorded_at = static_cast<int64_t>(get_be(v.substr(8), 8));
+        }
+        break;
       case 'b':
         inner = decode_i64(v, &out->balances[std::string(rest)]);
         break;
