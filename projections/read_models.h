@@ -27,6 +27,13 @@ struct CardView {
   bool operator==(const CardView&) const = default;
 };
 
+// Persisted encodings (cereal; projection_db.cc, history.cc).
+template <class Archive>
+void serialize(Archive& ar, CardView& c) {
+  ar(c.id, c.name, c.price, c.value, c.available, c.assigned, c.expired, c.revoked, c.sold,
+     c.revenue);
+}
+
 struct PurchaseView {
   std::string purchase_id, card_id, user_id, code;
   int64_t price = 0;

@@ -1,0 +1,148 @@
+#include "projections/history.h"
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+#include "events/bounded_archive.h"
+
+namespace giftcard {
+namespace {
+
+std::string checkpoint_key(int64_t position) {
+  std::string k(1, 'H');
+  uint64_t inv = ~static_cast<uint64_t>(position);
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((inv >> (8 * i)) & 0xff));
+  return k;
+}
+
+std::string encode(const ProjectionHistory::AsOf& a) {
+  std::string out;
+  StringOutputArchive ar(out);
+  ar(a.position, a.recorded_at, a.wallet_float, a.cards);
+  return out;
+}
+
+Status decode(std::string_view in, ProjectionHistory::AsOf* a) {
+  try {
+    BoundedInputArchive ar(in);
+    ar(a->position, a->recorded_at, a->wallet_float, a->cards);
+    if (ar.remaining() != 0) return Status::Corruption("history checkpoint: trailing bytes");
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("history checkpoint: ") + e.what());
+  }
+  return Status::OK();
+}
+
+// Folds events (positions from->position+1 on) into `a`, stopping after
+// position `to`. Cards and the float only: a fold into ReadModels whose
+// balances start at 0 leaves each wallet's *change* in them.
+Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a,
+            const std::function<Status(const ProjectionHistory::AsOf&)>& at_multiple = {}) {
+  ReadModels m;
+  m.position = a->position;
+  m.recorded_at = a->recorded_at;
+  for (auto& c : a->cards) m.cards.emplace(c.id, std::move(c));
+  auto settle = [&] {
+    for (const auto& [user, delta] : m.balances) a->wallet_float += delta;
+    m.balances.clear();
+    m.purchases.clear();
+    m.user_purchases.clear();
+    a->position = m.position;
+    a->recorded_at = m.recorded_at;
+    a->cards.clear();
+    for (const auto& [id, c] : m.cards) a->cards.push_back(c);
+  };
+  std::vector<StoredEvent> evs;
+  while (m.position < to) {
+    int64_t want = to - m.position;
+    if (at_multiple) {  // stop exactly at the next multiple
+      int64_t next = (m.position / ProjectionHistory::kEvery + 1) * ProjectionHistory::kEvery;
+      want = std::min(want, next - m.position);
+    }
+    if (Status s = store->ReadAll(m.position + 1, static_cast<size_t>(std::min<int64_t>(want, 8192)), &evs);
+        !s.ok())
+      return s;
+    if (evs.empty()) break;
+    for (const auto& e : evs) {
+      if (Status s = apply(m, e); !s.ok()) return s;
+      ++a->replayed;
+    }
+    if (at_multiple && m.position % ProjectionHistory::kEvery == 0) {
+      settle();
+      if (Status s = at_multiple(*a); !s.ok()) return s;
+    }
+  }
+  settle();
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ProjectionHistory::Open(EventStore* store, std::unique_ptr<ProjectionHistory>* out) {
+  std::unique_ptr<ProjectionHistory> h(new ProjectionHistory(store));
+  if (Status s = h->LoadCheckpointAtOrBefore(store->LastPosition(), &h->live_); !s.ok()) return s;
+  *out = std::move(h);
+  return Status::OK();
+}
+
+Status ProjectionHistory::LoadCheckpointAtOrBefore(int64_t p, AsOf* out) const {
+  *out = AsOf{};
+  Status inner;
+  Status s = store_->KvScan("H", checkpoint_key(p), [&](std::string_view, std::string_view v) {
+    inner = decode(v, out);
+    return false;  // the first one is the newest at or before p
+  });
+  return s.ok() ? inner : s;
+}
+
+Status ProjectionHistory::CatchUp() {
+  std::lock_guard lock(mu_);
+  return fold(store_, store_->LastPosition(), &live_, [this](const AsOf& a) {
+    KvBatch b;
+    b.puts.emplace_back(checkpoint_key(a.position), encode(a));
+    return store_->KvWrite(b);
+  });
+}
+
+Status ProjectionHistory::At(int64_t p, AsOf* out) const {
+  if (p < 0 || p > store_->LastPosition())
+    return Status::InvalidArgument("position " + std::to_string(p) + " is not in the log");
+  if (Status s = LoadCheckpointAtOrBefore(p, out); !s.ok()) return s;
+  out->replayed = 0;
+  return fold(store_, p, out);
+}
+
+Status ProjectionHistory::BalanceAt(const std::string& user, int64_t p, int64_t* balance,
+                                    bool* existed) const {
+  *balance = 0;
+  *existed = false;
+  const std::string stream = wallet_stream(user);
+  int64_t head = 0;
+  if (Status s = store_->StreamVersion(stream, &head); !s.ok()) return s;
+  // The last version whose position is <= p: binary search over the stream.
+  int64_t lo = 1, hi = head, found = 0;
+  std::vector<StoredEvent> one;
+  StoredEvent best;
+  while (lo <= hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (Status s = store_->ReadStream(stream, mid, 1, &one); !s.ok()) return s;
+    if (one.empty()) return Status::Corruption("stream " + stream + " lost version " + std::to_string(mid));
+    if (one.front().position <= p) {
+      found = mid;
+      best = std::move(one.front());
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (!found) return Status::OK();
+  Event ev;
+  if (Status s = best.decode(&ev); !s.ok()) return s;
+  if (auto* c = std::get_if<WalletCredited>(&ev)) *balance = c->balance_after;
+  else if (auto* d = std::get_if<WalletDebited>(&ev)) *balance = d->balance_after;
+  else return Status::Corruption("stream " + stream + " holds a non-wallet event");
+  *existed = true;
+  return Status::OK();
+}
+
+}  // namespace giftcard
