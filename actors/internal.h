@@ -12,6 +12,7 @@
 #include <string>
 
 #include "actors/messages.h"
+#include "projections/history.h"
 #include "projections/projection_db.h"
 #include "store/event_store.h"
 
@@ -134,6 +135,7 @@ struct ShopMetrics {
 struct ShopContext {
   EventStore* store = nullptr;  // REQUIRES: outlives every actor of the shop
   ProjectionDb* projections = nullptr;  // REQUIRES: on `store`; outlives the shop
+  ProjectionHistory* history = nullptr;  // optional (time travel); kept up by the driver
   ShopConfig config;
   ShopMetrics metrics;
   Micros now() const;

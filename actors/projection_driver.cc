@@ -67,6 +67,7 @@ bool step(Self self) {
       oldest = first.front().recorded_at;
   }
   st.failed = db->CatchUp(static_cast<size_t>(kStep), before + kStep);
+  if (st.failed.ok() && st.ctx->history) st.failed = st.ctx->history->CatchUp();
   if (db->position() > before) {
     ++st.ctx->metrics.projection_batches;
     if (oldest) {

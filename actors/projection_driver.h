@@ -3,10 +3,12 @@
 // log.
 //
 // It subscribes to the store; every committed batch posts a LogAdvanced hint
-// and the driver folds everything from its checkpoint to the log's head in one
-// ProjectionDb::CatchUp (hints that arrive while it works coalesce into one
-// pass). On start it catches up from the persisted checkpoint, not from
-// position 1.
+// and the driver folds from its checkpoint towards the log's head in steps of
+// a few thousand events, serving its mailbox between steps (hints that
+// arrive meanwhile coalesce; a waiting query is answered or times out on
+// time even during a long catch-up). On start it catches up from the
+// persisted checkpoint, not from position 1. It also keeps ctx->history's
+// time-travel checkpoints up, if there is one.
 //
 // AwaitMsg{P} answers with the projections' position as soon as it is >= P,
 // or with projection_lagging after config.projection_wait. DrainMsg catches

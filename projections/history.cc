@@ -97,7 +97,10 @@ Status ProjectionHistory::LoadCheckpointAtOrBefore(int64_t p, AsOf* out) const {
 
 Status ProjectionHistory::CatchUp() {
   std::lock_guard lock(mu_);
-  return fold(store_, store_->LastPosition(), &live_, [this](const AsOf& a) {
+  // Only checkpoints are kept, so fold only once a whole stretch is there.
+  const int64_t to = store_->LastPosition() / kEvery * kEvery;
+  if (to <= live_.position) return Status::OK();
+  return fold(store_, to, &live_, [this](const AsOf& a) {
     KvBatch b;
     b.puts.emplace_back(checkpoint_key(a.position), encode(a));
     return store_->KvWrite(b);

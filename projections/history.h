@@ -42,8 +42,8 @@ class ProjectionHistory {
   // Resumes from the newest checkpoint.
   static Status Open(EventStore* store, std::unique_ptr<ProjectionHistory>* out);
 
-  // Folds the log up to its head and stores a checkpoint at each multiple of
-  // kEvery it passes.
+  // Stores a checkpoint at each multiple of kEvery the log has passed since
+  // the last one (folding only whole stretches: cheap to call often).
   Status CatchUp();
 
   // The shop's cards and float as of position p (0 <= p <= the log's head).
@@ -59,7 +59,7 @@ class ProjectionHistory {
 
   EventStore* store_;
   std::mutex mu_;
-  AsOf live_;  // GUARDED_BY(mu_): state as of live_.position
+  AsOf live_;  // GUARDED_BY(mu_): state as of the newest checkpoint
 };
 
 }  // namespace giftcard

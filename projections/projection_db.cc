@@ -62,30 +62,19 @@ Status decode_i64(std::string_view s, int64_t* v) {
   return Status::OK();
 }
 
-std::string encode(const CardView& c) {
+// CardView and PurchaseView (serialize() in read_models.h).
+template <class T>
+std::string encode(const T& v) {
   std::string out;
   StringOutputArchive ar(out);
-  ar(c.id, c.name, c.price, c.value, c.available, c.assigned, c.expired, c.revoked, c.sold,
-     c.revenue);
-  return out;
-}
-std::string encode(const PurchaseView& p) {
-  std::string out;
-  StringOutputArchive ar(out);
-  ar(p.purchase_id, p.card_id, p.user_id, p.code, p.price, p.purchased_at, p.position);
+  ar(const_cast<T&>(v));  // cereal's non-member serialize takes a non-const reference
   return out;
 }
 template <class T>
 Status decode(std::string_view in, T* out) {
   try {
     BoundedInputArchive ar(in);
-    if constexpr (std::is_same_v<T, CardView>) {
-      ar(out->id, out->name, out->price, out->value, out->available, out->assigned, out->expired,
-         out->revoked, out->sold, out->revenue);
-    } else {
-      ar(out->purchase_id, out->card_id, out->user_id, out->code, out->price, out->purchased_at,
-         out->position);
-    }
+    ar(*out);
     if (ar.remaining() != 0) return Status::Corruption("projection: trailing bytes");
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("projection: ") + e.what());
@@ -372,12 +361,12 @@ Status ProjectionDb::Purchase(const std::string& purchase_id, PurchaseView* out)
 
 namespace {
 // Resolves an index scan (values are purchase ids) to purchases.
-Status purchases_by_index(EventStore* store, uint32_t gen, const std::string& prefix, size_t limit,
-                          std::vector<PurchaseView>* out) {
+Status purchases_by_index(EventStore* store, uint32_t gen, const std::string& prefix,
+                          const std::string& start, size_t limit, std::vector<PurchaseView>* out) {
   out->clear();
   if (limit == 0) return Status::OK();
   std::vector<std::string> ks;
-  Status s = store->KvScan(prefix, "", [&](std::string_view, std::string_view id) {
+  Status s = store->KvScan(prefix, start, [&](std::string_view, std::string_view id) {
     ks.push_back(key(gen, 'p', id));
     return ks.size() < limit;
   });
@@ -398,12 +387,14 @@ Status ProjectionDb::UserPurchases(const std::string& user, size_t limit,
   std::shared_lock lock(gen_mu_);
   std::string prefix = key(gen_, 'u', user);
   prefix.push_back('\0');
-  return purchases_by_index(store_, gen_, prefix, limit, out);
+  return purchases_by_index(store_, gen_, prefix, "", limit, out);
 }
 
-Status ProjectionDb::RecentPurchases(size_t limit, std::vector<PurchaseView>* out) const {
+Status ProjectionDb::RecentPurchases(size_t limit, std::vector<PurchaseView>* out,
+                                     int64_t at_or_before) const {
   std::shared_lock lock(gen_mu_);
-  return purchases_by_index(store_, gen_, key(gen_, 'r'), limit, out);
+  return purchases_by_index(store_, gen_, key(gen_, 'r'), recent_key(gen_, at_or_before), limit,
+                            out);
 }
 
 Status ProjectionDb::LoadAll(ReadModels* out) const {

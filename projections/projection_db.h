@@ -83,8 +83,10 @@ class ProjectionDb {
   Status Purchase(const std::string& purchase_id, PurchaseView* out) const;  // NotFound
   // A user's purchases in log order; at most `limit`.
   Status UserPurchases(const std::string& user, size_t limit, std::vector<PurchaseView>* out) const;
-  // The newest purchases first, at most `limit`.
-  Status RecentPurchases(size_t limit, std::vector<PurchaseView>* out) const;
+  // The newest purchases at or before position `at_or_before` first, at most
+  // `limit` (the admin viewer's recent purchases, also as of a past position).
+  Status RecentPurchases(size_t limit, std::vector<PurchaseView>* out,
+                         int64_t at_or_before = INT64_MAX) const;
 
   // The whole active generation as in-memory models (tests, verify).
   Status LoadAll(ReadModels* out) const;

@@ -42,6 +42,11 @@ struct PurchaseView {
   bool operator==(const PurchaseView&) const = default;
 };
 
+template <class Archive>
+void serialize(Archive& ar, PurchaseView& p) {
+  ar(p.purchase_id, p.card_id, p.user_id, p.code, p.price, p.purchased_at, p.position);
+}
+
 struct ReadModels {
   int64_t position = 0;        // last applied
   Micros recorded_at = 0;      // of the last applied event
