@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <cmath>
 #include <condition_variable>
 #include <limits>
@@ -13,7 +15,9 @@
 #include <vector>
 
 #include "actors/errors.h"
+#include "api/admin_page.h"
 #include "api/json_views.h"
+#include "events/validate.h"
 #include "events/time_util.h"
 
 namespace giftcard {
@@ -356,11 +360,28 @@ struct HttpApi::Impl {
   EventHub hub;
   std::array<std::atomic<uint64_t>, 6> responses{};  // by status class 1xx..5xx
 
+  // Admin queries read RocksDB for up to tens of milliseconds (a time-travel
+  // replay): they run here, never on an I/O thread or a CAF scheduler thread.
+  boost::asio::thread_pool admin_pool{1};
+
   Impl(caf::actor_system& s, shop_actor sh, ShopContext* c, HttpApiOptions o)
       : sys(s), shop(std::move(sh)), ctx(c), opts(std::move(o)),
         hub(c->store, opts.max_stream_backfill) {
     for (int i = 0; i < 2; ++i) bridges.push_back(sys.spawn(bridge_behavior, 0));
   }
+
+  template <class F>
+  void on_admin_pool(const std::shared_ptr<Responder>& r, F work) {
+    boost::asio::post(admin_pool, [this, r, work]() mutable {
+      try {
+        work();
+      } catch (const std::exception&) {
+        send_problem(r, Problem{500, "internal_error", "internal error", {}});
+      }
+    });
+  }
+  bool route_admin(const std::vector<std::string>& seg, http::verb m, const Query& q,
+                   const std::shared_ptr<Responder>& r);
 
   // ---- responding
   void count(int status) { ++responses[static_cast<size_t>(std::clamp(status / 100, 0, 5))]; }
@@ -434,6 +455,7 @@ HttpApi::~HttpApi() { stop(); }
 
 void HttpApi::stop() {
   impl_->hub.stop();
+  impl_->admin_pool.join();
   for (auto& b : impl_->bridges) caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
   impl_->bridges.clear();
 }
@@ -672,6 +694,23 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     return;
   }
 
+  // ---- the admin viewer: the page is public (it holds no data), its data is not
+  if (is({"admin"})) {
+    if (m != http::verb::get) return method_not_allowed("GET");
+    HttpResponse res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/html; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.set("Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    res.body() = std::string(admin_page_html());
+    count(200);
+    return r->send(std::move(res));
+  }
+  if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "admin") {
+    if (!guard(Guard::admin)) return;
+    if (route_admin(seg, m, q, r)) return;
+  }
+
   // ---- operations
   if (is({"api", "projections", "rebuild"})) {
     if (m != http::verb::post) return method_not_allowed("POST");
@@ -686,6 +725,141 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
   }
 
   send_problem(r, Problem{404, "not_found", "no route " + std::string(path), {}});
+}
+
+namespace {
+
+// Activation codes are secrets: the viewer sees the last 4 characters only.
+std::string mask_code(const std::string& code) {
+  return "****" + (code.size() > 4 ? code.substr(code.size() - 4) : std::string());
+}
+
+json card_view_json(const CardView& c) {
+  return {{"id", c.id},           {"name", c.name},         {"price", c.price},
+          {"value", c.value},     {"available", c.available}, {"assigned", c.assigned},
+          {"expired", c.expired}, {"revoked", c.revoked},   {"sold", c.sold},
+          {"revenue", c.revenue}};
+}
+
+}  // namespace
+
+// GET /api/admin/state?at=P&cards_from=ID&limit=N   cards and totals as of P
+// GET /api/admin/wallets?q=PREFIX&from=ID&limit=N&at=P
+// GET /api/admin/purchases?at=P&limit=N             newest first, codes masked
+bool HttpApi::Impl::route_admin(const std::vector<std::string>& seg, http::verb m, const Query& q,
+                                const std::shared_ptr<Responder>& r) {
+  if (seg.size() != 3) return false;
+  const std::string& what = seg[2];
+  if (what != "state" && what != "wallets" && what != "purchases") return false;
+  if (m != http::verb::get) {
+    send_problem(r, Problem{405, "method_not_allowed", "allowed: GET", {}});
+    return true;
+  }
+  const int64_t head = ctx->store->LastPosition();
+  int64_t at = -1, limit = 0;
+  if (auto p = int_param(q, "at", -1, &at)) return send_problem(r, *p), true;
+  if (at > head) {
+    send_problem(r, Problem{400, "invalid_request",
+                            "position " + std::to_string(at) + " is not in the log (last position " +
+                                std::to_string(head) + ")", {}});
+    return true;
+  }
+  if (auto p = int_param(q, "limit", 100, &limit)) return send_problem(r, *p), true;
+  if (limit < 1 || limit > 1000) {
+    send_problem(r, Problem{400, "invalid_request", "limit must be 1..1000", {}});
+    return true;
+  }
+  auto text = [&](const char* name) {
+    const std::string* v = q.find(name);
+    return v ? *v : std::string();
+  };
+  if (what == "state") {
+    if (!ctx->history) {
+      send_problem(r, Problem{503, "unavailable", "time travel is not enabled on this server", {}});
+      return true;
+    }
+    std::string from = text("cards_from");
+    on_admin_pool(r, [this, r, at, head, limit, from] {
+      ProjectionHistory::AsOf a;
+      if (Status s = ctx->history->At(at < 0 ? head : at, &a); !s.ok())
+        return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+      int64_t available = 0, sold = 0, revenue = 0;
+      json cards = json::array();
+      std::string next;
+      for (const auto& c : a.cards) {
+        available += c.available;
+        sold += c.sold;
+        revenue += c.revenue;
+        if (c.id < from) continue;
+        if (static_cast<int64_t>(cards.size()) == limit) {
+          if (next.empty()) next = c.id;
+          continue;
+        }
+        cards.push_back(card_view_json(c));
+      }
+      json body = {{"position", a.position},
+                   {"head", head},
+                   {"recorded_at", a.recorded_at ? format_rfc3339(a.recorded_at) : ""},
+                   {"replayed", a.replayed},
+                   {"totals",
+                    {{"cards", a.cards.size()},
+                     {"codes_available", available},
+                     {"codes_sold", sold},
+                     {"revenue", revenue},
+                     {"wallet_float", a.wallet_float}}},
+                   {"cards", cards},
+                   {"next_card", next.empty() ? json(nullptr) : json(next)}};
+      send_json(r, 200, body);
+    });
+    return true;
+  }
+  if (what == "wallets") {
+    std::string prefix = text("q"), from = text("from");
+    for (const std::string* s : {&prefix, &from})
+      if (!s->empty() && !check_user_id(*s).empty()) {
+        send_problem(r, Problem{400, "invalid_request",
+                                "q and from may contain only A-Z a-z 0-9 _ . @ -", {}});
+        return true;
+      }
+    on_admin_pool(r, [this, r, at, limit, prefix, from] {
+      std::vector<std::pair<std::string, int64_t>> ws;
+      if (Status s = ctx->projections->Wallets(prefix, from, static_cast<size_t>(limit) + 1, &ws);
+          !s.ok())
+        return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+      json arr = json::array();
+      json next = nullptr;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        if (static_cast<int64_t>(i) == limit) {
+          next = ws[i].first;
+          break;
+        }
+        int64_t balance = ws[i].second;
+        bool existed = true;
+        if (at >= 0 && ctx->history) {
+          if (Status s = ctx->history->BalanceAt(ws[i].first, at, &balance, &existed); !s.ok())
+            return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+        }
+        arr.push_back({{"user_id", ws[i].first}, {"balance", balance}, {"existed", existed}});
+      }
+      send_json(r, 200, {{"wallets", arr}, {"next", next},
+                         {"position", at >= 0 ? at : ctx->projections->position()}});
+    });
+    return true;
+  }
+  on_admin_pool(r, [this, r, at, limit] {
+    std::vector<PurchaseView> ps;
+    if (Status s = ctx->projections->RecentPurchases(static_cast<size_t>(limit), &ps,
+                                                     at >= 0 ? at : INT64_MAX);
+        !s.ok())
+      return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+    json arr = json::array();
+    for (const auto& p : ps)
+      arr.push_back({{"purchase_id", p.purchase_id}, {"card_id", p.card_id},
+                     {"user_id", p.user_id}, {"code", mask_code(p.code)}, {"price", p.price},
+                     {"purchased_at", format_rfc3339(p.purchased_at)}, {"position", p.position}});
+    send_json(r, 200, {{"purchases", arr}, {"position", at >= 0 ? at : ctx->projections->position()}});
+  });
+  return true;
 }
 
 std::string HttpApi::Impl::metrics_text() {

@@ -57,9 +57,15 @@ int run_serve(const ServeOptions& o) {
   if (int64_t behind = store->LastPosition() - projections->position(); behind > 0)
     std::cerr << "giftcard: projections at position " << projections->position() << ", "
               << behind << " events to catch up (in the background)\n";
+  std::unique_ptr<ProjectionHistory> history;
+  if (Status s = ProjectionHistory::Open(store.get(), &history); !s.ok()) {
+    std::cerr << "giftcard serve: cannot open projection history: " << s.ToString() << "\n";
+    return 1;
+  }
   ShopContext ctx;
   ctx.store = store.get();
   ctx.projections = projections.get();
+  ctx.history = history.get();
   ctx.config.passivate_after = o.passivate_after;
   int rc = 0;
   {
