@@ -37,7 +37,8 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+run: configure
+	cmake --build $(BUILD) -j $(JOBS) --target giftcard
 	mkdir -p $(DATA)
 	$(GIFTCARD) serve --data $(DATA) --demo
 
