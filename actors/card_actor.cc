@@ -135,7 +135,8 @@ void on_commit(Self self, CommitMsg& msg) {
             std::vector<std::string> codes;
             for (auto& k : msg.result.conflicts) codes.push_back(k.substr(5));  // "code/"
             p.rp.deliver(make_error(Errc::duplicate_codes,
-                                    std::to_string(codes.size()) + " code(s) already exist",
+                                    std::to_string(codes.size()) +
+                                        " code(s) already exist in the shop; nothing was added",
                                     std::move(codes)));
           } else {
             p.rp.deliver(make_error(errc_for(s), s.message()));

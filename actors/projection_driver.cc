@@ -50,6 +50,18 @@ void answer_waiters(Self self) {
   }
 }
 
+// A step that would end on a purchase's CodeAssigned also takes its
+// WalletDebited (always the next position: they are one append), so that a
+// client who reads its wallet with after = the purchase's position sees the
+// debit too.
+int64_t step_end(EventStore* store, int64_t end) {
+  std::vector<StoredEvent> evs;
+  if (store->ReadAll(end, 1, &evs).ok() && !evs.empty() &&
+      evs.front().type == EventType::CodeAssigned)
+    return end + 1;
+  return end;
+}
+
 // Folds at most kStep events and answers the waiters; true if it folded any.
 bool step(Self self) {
   auto& st = self->state;
@@ -66,7 +78,7 @@ bool step(Self self) {
     if (st.ctx->store->ReadAll(before + 1, 1, &first).ok() && !first.empty())
       oldest = first.front().recorded_at;
   }
-  st.failed = db->CatchUp(static_cast<size_t>(kStep), before + kStep);
+  st.failed = db->CatchUp(static_cast<size_t>(kStep), step_end(st.ctx->store, before + kStep));
   if (st.failed.ok() && st.ctx->history) st.failed = st.ctx->history->CatchUp();
   if (db->position() > before) {
     ++st.ctx->metrics.projection_batches;

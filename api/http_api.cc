@@ -204,17 +204,43 @@ std::optional<Problem> int_param(const Query& q, const char* name, int64_t dflt,
   return std::nullopt;
 }
 
-std::vector<std::string> split_path(std::string_view path) {
-  std::vector<std::string> out;
-  if (path.empty() || path.front() != '/') return out;
+// %XX-decodes one path segment; false for a malformed escape.
+bool percent_decode(std::string_view in, std::string* out) {
+  out->clear();
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+// Splits "/a/b%40c" into decoded segments {"a", "b@c"}. A decoded segment
+// keeps whatever it decodes to ('/', NUL, ...): the id checks refuse those.
+bool split_path(std::string_view path, std::vector<std::string>* out) {
+  out->clear();
+  if (path.empty() || path.front() != '/') return false;
   path.remove_prefix(1);
   for (;;) {
     auto slash = path.find('/');
-    out.emplace_back(path.substr(0, slash));
+    out->emplace_back();
+    if (!percent_decode(path.substr(0, slash), &out->back())) return false;
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
-  return out;
+  return true;
 }
 
 }  // namespace
@@ -396,7 +422,8 @@ struct HttpApi::Impl {
     count(status);
     r->send(std::move(res));
   }
-  void send_problem(const std::shared_ptr<Responder>& r, const Problem& p) {
+  void send_problem(const std::shared_ptr<Responder>& r, const Problem& p,
+                    const char* allow = nullptr) {
     HttpResponse res = HttpApi::problem(p.status, p.code, p.detail);
     if (!p.extra.is_null()) {
       json body = json::parse(res.body());
@@ -404,6 +431,7 @@ struct HttpApi::Impl {
       res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
     }
     if (p.status == 401) res.set(http::field::www_authenticate, "Bearer");
+    if (allow) res.set(http::field::allow, allow);
     count(p.status);
     r->send(std::move(res));
   }
@@ -434,7 +462,8 @@ struct HttpApi::Impl {
     if (need.empty()) return true;  // that token is not configured: open
     auto h = req[http::field::authorization];
     std::string_view v(h.data(), h.size());
-    if (v.size() < 7 || v.substr(0, 7) != "Bearer ") return false;
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    if (v.size() < 7 || !boost::beast::iequals(boost::beast::string_view(v.data(), 7), "bearer ")) return false;
     std::string given(v.substr(7));
     bool ok = constant_time_equal(given, need);
     // The admin token also opens the API routes.
@@ -474,7 +503,9 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
   auto qpos = target.find('?');
   std::string_view path = target.substr(0, qpos);
   Query q = parse_query(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
-  std::vector<std::string> seg = split_path(path);
+  std::vector<std::string> seg;
+  if (!split_path(path, &seg))
+    return send_problem(r, Problem{400, "invalid_request", "malformed percent-escape in the path", {}});
   const http::verb m = req.method();
   auto is = [&](std::initializer_list<const char*> want) {
     if (seg.size() != want.size()) return false;
@@ -487,8 +518,7 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     return true;
   };
   auto method_not_allowed = [&](const char* allow) {
-    Problem p{405, "method_not_allowed", std::string("allowed: ") + allow, {}};
-    send_problem(r, p);
+    send_problem(r, Problem{405, "method_not_allowed", std::string("allowed: ") + allow, {}}, allow);
   };
   auto guard = [&](Guard g) {
     if (authorized(req, g)) return true;
@@ -676,12 +706,18 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     // (events N.. are sent); default: only what is committed from now on.
     int64_t from = -1;
     if (auto p = int_param(q, "from", -1, &from)) return send_problem(r, *p);
-    int64_t after_pos = from > 0 ? from - 1 : -1;
+    int64_t after_pos = from >= 0 ? std::max<int64_t>(from - 1, 0) : -1;  // from=0: the start
     if (auto last = req["Last-Event-ID"]; !last.empty()) {
       Query lq;
       lq.items.emplace_back("Last-Event-ID", std::string(last));
       if (auto p = int_param(lq, "Last-Event-ID", 0, &after_pos)) return send_problem(r, *p);
     }
+    if (after_pos >= 0 &&
+        ctx->store->LastPosition() - after_pos > static_cast<int64_t>(opts.max_stream_backfill))
+      return send_problem(r, Problem{400, "invalid_request",
+                                     "the stream would start more than " +
+                                         std::to_string(opts.max_stream_backfill) +
+                                         " events back; page through GET /api/events first", {}});
     HttpResponse head{http::status::ok, 11};
     head.set(http::field::content_type, "text/event-stream");
     head.set(http::field::cache_control, "no-store");
@@ -752,7 +788,7 @@ bool HttpApi::Impl::route_admin(const std::vector<std::string>& seg, http::verb 
   const std::string& what = seg[2];
   if (what != "state" && what != "wallets" && what != "purchases") return false;
   if (m != http::verb::get) {
-    send_problem(r, Problem{405, "method_not_allowed", "allowed: GET", {}});
+    send_problem(r, Problem{405, "method_not_allowed", "allowed: GET", {}}, "GET");
     return true;
   }
   const int64_t head = ctx->store->LastPosition();

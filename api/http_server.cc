@@ -1,6 +1,7 @@
 #include "api/http_server.h"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <array>
@@ -41,7 +42,8 @@ struct HttpServer::Impl {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* srv) : stream_(std::move(socket)), srv_(srv) {
+  Session(tcp::socket socket, HttpServer::Impl* srv)
+      : stream_(std::move(socket)), srv_(srv), read_timer_(stream_.get_executor()) {
     ++*srv_->connections;
   }
   ~Session() { --*srv_->connections; }
@@ -119,15 +121,34 @@ class Session : public std::enable_shared_from_this<Session> {
                      });
   }
 
+  // Reads run under our own timer rather than the stream's expiry: an expiry
+  // would close the socket, and a stalled client is owed a 408 first.
+  void arm_read_timer(std::chrono::seconds d) {
+    timed_out_ = false;
+    stream_.expires_never();
+    read_timer_.expires_after(d);
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the read finished in time
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+  beast::error_code read_outcome(beast::error_code ec) {
+    read_timer_.cancel();
+    if (timed_out_ && ec == net::error::operation_aborted) return beast::error::timeout;
+    return ec;
+  }
+
   void read_header() {
     if (srv_->draining.load()) return close();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(srv_->limits.max_header_bytes));
     parser_->body_limit(srv_->limits.max_body_bytes);
-    stream_.expires_after(srv_->limits.header_timeout);
+    arm_read_timer(srv_->limits.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->on_header(ec);
+                              self->on_header(self->read_outcome(ec));
                             });
   }
 
@@ -137,7 +158,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     if (ec == beast::error::timeout) {
       // A stalled header (slowloris) or an idle keep-alive connection.
-      if (buffer_.size() == 0) return close();
+      if (!parser_->got_some() && buffer_.size() == 0) return close();
       return fail(408, "request_timeout", "the request header did not arrive in time");
     }
     if (ec == http::error::header_limit)
@@ -153,10 +174,10 @@ class Session : public std::enable_shared_from_this<Session> {
                   "Content-Length and Transfer-Encoding must not both be sent");
     if (auto n = parser_->content_length(); n && *n > srv_->limits.max_body_bytes)
       return too_large();
-    stream_.expires_after(srv_->limits.body_timeout);
+    arm_read_timer(srv_->limits.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec2, size_t) {
-                       self->on_body(ec2);
+                       self->on_body(self->read_outcome(ec2));
                      });
   }
 
@@ -190,6 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     if (closed_.exchange(true)) return;
+    read_timer_.cancel();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -199,6 +221,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   HttpServer::Impl* srv_;
+  net::steady_timer read_timer_;
+  bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;

@@ -96,7 +96,8 @@ Decision decide_add(const AddCodes& c, const CardState& s) {
   }
   if (!d.conflicts.empty()) {
     d.error = Errc::duplicate_codes;
-    d.detail = std::to_string(d.conflicts.size()) + " code(s) already exist";
+    d.detail = std::to_string(d.conflicts.size()) +
+               " code(s) repeated in this batch or already on this card; nothing was added";
     return d;
   }
   return Decision::accept({CodesAdded{c.card_id, c.codes}});
