@@ -218,7 +218,7 @@ class ServeProcess {
     int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log < 0) throw std::runtime_error("cannot open " + log_path);
     started_ = Clock::now();
-    pid_ = spawn({"serve", "--data", data, "--caf", "127.0.0.1:0"}, out[1], log);
+    pid_ = spawn({"serve", "--data", data, "--caf", "127.0.0.1:0", "--http", "127.0.0.1:0"}, out[1], log);
     ::close(out[1]);
     ::close(log);
     out_fd_ = out[0];
