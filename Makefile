@@ -4,6 +4,7 @@
 #               once in the Release build, once under AddressSanitizer+UBSan (build-asan/)
 #   make bench  build and run the benchmarks (figures go to docs/BENCHMARKS.md by hand)
 #   make asan   only the sanitizer run
+#   (test and asan also install Chromium, Node.js/npm and the browser test's npm packages)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -16,7 +17,7 @@ PACKAGES := cmake ninja-build g++ make pkg-config \
             libboost-test-dev libboost-dev libboost-system-dev \
             nlohmann-json3-dev libcli11-dev libspdlog-dev
 
-.PHONY: deps configure build run test asan bench clean
+.PHONY: deps browser-deps configure build run test asan bench clean
 
 # Install only what is missing, so a machine that has everything never calls apt.
 deps:
@@ -27,6 +28,27 @@ deps:
 	  echo "installing:" $$missing; \
 	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install: $$missing)" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# The browser test (tests/browser) drives the admin viewer in Debian's headless
+# Chromium with playwright-core, pinned in tests/browser/package-lock.json.
+# Node.js and npm are installed only if their commands are missing (a machine
+# may have its own Node.js, whose npm then serves); node_modules only if absent.
+BROWSER_TESTS := tests/browser
+
+browser-deps:
+	@missing=""; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install: $$missing)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@if [ ! -d $(BROWSER_TESTS)/node_modules/playwright-core ]; then \
+	  echo "npm ci in $(BROWSER_TESTS)"; \
+	  cd $(BROWSER_TESTS) && npm ci --no-audit --no-fund; \
 	fi
 
 $(BUILD)/build.ninja: | deps
@@ -42,11 +64,11 @@ run: configure
 	mkdir -p $(DATA)
 	$(GIFTCARD) serve --data $(DATA) --demo
 
-test: build
+test: build browser-deps
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 	$(MAKE) asan
 
-asan: deps
+asan: deps browser-deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGIFTCARD_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
