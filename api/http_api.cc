@@ -297,10 +297,12 @@ class EventHub {
     store_->Unsubscribe(sub_);
     cv_.notify_one();
     if (thread_.joinable()) thread_.join();
-    // A sink holds its HTTP session: release them now, while the server that
-    // owns the sessions is still alive (serve destroys it first).
-    std::lock_guard lock(mu_);
-    sinks_.clear();
+    // Release the viewers' sessions now, while the HTTP server still exists.
+    std::vector<std::shared_ptr<StreamSink>> gone;
+    {
+      std::lock_guard lock(mu_);
+      gone.swap(sinks_);
+    }
   }
 
   // Starts a viewer after position `from` (events from+1.. are sent); -1:

@@ -27,9 +27,14 @@ struct HttpServer::Impl {
   ProblemMaker problem;
   std::atomic<int64_t>* in_flight = nullptr;
   std::atomic<int64_t>* connections = nullptr;
+  std::atomic<int64_t> open{0};  // sessions not yet closed
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
+  // Keeps ioc.run() going while no socket operation is pending (every
+  // session waiting on the shop after the acceptor closed): responses are
+  // posted to it later.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::atomic<bool> draining{false};
   std::mutex sessions_mu;
   std::list<std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)
@@ -45,8 +50,12 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, HttpServer::Impl* srv)
       : stream_(std::move(socket)), srv_(srv), read_timer_(stream_.get_executor()) {
     ++*srv_->connections;
+    ++srv_->open;
   }
-  ~Session() { --*srv_->connections; }
+  ~Session() {
+    if (!closed_.load()) --srv_->open;
+    --*srv_->connections;
+  }
 
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
@@ -60,12 +69,15 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void write(std::shared_ptr<HttpResponse> res) {
+  // `counted`: the answer to a request handed to the handler; it stays in
+  // flight until its last byte is written.
+  void write(std::shared_ptr<HttpResponse> res, bool counted = false) {
     res->keep_alive(keep_alive_ && !srv_->draining.load());
     res->prepare_payload();
     stream_.expires_after(srv_->limits.write_timeout);
     http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                      [self = shared_from_this(), res, counted](beast::error_code ec, size_t) {
+                        if (counted) --*self->srv_->in_flight;
                         self->busy_ = false;
                         if (ec || !res->keep_alive()) return self->close();
                         self->read_header();
@@ -211,6 +223,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     if (closed_.exchange(true)) return;
+    --srv_->open;
     read_timer_.cancel();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -255,17 +268,15 @@ class SessionResponder final : public Responder {
   explicit SessionResponder(std::shared_ptr<Session> s) : s_(std::move(s)) {}
   ~SessionResponder() override {
     if (!answered_.exchange(true)) {  // a handler that dropped its responder
-      --*s_->srv_->in_flight;
       auto res = std::make_shared<HttpResponse>(
           s_->srv_->problem(500, "internal_error", "the request was not answered"));
-      net::post(s_->stream_.get_executor(), [s = s_, res] { s->write(res); });
+      net::post(s_->stream_.get_executor(), [s = s_, res] { s->write(res, true); });
     }
   }
   void send(HttpResponse res) override {
     if (answered_.exchange(true)) return;
-    --*s_->srv_->in_flight;
     auto p = std::make_shared<HttpResponse>(std::move(res));
-    net::post(s_->stream_.get_executor(), [s = s_, p] { s->write(p); });
+    net::post(s_->stream_.get_executor(), [s = s_, p] { s->write(p, true); });
   }
   std::shared_ptr<StreamSink> stream(HttpResponse head) override {
     auto sink = std::make_shared<SessionSink>(s_);
@@ -328,6 +339,7 @@ uint16_t HttpServer::start(const HostPort& address, std::string* error) {
     return 0;
   }
   uint16_t port = acc.local_endpoint().port();
+  impl_->work.emplace(net::make_work_guard(impl_->ioc));
   impl_->accept();
   for (int i = 0; i < std::max(1, impl_->limits.io_threads); ++i)
     impl_->threads.emplace_back([this] { impl_->ioc.run(); });
@@ -345,9 +357,12 @@ void HttpServer::stop_accepting() {
     if (auto s = w.lock()) s->drain();
 }
 
+bool HttpServer::drained() const { return in_flight_.load() == 0 && impl_->open.load() == 0; }
+
 void HttpServer::stop() {
   if (!impl_) return;
   stop_accepting();
+  impl_->work.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();

@@ -85,6 +85,9 @@ class HttpServer {
   // Requests handed to the handler and not yet answered.
   int64_t in_flight() const { return in_flight_.load(); }
   int64_t connections() const { return connections_.load(); }
+  // After stop_accepting(): every request answered and every connection closed
+  // (a request already waiting on a connection is read and answered first).
+  bool drained() const;
   // Closes everything and joins the I/O threads.
   void stop();
 
