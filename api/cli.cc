@@ -66,6 +66,11 @@ int run_cli(int argc, char** argv) {
   s->add_option("--http-threads", serve.http_threads, "HTTP I/O threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  s->add_option("--scheduler", serve.scheduler,
+                "CAF scheduler: sharing (idle workers block) or stealing (CAF's default; idle "
+                "workers poll)")
+      ->check(CLI::IsMember({"sharing", "stealing"}))
+      ->capture_default_str();
   s->add_option("--max-body-bytes", serve.max_body_bytes, "largest accepted request body")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();

@@ -15,7 +15,7 @@ std::string TlsOptions::check() const {
   return {};
 }
 
-NodeConfig::NodeConfig(const TlsOptions& tls) {
+NodeConfig::NodeConfig(const TlsOptions& tls, const std::string& scheduler) {
   register_message_types(*this);
   load<caf::io::middleman>();
   if (tls.enabled()) {
@@ -27,6 +27,11 @@ NodeConfig::NodeConfig(const TlsOptions& tls) {
   }
   // Quiet CAF's own console output; giftcard reports on stderr itself.
   set("logger.console", caf::atom("none"));
+  // Workers of CAF's default work-stealing scheduler poll with 50 us sleeps
+  // when idle: in this VM each sleep is a costly context switch. The sharing
+  // policy parks idle workers on one queue's condition variable instead
+  // (+17 % HTTP purchases/s, docs/BENCHMARKS.md).
+  set("scheduler.policy", scheduler == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
 }
 
 caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& node, bool tls) {

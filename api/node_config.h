@@ -22,7 +22,9 @@ struct TlsOptions {
 
 class NodeConfig : public caf::actor_system_config {
  public:
-  explicit NodeConfig(const TlsOptions& tls);
+  // scheduler: CAF's policy, "sharing" (idle workers block; best for HTTP and
+  // in-process load here) or "stealing" (CAF's default; idle workers poll).
+  explicit NodeConfig(const TlsOptions& tls, const std::string& scheduler = "sharing");
 };
 
 // Connects to a published shop (TLS if configured). Errors are CAF's.

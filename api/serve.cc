@@ -69,7 +69,7 @@ int run_serve(const ServeOptions& o) {
   ctx.config.passivate_after = o.passivate_after;
   int rc = 0;
   {
-    NodeConfig cfg(o.tls);
+    NodeConfig cfg(o.tls, o.scheduler);
     caf::actor_system sys{cfg};
     auto shop = spawn_shop(sys, &ctx);
     auto public_shop = caf::actor_cast<shop_actor>(shop);

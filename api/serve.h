@@ -18,6 +18,7 @@ struct ServeOptions {
   std::string admin_token;  // empty: admin routes open (loopback only)
   std::string api_token;    // empty: API routes open (loopback only)
   int http_threads = 2;
+  std::string scheduler = "sharing";  // CAF scheduler policy
   size_t max_body_bytes = 16u << 20;
   bool demo = false;
   TlsOptions tls;

@@ -42,11 +42,37 @@ struct Crc32cTable {
 
 }  // namespace
 
-uint32_t crc32c(std::string_view data, uint32_t seed) {
+uint32_t crc32c_portable(std::string_view data, uint32_t seed) {
   static const Crc32cTable table;
   uint32_t c = ~seed;
   for (unsigned char b : data) c = table.t[(c ^ b) & 0xff] ^ (c >> 8);
   return ~c;
+}
+
+#if defined(__x86_64__)
+// The SSE4.2 CRC32 instruction computes exactly this polynomial (Castagnoli,
+// reflected), 8 bytes per instruction: ~10x the table. Chosen at run time.
+static __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(std::string_view data, uint32_t seed) {
+  const char* p = data.data();
+  size_t n = data.size();
+  uint64_t c = static_cast<uint32_t>(~seed);
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    c = __builtin_ia32_crc32di(c, w);
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p));
+  return ~c32;
+}
+#endif
+
+uint32_t crc32c(std::string_view data, uint32_t seed) {
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) return crc32c_sse42(data, seed);
+#endif
+  return crc32c_portable(data, seed);
 }
 
 Status StoredEvent::decode(Event* out) const { return decode_payload(type, payload, out); }

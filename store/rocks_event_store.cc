@@ -3,6 +3,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+
+#include <algorithm>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -171,7 +173,14 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     for (const auto& p : kv.delete_prefixes)
       batch.DeleteRange(keys::projection_key(p), keys::prefix_successor(keys::projection_key(p)));
     for (const auto& k : kv.deletes) batch.Delete(keys::projection_key(k));
-    for (const auto& [k, v] : kv.puts) batch.Put(keys::projection_key(k), v);
+    // In key order: the memtable's skip list then reuses its last insert
+    // position instead of searching from the top for every key. Stable, so a
+    // key put twice keeps its last value.
+    std::vector<const std::pair<std::string, std::string>*> puts;
+    puts.reserve(kv.puts.size());
+    for (const auto& p : kv.puts) puts.push_back(&p);
+    std::stable_sort(puts.begin(), puts.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+    for (const auto* p : puts) batch.Put(keys::projection_key(p->first), p->second);
     return from_rocks(db_->Write(rocksdb::WriteOptions(), &batch), "writing projections");
   }
 
@@ -253,15 +262,26 @@ class RocksEventStore final : public EventStore, private WriterBackend {
   Status Commit(const std::vector<StoredEvent>& events,
                 const std::vector<std::pair<std::string, std::string>>& claims,
                 const std::vector<std::pair<std::string, Snapshot>>& snapshots) override {
+    // Keys go in in key order, range by range (events ascend already): the
+    // memtable's skip list reuses its last insert position instead of a full
+    // search per key.
     rocksdb::WriteBatch batch;
-    std::string pos;
+    std::vector<std::pair<std::string, std::string>> index;
+    index.reserve(events.size());
     for (const auto& e : events) {
-      pos.clear();
-      keys::put_be64(pos, static_cast<uint64_t>(e.position));
       batch.Put(keys::event_key(e.position), encode_record(e));
-      batch.Put(keys::stream_key(e.stream, e.version), pos);
+      std::string pos;
+      keys::put_be64(pos, static_cast<uint64_t>(e.position));
+      index.emplace_back(keys::stream_key(e.stream, e.version), std::move(pos));
     }
-    for (const auto& [k, v] : claims) batch.Put(keys::claim_key(k), v);
+    std::sort(index.begin(), index.end());
+    for (const auto& [k, v] : index) batch.Put(k, v);
+    {
+      std::vector<size_t> order(claims.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return claims[a].first < claims[b].first; });
+      for (size_t i : order) batch.Put(keys::claim_key(claims[i].first), claims[i].second);
+    }
     for (const auto& [stream, snap] : snapshots) {
       std::string v;
       keys::put_be64(v, static_cast<uint64_t>(snap.version));
