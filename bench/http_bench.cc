@@ -1,1 +1,1643 @@
-int main() { return 0; }
+// giftcard-http-bench: purchases over HTTP against a real `giftcard serve`
+// process, measured by an asynchronous Boost.Beast/Asio client on the same
+// machine.
+//
+//   giftcard-http-bench purchase [--clients 1,8,64] [--seconds S] [--repeat R] ...
+//   giftcard-http-bench slow     [--clients 64] [--slowloris 32] [--viewers 16] [--rounds R] ...
+//   giftcard-http-bench wrk      [--clients 64] [--rounds R] [--script bench/http/purchase.lua] ...
+//
+// Every subcommand starts `giftcard serve --data DIR --http 127.0.0.1:0 --caf
+// 127.0.0.1:0` (fork/exec; the bound ports come from its `ready http=... caf=...`
+// line), seeds it over HTTP (a card, its codes in batches of at most 100,000,
+// credited buyers), runs the load, checks the results, stops the server with
+// SIGTERM (it must exit 0) and runs `giftcard verify` on the store.
+//
+// purchase: N keep-alive connections, each one buyer with one POST
+//           /api/purchases in flight (a fresh Idempotency-Key each), all on one
+//           hot card. One fresh card and fresh buyers per run.
+// slow:     the same purchase load without, then with, S slowloris connections
+//           (one header byte every 4 s) and V Server-Sent-Event viewers reading
+//           GET /api/events/stream; rounds alternate the order (AB, BA, ...).
+//           Checks that every stalled header is cut by the server within
+//           --cut-limit seconds and that every viewer saw every event, in order.
+// wrk:      Debian's wrk with a Lua script (fresh keys) against the same server,
+//           alternating with this generator, as a cross-check of the generator.
+//
+// Correctness of every purchase run: every 201 carries a distinct code; the
+// number of 201s equals the card's `assigned` (GET /api/cards/{id}?after=P);
+// every buyer's balance is exactly its credit minus price x its 201s
+// (GET /api/wallets/{user}?after=P); no response is a replay.
+//
+// Progress goes to stderr; each run's result is one JSON line on stdout, and a
+// summary line with medians closes the output. Exit codes: 0 ok, 1 a
+// correctness or slow-client check failed, 2 usage or setup error, 3 the load
+// did not drain (hang). Missing a throughput or latency target is reported in
+// the JSON ("targets"), not in the exit code.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace giftcard_http_bench {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kPrice = 100;
+constexpr int64_t kCodesPerBatch = 100000;  // SPEC §4: 1..100000 codes per import
+constexpr double kTargetPurchasesPerS = 25000;  // issue #4
+constexpr double kTargetSlowP99Ms = 200;        // RELIABILITY.md §7
+
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+// Rounded to a multiple of `unit` (0.1, 0.001, ...), printed without float noise.
+double round_to(double v, double unit) {
+  const double scale = std::round(1.0 / unit);
+  return std::round(v * scale) / scale;
+}
+
+// ------------------------------------------------------------------ options
+
+struct Common {
+  std::string giftcard;  // path of the giftcard executable
+  std::string data;      // store directory (default: fresh temp dir, removed)
+  bool keep = false;
+  bool verify = true;
+  int server_http_threads = 0;  // 0: serve's default
+  int threads = 1;              // generator I/O threads
+  double warmup = 2;
+  double seconds = 10;
+  int64_t codes = 0;            // per run; 0: estimated
+  int64_t est_rate = 50000;     // purchases/s assumed when sizing a run's codes
+};
+
+struct PurchaseOpts {
+  std::vector<int> clients{1, 8, 64};
+  int repeat = 1;
+};
+
+struct SlowOpts {
+  int clients = 64;
+  int slowloris = 32;
+  int viewers = 16;
+  double slow_interval = 4;  // seconds between two header bytes
+  double cut_limit = 11;     // a stalled header must be cut within this (server: 10 s)
+  int rounds = 1;
+};
+
+struct WrkOpts {
+  int clients = 64;
+  int rounds = 1;
+  int wrk_threads = 1;
+  std::string wrk = "wrk";
+  std::string script;  // default: bench/http/purchase.lua next to this source
+};
+
+// ------------------------------------------------------------------ the server process
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+bool parse_host_port(std::string_view s, HostPort* out) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string host(s.substr(0, colon));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = std::atoi(std::string(s.substr(colon + 1)).c_str());
+  if (port <= 0 || port > 65535) return false;
+  out->host = host;
+  out->port = static_cast<uint16_t>(port);
+  return true;
+}
+
+class ServerProcess {
+ public:
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (out_fd_ >= 0) ::close(out_fd_);
+  }
+
+  // Starts `giftcard serve` and waits for its ready line.
+  bool start(const std::string& exe, const std::string& data, const std::string& log_path,
+             int http_threads, std::string* error) {
+    std::vector<std::string> args = {exe, "serve", "--data", data, "--http", "127.0.0.1:0",
+                                     "--caf", "127.0.0.1:0"};
+    if (http_threads > 0) {
+      args.push_back("--http-threads");
+      args.push_back(std::to_string(http_threads));
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int fds[2];
+    if (::pipe(fds) != 0) {
+      *error = std::string("pipe: ") + std::strerror(errno);
+      return false;
+    }
+    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+      *error = "cannot open " + log_path + ": " + std::strerror(errno);
+      return false;
+    }
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      *error = std::string("fork: ") + std::strerror(errno);
+      return false;
+    }
+    if (pid == 0) {
+      // Only async-signal-safe calls until exec.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the benchmark
+      ::signal(SIGPIPE, SIG_DFL);          // the parent ignores it; serve should not inherit that
+      ::dup2(fds[1], 1);
+      ::dup2(log_fd, 2);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    pid_ = pid;
+    ::close(fds[1]);
+    ::close(log_fd);
+    out_fd_ = fds[0];
+    // The ready line: "ready http=HOST:PORT caf=HOST:PORT".
+    std::string line;
+    auto deadline = Clock::now() + std::chrono::seconds(120);
+    while (line.find('\n') == std::string::npos) {
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      if (left <= 0) {
+        *error = "no ready line from giftcard serve within 120 s";
+        return false;
+      }
+      pollfd p{out_fd_, POLLIN, 0};
+      if (::poll(&p, 1, left) <= 0) continue;
+      char buf[256];
+      ssize_t n = ::read(out_fd_, buf, sizeof buf);
+      if (n <= 0) {
+        *error = "giftcard serve exited before it was ready (see " + log_path + ")";
+        return false;
+      }
+      line.append(buf, static_cast<size_t>(n));
+    }
+    line = line.substr(0, line.find('\n'));
+    auto h = line.find("http="), c = line.find(" caf=");
+    if (line.rfind("ready ", 0) != 0 || h == std::string::npos || c == std::string::npos ||
+        !parse_host_port(std::string_view(line).substr(h + 5, c - h - 5), &http_)) {
+      *error = "unexpected ready line: " + line;
+      return false;
+    }
+    caf_ = line.substr(c + 5);
+    return true;
+  }
+
+  // SIGTERM and wait; returns the exit status (-1: killed after `limit`).
+  int stop(std::chrono::seconds limit, double* took) {
+    auto t0 = Clock::now();
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    for (;;) {
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) break;
+      if (Clock::now() - t0 > limit) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        *took = secs(Clock::now() - t0);
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    *took = secs(Clock::now() - t0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  pid_t pid() const { return pid_; }
+  const HostPort& http() const { return http_; }
+  const std::string& caf() const { return caf_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  HostPort http_;
+  std::string caf_;
+};
+
+// ------------------------------------------------------------------ CPU accounting
+
+// utime + stime of a process (or one of its threads), in clock ticks.
+int64_t proc_ticks(const std::string& stat_path) {
+  std::ifstream in(stat_path);
+  std::string s;
+  std::getline(in, s);
+  auto rp = s.rfind(')');
+  if (rp == std::string::npos) return 0;
+  std::istringstream rest(s.substr(rp + 2));
+  std::string field;
+  int64_t utime = 0, stime = 0;
+  // Fields after "(comm)": 3 state, 4 ppid, ... 14 utime, 15 stime.
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) stime = std::atoll(field.c_str());
+  }
+  return utime + stime;
+}
+
+std::string thread_name(pid_t pid, int tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+std::map<int, int64_t> thread_ticks(pid_t pid) {
+  std::map<int, int64_t> out;
+  std::error_code ec;
+  auto dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    int tid = std::atoi(e.path().filename().c_str());
+    out[tid] = proc_ticks(e.path() / "stat");
+  }
+  return out;
+}
+
+double self_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+struct CpuSnapshot {
+  pid_t pid = 0;
+  Clock::time_point at;
+  int64_t server = 0;
+  std::map<int, int64_t> server_threads;
+  double self = 0;
+  std::array<int64_t, 2> machine{};  // busy, total jiffies of the whole machine
+};
+
+std::array<int64_t, 2> machine_ticks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  int64_t v, total = 0, idle = 0;
+  for (int i = 0; i < 10 && in >> v; ++i) {
+    total += v;
+    if (i == 3 || i == 4) idle += v;  // idle, iowait
+  }
+  return {total - idle, total};
+}
+
+CpuSnapshot cpu_snapshot(pid_t server) {
+  CpuSnapshot s;
+  s.pid = server;
+  s.at = Clock::now();
+  s.server = proc_ticks("/proc/" + std::to_string(server) + "/stat");
+  s.server_threads = thread_ticks(server);
+  s.self = self_cpu_seconds();
+  s.machine = machine_ticks();
+  return s;
+}
+
+// CPU use between two snapshots, in % of one core; `purchases` completed
+// between them (0: no per-purchase figures).
+json cpu_report(const CpuSnapshot& a, const CpuSnapshot& b, uint64_t purchases) {
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double wall = secs(b.at - a.at);
+  json j;
+  if (wall <= 0) return j;
+  const double server_s = static_cast<double>(b.server - a.server) / hz;
+  j["server_cpu_pct"] = round_to(100.0 * server_s / wall, 0.1);
+  j["generator_cpu_pct"] = round_to(100.0 * (b.self - a.self) / wall, 0.1);
+  if (purchases > 0) {
+    const double n = static_cast<double>(purchases);
+    j["server_cpu_us_per_purchase"] = round_to(1e6 * server_s / n, 0.1);
+    j["generator_cpu_us_per_purchase"] = round_to(1e6 * (b.self - a.self) / n, 0.1);
+  }
+  double busy = static_cast<double>(b.machine[0] - a.machine[0]);
+  double total = static_cast<double>(b.machine[1] - a.machine[1]);
+  j["machine_busy_pct"] = total > 0 ? round_to(100.0 * busy / total, 0.1) : 0.0;
+  // The server's busiest threads (tids in creation order tell them apart:
+  // RocksDB, writer, CAF workers, projection driver, event hub, HTTP I/O).
+  std::vector<std::pair<double, int>> per;
+  for (const auto& [tid, t1] : b.server_threads) {
+    auto it = a.server_threads.find(tid);
+    int64_t t0 = it == a.server_threads.end() ? 0 : it->second;
+    double pct = 100.0 * static_cast<double>(t1 - t0) / hz / wall;
+    if (pct >= 1.0) per.emplace_back(pct, tid);
+  }
+  std::sort(per.begin(), per.end(), std::greater<>());
+  json threads = json::array();
+  for (const auto& [pct, tid] : per)
+    threads.push_back({{"tid", tid}, {"name", thread_name(b.pid, tid)}, {"cpu_pct", round_to(pct, 0.1)}});
+  j["server_threads"] = threads;
+  return j;
+}
+
+// ------------------------------------------------------------------ a blocking client (setup, checks)
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  bool replayed = false;
+};
+
+class SyncClient {
+ public:
+  explicit SyncClient(HostPort at) : at_(std::move(at)), sock_(ioc_) {}
+
+  Reply call(http::verb verb, const std::string& target, const std::string& body = "",
+             const std::string& idempotency_key = "") {
+    // The server closes connections idle for 10 s; reconnect after 5.
+    if (sock_.is_open() && Clock::now() - last_used_ > std::chrono::seconds(5)) close();
+    for (int attempt = 0;; ++attempt) {
+      try {
+        if (!sock_.is_open()) connect();
+        http::request<http::string_body> req{verb, target, 11};
+        req.set(http::field::host, at_.host);
+        if (!body.empty()) req.set(http::field::content_type, "application/json");
+        if (!idempotency_key.empty()) req.set("Idempotency-Key", idempotency_key);
+        req.body() = body;
+        req.keep_alive(true);
+        req.prepare_payload();
+        http::write(sock_, req);
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(256u << 20);
+        http::read(sock_, buf_, parser);
+        last_used_ = Clock::now();
+        auto& res = parser.get();
+        Reply r{static_cast<int>(res.result_int()), res.body(), res.find("Idempotent-Replayed") != res.end()};
+        if (!res.keep_alive()) close();
+        return r;
+      } catch (const std::exception& e) {
+        close();
+        // A connection the server closed meanwhile: every call here is safe to
+        // repeat (reads, or writes under an idempotency key / unique id).
+        if (attempt >= 1) throw std::runtime_error(target + ": " + e.what());
+      }
+    }
+  }
+
+  json get_json(const std::string& target) {
+    Reply r = call(http::verb::get, target);
+    if (r.status != 200)
+      throw std::runtime_error("GET " + target + ": status " + std::to_string(r.status) + ": " + r.body);
+    return json::parse(r.body);
+  }
+
+  int64_t log_position() { return get_json("/healthz").at("position").get<int64_t>(); }
+
+ private:
+  void connect() {
+    buf_.clear();
+    sock_.connect(tcp::endpoint(net::ip::make_address(at_.host), at_.port));
+    sock_.set_option(tcp::no_delay(true));
+    last_used_ = Clock::now();
+  }
+  void close() {
+    beast::error_code ec;
+    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.close(ec);
+    buf_.clear();
+  }
+
+  HostPort at_;
+  net::io_context ioc_;
+  tcp::socket sock_;
+  beast::flat_buffer buf_;
+  Clock::time_point last_used_{};
+};
+
+// Prometheus counters of interest: synced batches and committed requests.
+std::map<std::string, double> scrape(SyncClient& c) {
+  std::map<std::string, double> out;
+  Reply r = c.call(http::verb::get, "/metrics");
+  std::istringstream in(r.body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    out[line.substr(0, sp)] = std::atof(line.c_str() + sp + 1);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ seeding
+
+struct Fixture {
+  std::string card;
+  std::vector<std::string> users;
+  int64_t codes = 0;
+  int64_t credit = 0;  // per user
+};
+
+void seed(SyncClient& c, const Fixture& f) {
+  auto expect = [](const Reply& r, int status, const std::string& what) {
+    if (r.status != status)
+      throw std::runtime_error(what + ": status " + std::to_string(r.status) + ": " + r.body.substr(0, 300));
+  };
+  json card = {{"id", f.card}, {"name", "HTTP bench " + f.card}, {"price", kPrice}, {"value", kPrice}};
+  expect(c.call(http::verb::post, "/api/cards", card.dump()), 201, "create card " + f.card);
+  for (int64_t done = 0; done < f.codes;) {
+    int64_t n = std::min(kCodesPerBatch, f.codes - done);
+    std::string body;
+    body.reserve(static_cast<size_t>(n) * 40 + 16);
+    body += "{\"codes\":[";
+    char code[80];
+    for (int64_t i = 0; i < n; ++i) {
+      std::snprintf(code, sizeof code, "%s{\"code\":\"%s-%08lld\"}", i ? "," : "", f.card.c_str(),
+                    static_cast<long long>(done + i));
+      body += code;
+    }
+    body += "]}";
+    Reply r = c.call(http::verb::post, "/api/cards/" + f.card + "/codes", body);
+    expect(r, 201, "import codes into " + f.card);
+    if (json::parse(r.body).at("added").get<int64_t>() != n)
+      throw std::runtime_error("import into " + f.card + ": wrong count: " + r.body);
+    done += n;
+  }
+  for (const auto& u : f.users) {
+    Reply r = c.call(http::verb::post, "/api/wallets/" + u + "/credits",
+                     json{{"amount", f.credit}}.dump(), "seed-" + u);
+    expect(r, 201, "credit " + u);
+  }
+}
+
+// ------------------------------------------------------------------ the purchase load
+
+struct LoadShared {
+  std::atomic<int> phase{0};  // 0 warm-up, 1 measuring, 2 stop
+  std::atomic<int> running{0};
+  std::atomic<uint64_t> ok{0};
+  std::atomic<bool> out_of_stock{false};
+  std::atomic<uint64_t> reported{0};
+};
+
+// One keep-alive connection, one buyer, one request in flight.
+class LoadClient : public std::enable_shared_from_this<LoadClient> {
+ public:
+  LoadClient(net::io_context& ioc, tcp::endpoint ep, LoadShared* sh, std::string card,
+             std::string user, std::string key_prefix)
+      : sock_(ioc), ep_(ep), sh_(sh), user_(user), key_prefix_(std::move(key_prefix)) {
+    body_ = "{\"card_id\":\"" + card + "\",\"user_id\":\"" + user + "\"}";
+    head_ = "POST /api/purchases HTTP/1.1\r\nHost: " + ep.address().to_string() +
+            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body_.size()) +
+            "\r\nIdempotency-Key: ";
+  }
+
+  void start() {
+    sock_.async_connect(ep_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->fail("connect: " + ec.message());
+      self->sock_.set_option(tcp::no_delay(true));
+      self->send();
+    });
+  }
+
+  // Results; read by main after `running` dropped to 0.
+  uint64_t ok_total = 0, ok_measured = 0, replayed = 0, transport_errors = 0;
+  std::vector<uint32_t> latency_us;   // measured successes
+  std::vector<std::string> codes;     // every success
+  std::map<std::string, uint64_t> errors;
+  const std::string& user() const { return user_; }
+
+ private:
+  void send() {
+    if (sh_->phase.load(std::memory_order_acquire) == 2) return done();
+    req_.assign(head_);
+    req_ += key_prefix_;
+    req_ += std::to_string(seq_++);
+    req_ += "\r\n\r\n";
+    req_ += body_;
+    t0_ = Clock::now();
+    net::async_write(sock_, net::buffer(req_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->fail("write: " + ec.message());
+      self->res_ = {};
+      http::async_read(self->sock_, self->buf_, self->res_,
+                       [self](beast::error_code ec2, size_t) { self->on_response(ec2); });
+    });
+  }
+
+  void on_response(beast::error_code ec) {
+    if (ec) return fail("read: " + ec.message());
+    const auto t1 = Clock::now();
+    const int status = static_cast<int>(res_.result_int());
+    std::string_view body = res_.body();
+    auto field = [&](std::string_view name) -> std::string {
+      auto k = body.find(name);
+      if (k == std::string_view::npos) return "?";
+      auto s = k + name.size();
+      auto e = body.find('"', s);
+      return std::string(body.substr(s, e == std::string_view::npos ? std::string_view::npos : e - s));
+    };
+    if (res_.find("Idempotent-Replayed") != res_.end()) ++replayed;
+    if (status == 201) {
+      ++ok_total;
+      sh_->ok.fetch_add(1, std::memory_order_relaxed);
+      codes.push_back(field("\"code\":\""));
+      if (sh_->phase.load(std::memory_order_acquire) == 1) {
+        ++ok_measured;
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0_).count();
+        latency_us.push_back(static_cast<uint32_t>(
+            std::min<int64_t>(us, std::numeric_limits<uint32_t>::max())));
+      }
+    } else {
+      std::string code = std::to_string(status) + " " + field("\"code\":\"");
+      ++errors[code];
+      if (sh_->reported.fetch_add(1) < 5) std::cerr << "http-bench: " << user_ << ": " << code << "\n";
+      if (code.find("out_of_stock") != std::string::npos) {
+        sh_->out_of_stock = true;
+        return done();  // nothing left to buy: do not spin
+      }
+    }
+    if (!res_.keep_alive()) return fail("server closed the connection");
+    send();
+  }
+
+  void fail(const std::string& why) {
+    ++transport_errors;
+    ++errors["transport: " + why];
+    if (sh_->reported.fetch_add(1) < 5) std::cerr << "http-bench: " << user_ << ": " << why << "\n";
+    done();
+  }
+
+  void done() {
+    if (finished_) return;
+    finished_ = true;
+    beast::error_code ec;
+    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.close(ec);
+    sh_->running.fetch_sub(1, std::memory_order_release);
+  }
+
+  tcp::socket sock_;
+  tcp::endpoint ep_;
+  LoadShared* sh_;
+  std::string user_, key_prefix_, body_, head_, req_;
+  beast::flat_buffer buf_;
+  http::response<http::string_body> res_;
+  uint64_t seq_ = 0;
+  Clock::time_point t0_;
+  bool finished_ = false;
+};
+
+struct RunSpec {
+  std::string scenario;  // purchase | baseline | slow_clients | ours (wrk cross-check)
+  int clients = 64;
+  int threads = 1;
+  double warmup = 2, seconds = 10;
+  Fixture fixture;
+  std::string key_prefix;
+};
+
+double percentile_ms(const std::vector<uint32_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(i, 1, sorted.size()) - 1] / 1000.0;
+}
+
+// Checks a finished run against the server: distinct codes, the card's
+// `assigned`, exact balances. `ok_by_user` counts 201s per buyer. Appends
+// problems; fills `out`.
+void check_against_server(SyncClient& admin, const Fixture& f, uint64_t ok_total,
+                          const std::map<std::string, uint64_t>& ok_by_user,
+                          std::vector<std::string>* codes, bool exact_count, uint64_t slack,
+                          json* out, std::vector<std::string>* problems) {
+  if (codes) {
+    std::sort(codes->begin(), codes->end());
+    size_t distinct = static_cast<size_t>(std::unique(codes->begin(), codes->end()) - codes->begin());
+    (*out)["distinct_codes"] = distinct;
+    if (distinct != ok_total)
+      problems->push_back(std::to_string(ok_total - distinct) + " code(s) handed out twice (" +
+                          std::to_string(ok_total) + " 201s, " + std::to_string(distinct) +
+                          " distinct codes)");
+  }
+  const int64_t head = admin.log_position();
+  json card = admin.get_json("/api/cards/" + f.card + "?after=" + std::to_string(head));
+  const int64_t assigned = card.at("assigned").get<int64_t>();
+  (*out)["assigned"] = assigned;
+  if (exact_count ? assigned != static_cast<int64_t>(ok_total)
+                  : (assigned < static_cast<int64_t>(ok_total) ||
+                     assigned > static_cast<int64_t>(ok_total + slack)))
+    problems->push_back("card " + f.card + " reports " + std::to_string(assigned) +
+                        " assigned codes, the clients got " + std::to_string(ok_total) + " 201s");
+  if (card.at("available").get<int64_t>() + assigned + card.at("expired").get<int64_t>() +
+          card.at("revoked").get<int64_t>() != f.codes)
+    problems->push_back("card " + f.card + ": available + assigned + expired + revoked != " +
+                        std::to_string(f.codes) + ": " + card.dump());
+  int64_t debited = 0;
+  size_t wrong = 0;
+  for (const auto& u : f.users) {
+    json w = admin.get_json("/api/wallets/" + u + "?after=" + std::to_string(head));
+    int64_t balance = w.at("balance").get<int64_t>();
+    debited += f.credit - balance;
+    if (!ok_by_user.empty()) {
+      auto it = ok_by_user.find(u);
+      int64_t n = it == ok_by_user.end() ? 0 : static_cast<int64_t>(it->second);
+      if (balance != f.credit - kPrice * n && wrong++ < 3)
+        problems->push_back("wallet " + u + ": balance " + std::to_string(balance) + ", expected " +
+                            std::to_string(f.credit - kPrice * n));
+    }
+  }
+  // Money: every assigned code was paid for exactly once.
+  (*out)["debited"] = debited;
+  if (debited != kPrice * assigned)
+    problems->push_back("buyers were debited " + std::to_string(debited) + " for " +
+                        std::to_string(assigned) + " codes at " + std::to_string(kPrice));
+  (*out)["balances_exact"] = wrong == 0 && debited == kPrice * assigned;
+}
+
+struct RunOutcome {
+  json result;
+  bool verified = false;
+  bool hang = false;
+};
+
+double loadavg_1m() {
+  std::ifstream in("/proc/loadavg");
+  double v = 0;
+  in >> v;
+  return v;
+}
+
+RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const RunSpec& spec,
+                    const std::function<void(json*)>& after_load = {}) {
+  RunOutcome outcome;
+  tcp::endpoint ep(net::ip::make_address(server.http().host), server.http().port);
+  LoadShared sh;
+  const int T = std::max(1, std::min(spec.threads, spec.clients));
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  for (int i = 0; i < T; ++i) iocs.push_back(std::make_unique<net::io_context>(1));
+  std::vector<std::shared_ptr<LoadClient>> clients;
+  sh.running = spec.clients;
+  for (int i = 0; i < spec.clients; ++i)
+    clients.push_back(std::make_shared<LoadClient>(*iocs[static_cast<size_t>(i % T)], ep, &sh,
+                                                   spec.fixture.card, spec.fixture.users[static_cast<size_t>(i)],
+                                                   spec.key_prefix + "c" + std::to_string(i) + "-"));
+  auto m0 = scrape(admin);
+  const double load_before = loadavg_1m();
+  const auto load_start = Clock::now();
+  for (auto& c : clients) c->start();
+  std::vector<std::thread> threads;
+  for (auto& ioc : iocs) threads.emplace_back([&ioc] { ioc->run(); });
+
+  auto sleep_until = [&](Clock::time_point until) {
+    while (Clock::now() < until && sh.running.load() > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  };
+  sleep_until(load_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(spec.warmup)));
+  auto c0 = cpu_snapshot(server.pid());
+  auto m1 = scrape(admin);
+  uint64_t ok0 = sh.ok.load();
+  sh.phase.store(1, std::memory_order_release);
+  const auto t0 = Clock::now();
+  for (int i = 1; i <= static_cast<int>(std::ceil(spec.seconds)); ++i) {
+    sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(std::min<double>(i, spec.seconds))));
+    std::cerr << "load: " << spec.scenario << " clients=" << spec.clients << " t=" << i
+              << "s purchases=" << sh.ok.load() - ok0 << "\n";
+    if (sh.running.load() == 0) break;
+  }
+  sh.phase.store(2, std::memory_order_release);
+  const auto t1 = Clock::now();
+  auto c1 = cpu_snapshot(server.pid());
+  auto m2 = scrape(admin);
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (sh.running.load(std::memory_order_acquire) > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (sh.running.load() > 0) {
+    std::cerr << "http-bench: HANG: " << sh.running.load()
+              << " clients still wait for a response 60 s after the stop\n";
+    for (auto& ioc : iocs) ioc->stop();
+    for (auto& t : threads) t.join();
+    outcome.hang = true;
+    return outcome;
+  }
+  const double drain_ms = secs(Clock::now() - t1) * 1000;
+  for (auto& t : threads) t.join();
+
+  // ---- results
+  std::vector<uint32_t> lat;
+  std::vector<std::string> codes;
+  std::map<std::string, uint64_t> errors, ok_by_user;
+  uint64_t ok_total = 0, ok_measured = 0, replayed = 0, transport = 0;
+  for (auto& c : clients) {
+    ok_total += c->ok_total;
+    ok_measured += c->ok_measured;
+    replayed += c->replayed;
+    transport += c->transport_errors;
+    ok_by_user[c->user()] += c->ok_total;
+    lat.insert(lat.end(), c->latency_us.begin(), c->latency_us.end());
+    for (auto& code : c->codes) codes.push_back(std::move(code));
+    for (auto& [k, v] : c->errors) errors[k] += v;
+  }
+  std::sort(lat.begin(), lat.end());
+  const double window = secs(t1 - t0);
+  json& out = outcome.result;
+  out["bench"] = "http";
+  out["scenario"] = spec.scenario;
+  out["clients"] = spec.clients;
+  out["generator_threads"] = T;
+  out["seconds"] = round_to(window, 0.001);
+  out["purchases"] = ok_measured;
+  out["purchases_per_s"] = window > 0 ? std::round(static_cast<double>(ok_measured) / window) : 0.0;
+  out["p50_ms"] = percentile_ms(lat, 0.50);
+  out["p90_ms"] = percentile_ms(lat, 0.90);
+  out["p99_ms"] = percentile_ms(lat, 0.99);
+  out["max_ms"] = lat.empty() ? 0.0 : lat.back() / 1000.0;
+  out["errors"] = json::object();
+  for (auto& [k, v] : errors) out["errors"][k] = v;
+  out["replayed"] = replayed;
+  out["purchases_total"] = ok_total;  // warm-up and drain included; all checked
+  out["codes_loaded"] = spec.fixture.codes;
+  out["drain_ms"] = round_to(drain_ms, 0.1);
+  out["loadavg_1m_before"] = load_before;
+  out.update(cpu_report(c0, c1, ok_measured));
+  auto delta = [&](const char* k) { return m2[k] - m1[k]; };
+  double batches = delta("giftcard_append_batches_total");
+  out["store_batches"] = batches;
+  out["requests_per_batch"] = batches > 0 ? round_to(delta("giftcard_append_requests_total") / batches, 0.01) : 0.0;
+  out["events_per_batch"] = batches > 0 ? round_to(delta("giftcard_append_events_total") / batches, 0.01) : 0.0;
+  out["sync_ms_per_batch"] =
+      batches > 0 ? round_to(1000.0 * delta("giftcard_append_sync_seconds_total") / batches, 0.001) : 0.0;
+  out["http_5xx"] = m2["giftcard_http_responses_total{class=\"5xx\"}"] - m0["giftcard_http_responses_total{class=\"5xx\"}"];
+
+  std::vector<std::string> problems;
+  if (sh.out_of_stock)
+    std::cerr << "http-bench: WARNING: the card ran out of codes; raise --codes or --est-rate\n";
+  out["out_of_stock"] = sh.out_of_stock.load();
+  if (replayed) problems.push_back(std::to_string(replayed) + " response(s) replayed although every key is fresh");
+  if (transport) problems.push_back(std::to_string(transport) + " request(s) failed on the connection");
+  try {
+    check_against_server(admin, spec.fixture, ok_total, ok_by_user, &codes, true, 0, &out, &problems);
+    if (after_load) after_load(&out);
+  } catch (const std::exception& e) {
+    problems.push_back(std::string("check failed: ") + e.what());
+  }
+  if (auto it = out.find("side_problems"); it != out.end()) {
+    for (const auto& p : *it) problems.push_back(p.get<std::string>());
+    out.erase("side_problems");
+  }
+  for (auto& p : problems) std::cerr << "http-bench: CORRECTNESS: " << p << "\n";
+  out["problems"] = problems;
+  out["verified"] = problems.empty();
+  outcome.verified = problems.empty();
+  std::cerr << "load: " << spec.scenario << " clients=" << spec.clients << ": " << ok_measured
+            << " purchases in " << window << " s = " << out["purchases_per_s"] << "/s, p99 "
+            << out["p99_ms"] << " ms; " << (problems.empty() ? "verified" : "NOT VERIFIED") << "\n";
+  return outcome;
+}
+
+// ------------------------------------------------------------------ slow clients
+
+struct SlowStats {
+  std::mutex mu;
+  std::vector<double> cuts_s;           // connect to server close, per cut connection
+  std::map<std::string, uint64_t> how;  // "408", "eof", ...
+  uint64_t connections = 0;
+  uint64_t connect_errors = 0;
+};
+
+constexpr std::string_view kSlowHeader =
+    "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris\r\nX-Padding: "
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+// One slowloris slot: a connection that sends one header byte every
+// `interval` and never finishes its header. When the server cuts it, the time
+// from connect to cut is recorded and the slot connects again.
+class Slowloris : public std::enable_shared_from_this<Slowloris> {
+ public:
+  Slowloris(net::io_context& ioc, tcp::endpoint ep, Clock::duration interval, SlowStats* st)
+      : ioc_(ioc), ep_(ep), interval_(interval), st_(st), timer_(ioc) {}
+
+  void start() {
+    if (stopping_) return;
+    ++gen_;
+    sock_.emplace(ioc_);
+    sent_ = 0;
+    inbox_.clear();
+    sock_->async_connect(ep_, [self = shared_from_this(), g = gen_](beast::error_code ec) {
+      if (g != self->gen_ || self->stopping_) return;
+      if (ec) {
+        std::lock_guard lock(self->st_->mu);
+        ++self->st_->connect_errors;
+        return;
+      }
+      {
+        std::lock_guard lock(self->st_->mu);
+        ++self->st_->connections;
+      }
+      self->connected_ = Clock::now();
+      self->open_ = true;
+      self->drip(g);
+      self->read(g);
+    });
+  }
+
+  // Age of the current connection if it is still open (on the I/O thread).
+  std::optional<double> open_for() const {
+    if (!open_) return std::nullopt;
+    return secs(Clock::now() - connected_);
+  }
+
+  void stop() {
+    stopping_ = true;
+    ++gen_;
+    timer_.cancel();
+    if (sock_) {
+      beast::error_code ec;
+      sock_->close(ec);
+    }
+    open_ = false;
+  }
+
+ private:
+  void drip(uint64_t g) {
+    if (g != gen_ || !open_) return;
+    auto byte = std::make_shared<char>(kSlowHeader[sent_ % kSlowHeader.size()]);
+    ++sent_;
+    net::async_write(*sock_, net::buffer(byte.get(), 1), [byte](beast::error_code, size_t) {});
+    timer_.expires_after(interval_);
+    timer_.async_wait([self = shared_from_this(), g](beast::error_code ec) {
+      if (!ec) self->drip(g);
+    });
+  }
+
+  void read(uint64_t g) {
+    sock_->async_read_some(net::buffer(rbuf_), [self = shared_from_this(), g](beast::error_code ec, size_t n) {
+      if (g != self->gen_) return;
+      if (!ec) {
+        self->inbox_.append(self->rbuf_.data(), n);
+        return self->read(g);  // read on until the server closes
+      }
+      self->on_cut();
+    });
+  }
+
+  void on_cut() {
+    double took = secs(Clock::now() - connected_);
+    std::string how = "eof";
+    if (inbox_.rfind("HTTP/1.1 ", 0) == 0) how = inbox_.substr(9, 3);
+    {
+      std::lock_guard lock(st_->mu);
+      st_->cuts_s.push_back(took);
+      ++st_->how[how];
+    }
+    open_ = false;
+    timer_.cancel();
+    beast::error_code ec;
+    sock_->close(ec);
+    start();  // as an attacker would: connect again
+  }
+
+  net::io_context& ioc_;
+  tcp::endpoint ep_;
+  Clock::duration interval_;
+  SlowStats* st_;
+  net::steady_timer timer_;
+  std::optional<tcp::socket> sock_;
+  std::array<char, 1024> rbuf_{};
+  std::string inbox_;
+  size_t sent_ = 0;
+  uint64_t gen_ = 0;
+  bool open_ = false;
+  bool stopping_ = false;
+  Clock::time_point connected_;
+};
+
+// One Server-Sent-Events viewer: reads everything as fast as it comes and
+// checks that the event ids are consecutive.
+class SseViewer : public std::enable_shared_from_this<SseViewer> {
+ public:
+  SseViewer(net::io_context& ioc, tcp::endpoint ep) : sock_(ioc), ep_(ep), buf_(64 * 1024) {}
+
+  void start() {
+    sock_.async_connect(ep_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        self->error = "connect: " + ec.message();
+        self->ended = true;
+        return;
+      }
+      self->req_ = "GET /api/events/stream HTTP/1.1\r\nHost: " + self->ep_.address().to_string() +
+                   "\r\nAccept: text/event-stream\r\n\r\n";
+      net::async_write(self->sock_, net::buffer(self->req_), [self](beast::error_code ec2, size_t) {
+        if (ec2) {
+          self->error = "write: " + ec2.message();
+          self->ended = true;
+          return;
+        }
+        self->read();
+      });
+    });
+  }
+
+  void stop() {
+    stopping_ = true;
+    beast::error_code ec;
+    sock_.close(ec);
+  }
+
+  // Written by the I/O thread; read by main (atomics).
+  std::atomic<int> status{0};
+  std::atomic<int64_t> first_id{-1}, last_id{-1};
+  std::atomic<uint64_t> events{0}, gaps{0}, bytes{0};
+  std::atomic<bool> ended{false};
+  std::string error;  // set before `ended`
+
+ private:
+  void read() {
+    sock_.async_read_some(net::buffer(buf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) {
+        if (!self->stopping_) self->error = "server closed the stream: " + ec.message();
+        self->ended = true;
+        return;
+      }
+      self->bytes += n;
+      self->consume(std::string_view(self->buf_.data(), n));
+      self->read();
+    });
+  }
+
+  void consume(std::string_view data) {
+    if (!in_body_) {
+      head_.append(data);
+      auto end = head_.find("\r\n\r\n");
+      if (end == std::string::npos) return;
+      if (head_.rfind("HTTP/1.1 ", 0) == 0) status = std::atoi(head_.c_str() + 9);
+      in_body_ = true;
+      std::string rest = head_.substr(end + 4);
+      head_.clear();
+      return consume_body(rest);
+    }
+    consume_body(data);
+  }
+
+  void consume_body(std::string_view data) {
+    while (!data.empty()) {
+      auto nl = data.find('\n');
+      if (nl == std::string_view::npos) {
+        line_.append(data);
+        return;
+      }
+      std::string_view line = data.substr(0, nl);
+      if (!line_.empty()) {
+        line_.append(line);
+        on_line(line_);
+        line_.clear();
+      } else {
+        on_line(line);
+      }
+      data.remove_prefix(nl + 1);
+    }
+  }
+
+  void on_line(std::string_view line) {
+    if (line.size() < 4 || line.substr(0, 4) != "id: ") return;
+    int64_t id = std::atoll(std::string(line.substr(4)).c_str());
+    int64_t last = last_id.load(std::memory_order_relaxed);
+    if (last >= 0 && id != last + 1) ++gaps;
+    if (first_id.load(std::memory_order_relaxed) < 0) first_id = id;
+    last_id.store(id, std::memory_order_release);
+    events.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  tcp::socket sock_;
+  tcp::endpoint ep_;
+  std::vector<char> buf_;
+  std::string req_, head_, line_;
+  bool in_body_ = false;
+  bool stopping_ = false;
+};
+
+class SlowClients {
+ public:
+  SlowClients(const ServerProcess& server, const SlowOpts& o) : o_(o) {
+    tcp::endpoint ep(net::ip::make_address(server.http().host), server.http().port);
+    auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.slow_interval));
+    for (int i = 0; i < o.slowloris; ++i) slow_.push_back(std::make_shared<Slowloris>(ioc_, ep, interval, &stats_));
+    for (int i = 0; i < o.viewers; ++i) viewers_.push_back(std::make_shared<SseViewer>(ioc_, ep));
+  }
+
+  // Connects everything; true once every viewer has its 200 and every
+  // slowloris is connected.
+  bool start(std::string* error) {
+    started_ = Clock::now();
+    for (auto& s : slow_) s->start();
+    for (auto& v : viewers_) v->start();
+    thread_ = std::thread([this] {
+      auto guard = net::make_work_guard(ioc_);
+      ioc_.run();
+    });
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      int ready = 0;
+      for (auto& v : viewers_) ready += v->status.load() == 200;
+      uint64_t conns;
+      {
+        std::lock_guard lock(stats_.mu);
+        conns = stats_.connections;
+      }
+      if (ready == o_.viewers && conns >= static_cast<uint64_t>(o_.slowloris)) return true;
+      if (Clock::now() > deadline) {
+        *error = std::to_string(ready) + "/" + std::to_string(o_.viewers) + " viewers and " +
+                 std::to_string(conns) + "/" + std::to_string(o_.slowloris) +
+                 " slowloris connections up after 10 s";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  // After the load: waits until every viewer has seen `head`, and until the
+  // first connection of every slowloris slot had time to be cut; then stops
+  // everything and reports.
+  void finish(int64_t head, json* out, std::vector<std::string>* problems) {
+    auto t0 = Clock::now();
+    auto caught_up = [&] {
+      for (auto& v : viewers_)
+        if (!v->ended && v->last_id.load() < head) return false;
+      return true;
+    };
+    while (!caught_up() && Clock::now() - t0 < std::chrono::seconds(30))
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    double catch_up_s = secs(Clock::now() - t0);
+    // Every slot's first connection must have been cut by now (or be younger
+    // than the limit): wait until cut_limit + 1 s after the start at least.
+    auto first_gen_end = started_ + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(o_.cut_limit + 1));
+    while (Clock::now() < first_gen_end) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    uint64_t survivors = 0;
+    double oldest = 0;
+    std::promise<void> aged;
+    net::post(ioc_, [&] {
+      for (auto& s : slow_)
+        if (auto age = s->open_for()) {
+          oldest = std::max(oldest, *age);
+          if (*age > o_.cut_limit) ++survivors;
+        }
+      aged.set_value();
+    });
+    aged.get_future().wait();
+    // ---- SSE report (before stopping: `ended` means the server closed it)
+    json sse;
+    uint64_t emin = std::numeric_limits<uint64_t>::max(), emax = 0, gaps = 0, bytes = 0, ended = 0;
+    int64_t lag_max = 0;
+    for (auto& v : viewers_) {
+      emin = std::min<uint64_t>(emin, v->events.load());
+      emax = std::max<uint64_t>(emax, v->events.load());
+      gaps += v->gaps.load();
+      bytes += v->bytes.load();
+      if (v->ended) ++ended;
+      lag_max = std::max<int64_t>(lag_max, head - v->last_id.load());
+    }
+    sse["viewers"] = o_.viewers;
+    sse["events_min"] = viewers_.empty() ? 0 : emin;
+    sse["events_max"] = emax;
+    sse["bytes_total"] = bytes;
+    sse["gaps"] = gaps;
+    sse["closed_by_server"] = ended;
+    sse["behind_head_max"] = lag_max;
+    sse["catch_up_s"] = round_to(catch_up_s, 0.001);
+    (*out)["sse"] = sse;
+    if (gaps) problems->push_back("SSE viewers saw " + std::to_string(gaps) + " gap(s) in the event ids");
+    if (ended) {
+      std::string why;
+      for (auto& v : viewers_)
+        if (v->ended) why = v->error;
+      problems->push_back(std::to_string(ended) + " SSE viewer(s) were disconnected: " + why);
+    }
+    if (lag_max > 0) problems->push_back("an SSE viewer is " + std::to_string(lag_max) + " events behind the log after 30 s");
+
+    for (auto& s : slow_) net::post(ioc_, [s] { s->stop(); });
+    for (auto& v : viewers_) net::post(ioc_, [v] { v->stop(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ioc_.stop();
+    thread_.join();
+
+    json sl;
+    std::lock_guard lock(stats_.mu);
+    std::vector<double> cuts = stats_.cuts_s;
+    std::sort(cuts.begin(), cuts.end());
+    sl["slots"] = o_.slowloris;
+    sl["interval_s"] = o_.slow_interval;
+    sl["connections"] = stats_.connections;
+    sl["connect_errors"] = stats_.connect_errors;
+    sl["cut"] = cuts.size();
+    sl["cut_s_min"] = cuts.empty() ? 0.0 : round_to(cuts.front(), 0.001);
+    sl["cut_s_median"] = cuts.empty() ? 0.0 : round_to(cuts[cuts.size() / 2], 0.001);
+    sl["cut_s_max"] = cuts.empty() ? 0.0 : round_to(cuts.back(), 0.001);
+    sl["answered"] = stats_.how;
+    sl["open_past_limit"] = survivors;
+    sl["oldest_open_s"] = round_to(oldest, 0.001);
+    sl["cut_limit_s"] = o_.cut_limit;
+    (*out)["slowloris"] = sl;
+    if (o_.slowloris > 0 && cuts.size() < static_cast<size_t>(o_.slowloris))
+      problems->push_back("only " + std::to_string(cuts.size()) + " of " + std::to_string(o_.slowloris) +
+                          " stalled headers were cut");
+    if (!cuts.empty() && cuts.back() > o_.cut_limit)
+      problems->push_back("a stalled header was cut only after " + std::to_string(cuts.back()) + " s");
+    if (survivors) problems->push_back(std::to_string(survivors) + " stalled connection(s) open longer than " +
+                                       std::to_string(o_.cut_limit) + " s");
+    if (stats_.connect_errors) problems->push_back(std::to_string(stats_.connect_errors) + " slowloris connect error(s)");
+  }
+
+ private:
+  SlowOpts o_;
+  net::io_context ioc_{1};
+  std::thread thread_;
+  SlowStats stats_;
+  std::vector<std::shared_ptr<Slowloris>> slow_;
+  std::vector<std::shared_ptr<SseViewer>> viewers_;
+  Clock::time_point started_;
+};
+
+// ------------------------------------------------------------------ wrk
+
+struct WrkResult {
+  double requests_per_s = 0;
+  uint64_t requests = 0, non2xx = 0, socket_errors = 0;
+  std::map<std::string, double> latency_ms;  // "50%", "75%", "90%", "99%"
+  std::string raw;
+  double cpu_s = 0, wall_s = 0;  // wrk's CPU time and wall time
+};
+
+double to_ms(const std::string& v) {
+  double x = std::atof(v.c_str());
+  if (v.size() >= 2 && v.substr(v.size() - 2) == "us") return x / 1000;
+  if (v.size() >= 2 && v.substr(v.size() - 2) == "ms") return x;
+  if (v.size() >= 1 && v.back() == 's') return x * 1000;
+  if (v.size() >= 1 && v.back() == 'm') return x * 60000;
+  return x;
+}
+
+bool run_wrk(const WrkOpts& o, const Common& c, const ServerProcess& server, const Fixture& f,
+             const std::string& user_prefix, const std::string& key_prefix, WrkResult* r, std::string* error) {
+  std::string url = "http://" + server.http().host + ":" + std::to_string(server.http().port);
+  std::ostringstream cmd;
+  // The script reads its card, buyers and key prefix from the environment.
+  cmd << "GIFTCARD_CARD=" << f.card << " GIFTCARD_USER_PREFIX=" << user_prefix
+      << " GIFTCARD_USERS=" << f.users.size() << " GIFTCARD_KEY_PREFIX=" << key_prefix << " '" << o.wrk
+      << "' -t" << o.wrk_threads << " -c" << o.clients << " -d" << static_cast<int>(c.warmup + c.seconds)
+      << "s --latency -s '" << o.script << "' " << url << " 2>&1";
+  std::cerr << "wrk: " << cmd.str() << "\n";
+  rusage before{}, after{};
+  getrusage(RUSAGE_CHILDREN, &before);
+  auto t0 = Clock::now();
+  FILE* p = ::popen(cmd.str().c_str(), "r");
+  if (!p) {
+    *error = "cannot run wrk";
+    return false;
+  }
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) r->raw.append(buf, n);
+  int st = ::pclose(p);
+  // wrk's own CPU: the children waited for meanwhile are the shell and wrk.
+  getrusage(RUSAGE_CHILDREN, &after);
+  auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  r->cpu_s = tv(after.ru_utime) + tv(after.ru_stime) - tv(before.ru_utime) - tv(before.ru_stime);
+  r->wall_s = secs(Clock::now() - t0);
+  if (st != 0) {
+    *error = "wrk failed (status " + std::to_string(st) + "): " + r->raw;
+    return false;
+  }
+  std::istringstream in(r->raw);
+  std::string line;
+  bool dist = false;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string a, b;
+    ls >> a;
+    if (a == "Latency" && line.find("Distribution") != std::string::npos) {
+      dist = true;
+      continue;
+    }
+    if (dist && !a.empty() && a.back() == '%') {
+      ls >> b;
+      r->latency_ms[a] = to_ms(b);
+      continue;
+    }
+    dist = dist && !a.empty() && a.back() == '%';
+    if (a == "Requests/sec:") ls >> r->requests_per_s;
+    if (line.find("requests in") != std::string::npos) r->requests = std::strtoull(a.c_str(), nullptr, 10);
+    if (line.find("Non-2xx or 3xx responses:") != std::string::npos)
+      r->non2xx = std::strtoull(line.substr(line.rfind(':') + 1).c_str(), nullptr, 10);
+    if (line.find("Socket errors:") != std::string::npos) r->socket_errors = 1;
+  }
+  if (r->requests == 0) {
+    *error = "cannot parse wrk's output: " + r->raw;
+    return false;
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------ the driver
+
+std::string self_dir() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : p.parent_path().string();
+}
+
+int64_t codes_for(const Common& c, int clients) {
+  if (c.codes > 0) return c.codes;
+  // 3,000/s per client up to --est-rate, for warm-up + run + 2 s of drain, +20 %.
+  double rate = std::min<double>(static_cast<double>(c.est_rate), 3000.0 * clients);
+  return static_cast<int64_t>(rate * (c.warmup + c.seconds + 2) * 1.2) + 1000;
+}
+
+Fixture make_fixture(const std::string& card, const std::string& user_prefix, int users, int64_t codes) {
+  Fixture f;
+  f.card = card;
+  f.codes = codes;
+  for (int i = 0; i < users; ++i) f.users.push_back(user_prefix + std::to_string(i));
+  f.credit = kPrice * (codes + 1);  // no purchase can fail on funds
+  return f;
+}
+
+json median_of(std::vector<double> v) {
+  if (v.empty()) return nullptr;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// Runs `body` against a fresh server; handles temp dirs, stop and verify.
+int with_server(const Common& c, const std::string& what,
+                const std::function<int(ServerProcess&, SyncClient&)>& body) {
+  ::signal(SIGPIPE, SIG_IGN);
+  std::error_code ec;
+  std::filesystem::path root, data;
+  bool remove_root = false;
+  if (c.data.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "giftcard-http-bench-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) {
+      std::perror("giftcard-http-bench: mkdtemp");
+      return 2;
+    }
+    root = tmpl;
+    data = root / "data";
+    remove_root = !c.keep;
+  } else {
+    data = c.data;
+    root = data.parent_path().empty() ? "." : data.parent_path();
+    if (std::filesystem::exists(data) && !std::filesystem::is_empty(data, ec)) {
+      std::cerr << "giftcard-http-bench: --data " << data << " is not empty\n";
+      return 2;
+    }
+  }
+  std::string exe = c.giftcard.empty() ? self_dir() + "/giftcard" : c.giftcard;
+  std::string log = (root / "server.log").string();
+  ServerProcess server;
+  std::string why;
+  std::cerr << "setup: " << what << ": starting " << exe << " serve --data " << data.string() << "\n";
+  if (!server.start(exe, data.string(), log, c.server_http_threads, &why)) {
+    std::cerr << "giftcard-http-bench: " << why << "\n";
+    return 2;
+  }
+  std::cerr << "setup: server pid " << server.pid() << " http=" << server.http().host << ":"
+            << server.http().port << " caf=" << server.caf() << "\n";
+  SyncClient admin(server.http());
+  int rc = 0;
+  try {
+    rc = body(server, admin);
+  } catch (const std::exception& e) {
+    std::cerr << "giftcard-http-bench: " << e.what() << "\n";
+    rc = 2;
+  }
+  if (rc == 3) std::_Exit(3);  // a hang: do not wait for a drain that may never come
+  double took = 0;
+  int status = server.stop(std::chrono::seconds(180), &took);
+  std::cerr << "setup: server stopped with status " << status << " after " << took << " s (SIGTERM)\n";
+  if (status != 0) {
+    std::cerr << "giftcard-http-bench: giftcard serve exited with " << status << " (log: " << log << ")\n";
+    rc = rc ? rc : 1;
+  }
+  if (c.verify) {
+    std::string cmd = "'" + exe + "' verify --data '" + data.string() + "' > '" + (root / "verify.log").string() + "' 2>&1";
+    auto t0 = Clock::now();
+    int v = std::system(cmd.c_str());
+    std::cerr << "verify: giftcard verify exited " << (WIFEXITED(v) ? WEXITSTATUS(v) : -1) << " after "
+              << secs(Clock::now() - t0) << " s\n";
+    if (v != 0) {
+      std::cerr << "giftcard-http-bench: CORRECTNESS: giftcard verify failed (" << (root / "verify.log").string() << ")\n";
+      rc = rc ? rc : 1;
+      remove_root = false;
+    }
+  }
+  if (rc != 0) remove_root = false;
+  if (remove_root) std::filesystem::remove_all(root, ec);
+  else std::cerr << "setup: kept " << root.string() << "\n";
+  return rc;
+}
+
+void emit(const json& j) { std::cout << j.dump() << std::endl; }
+
+int cmd_purchase(const Common& c, const PurchaseOpts& o) {
+  return with_server(c, "purchase", [&](ServerProcess& server, SyncClient& admin) {
+    int rc = 0;
+    std::map<int, std::vector<double>> rate, p50, p99;
+    int run = 0;
+    for (int rep = 0; rep < o.repeat; ++rep)
+      for (int n : o.clients) {
+        ++run;
+        std::string id = "h" + std::to_string(run) + "-c" + std::to_string(n);
+        RunSpec spec;
+        spec.scenario = "purchase";
+        spec.clients = n;
+        spec.threads = c.threads;
+        spec.warmup = c.warmup;
+        spec.seconds = c.seconds;
+        spec.fixture = make_fixture(id, id + "-u", n, codes_for(c, n));
+        spec.key_prefix = id + "-";
+        auto t0 = Clock::now();
+        seed(admin, spec.fixture);
+        std::cerr << "setup: " << id << ": " << spec.fixture.codes << " codes, " << n << " buyers seeded in "
+                  << secs(Clock::now() - t0) << " s\n";
+        RunOutcome r = run_load(server, admin, spec);
+        if (r.hang) return 3;
+        r.result["run"] = run;
+        emit(r.result);
+        if (!r.verified) rc = 1;
+        rate[n].push_back(r.result["purchases_per_s"].get<double>());
+        p50[n].push_back(r.result["p50_ms"].get<double>());
+        p99[n].push_back(r.result["p99_ms"].get<double>());
+      }
+    json s = {{"bench", "http"}, {"scenario", "purchase_summary"}, {"runs_per_point", o.repeat}};
+    for (auto& [n, v] : rate)
+      s["by_clients"][std::to_string(n)] = {{"median_purchases_per_s", median_of(v)}, {"runs", v},
+                                            {"median_p50_ms", median_of(p50[n])},
+                                            {"median_p99_ms", median_of(p99[n])}};
+    if (rate.count(64)) {
+      double m = median_of(rate[64]).get<double>();
+      s["targets"] = {{"purchases_per_s_64_clients", kTargetPurchasesPerS}, {"met", m >= kTargetPurchasesPerS}};
+    }
+    emit(s);
+    return rc;
+  });
+}
+
+int cmd_slow(const Common& c, const SlowOpts& o) {
+  return with_server(c, "slow", [&](ServerProcess& server, SyncClient& admin) {
+    int rc = 0;
+    std::vector<double> p99_without, p99_with, rate_without, rate_with;
+    int run = 0;
+    for (int round = 0; round < o.rounds; ++round) {
+      // AB, BA, AB, ...: neither side always runs on the older, smaller log.
+      std::vector<bool> order = round % 2 == 0 ? std::vector<bool>{false, true} : std::vector<bool>{true, false};
+      for (bool attack : order) {
+        ++run;
+        std::string id = "s" + std::to_string(run) + (attack ? "-with" : "-without");
+        RunSpec spec;
+        spec.scenario = attack ? "slow_clients" : "baseline";
+        spec.clients = o.clients;
+        spec.threads = c.threads;
+        spec.warmup = c.warmup;
+        spec.seconds = c.seconds;
+        spec.fixture = make_fixture(id, id + "-u", o.clients, codes_for(c, o.clients));
+        spec.key_prefix = id + "-";
+        seed(admin, spec.fixture);
+        std::unique_ptr<SlowClients> side;
+        if (attack) {
+          side = std::make_unique<SlowClients>(server, o);
+          std::string why;
+          if (!side->start(&why)) throw std::runtime_error("slow clients: " + why);
+          std::cerr << "slow: " << o.slowloris << " slowloris connections and " << o.viewers
+                    << " SSE viewers connected\n";
+        }
+        RunOutcome r = run_load(server, admin, spec, [&](json* out) {
+          if (!side) return;
+          std::vector<std::string> problems;
+          side->finish(admin.log_position(), out, &problems);
+          (*out)["side_problems"] = problems;
+        });
+        if (r.hang) return 3;
+        r.result["run"] = run;
+        r.result["round"] = round + 1;
+        emit(r.result);
+        if (!r.verified) rc = 1;
+        (attack ? p99_with : p99_without).push_back(r.result["p99_ms"].get<double>());
+        (attack ? rate_with : rate_without).push_back(r.result["purchases_per_s"].get<double>());
+      }
+    }
+    json s = {{"bench", "http"},
+              {"scenario", "slow_summary"},
+              {"clients", o.clients},
+              {"rounds", o.rounds},
+              {"without", {{"median_purchases_per_s", median_of(rate_without)}, {"median_p99_ms", median_of(p99_without)},
+                           {"p99_ms", p99_without}}},
+              {"with", {{"median_purchases_per_s", median_of(rate_with)}, {"median_p99_ms", median_of(p99_with)},
+                        {"p99_ms", p99_with}, {"slowloris", o.slowloris}, {"sse_viewers", o.viewers}}}};
+    if (!p99_with.empty())
+      s["targets"] = {{"p99_ms_with_slow_clients", kTargetSlowP99Ms},
+                      {"met", median_of(p99_with).get<double>() < kTargetSlowP99Ms}};
+    emit(s);
+    return rc;
+  });
+}
+
+int cmd_wrk(const Common& c, WrkOpts o) {
+  if (o.script.empty()) o.script = std::filesystem::path(__FILE__).parent_path() / "http" / "purchase.lua";
+  if (!std::filesystem::exists(o.script)) {
+    std::cerr << "giftcard-http-bench: no Lua script at " << o.script << " (--script)\n";
+    return 2;
+  }
+  return with_server(c, "wrk", [&](ServerProcess& server, SyncClient& admin) {
+    int rc = 0;
+    std::vector<double> ours, theirs, ours_p99, theirs_p99;
+    int run = 0;
+    for (int round = 0; round < o.rounds; ++round) {
+      std::vector<bool> order = round % 2 == 0 ? std::vector<bool>{false, true} : std::vector<bool>{true, false};
+      for (bool use_wrk : order) {
+        ++run;
+        std::string id = "w" + std::to_string(run) + (use_wrk ? "-wrk" : "-ours");
+        Fixture f = make_fixture(id, id + "-u", o.clients, codes_for(c, o.clients));
+        seed(admin, f);
+        if (!use_wrk) {
+          RunSpec spec;
+          spec.scenario = "ours";
+          spec.clients = o.clients;
+          spec.threads = c.threads;
+          spec.warmup = c.warmup;
+          spec.seconds = c.seconds;
+          spec.fixture = f;
+          spec.key_prefix = id + "-";
+          RunOutcome r = run_load(server, admin, spec);
+          if (r.hang) return 3;
+          r.result["run"] = run;
+          emit(r.result);
+          if (!r.verified) rc = 1;
+          ours.push_back(r.result["purchases_per_s"].get<double>());
+          ours_p99.push_back(r.result["p99_ms"].get<double>());
+          continue;
+        }
+        WrkResult w;
+        std::string why;
+        auto m1 = scrape(admin);
+        const double load_before = loadavg_1m();
+        auto c0 = cpu_snapshot(server.pid());
+        if (!run_wrk(o, c, server, f, id + "-u", id, &w, &why)) throw std::runtime_error(why);
+        auto c1 = cpu_snapshot(server.pid());
+        json out = {{"bench", "http"}, {"scenario", "wrk"}, {"run", run}, {"clients", o.clients},
+                    {"wrk_threads", o.wrk_threads}, {"seconds", static_cast<int>(c.warmup + c.seconds)},
+                    {"requests", w.requests}, {"requests_per_s", w.requests_per_s}, {"non_2xx", w.non2xx},
+                    {"socket_errors", w.socket_errors != 0}};
+        for (auto& [k, v] : w.latency_ms) out["latency_ms"][k] = v;
+        out["loadavg_1m_before"] = load_before;
+        out.update(cpu_report(c0, c1, w.requests - w.non2xx));
+        // The generator is wrk here: its CPU comes from the children's rusage.
+        out["generator_cpu_pct"] = w.wall_s > 0 ? round_to(100.0 * w.cpu_s / w.wall_s, 0.1) : 0.0;
+        out["generator_cpu_us_per_purchase"] =
+            w.requests > 0 ? round_to(1e6 * w.cpu_s / static_cast<double>(w.requests), 0.1) : 0.0;
+        std::vector<std::string> problems;
+        if (w.non2xx) problems.push_back(std::to_string(w.non2xx) + " non-2xx responses");
+        // wrk counts only completed responses: up to one request per
+        // connection was still in flight at its deadline and committed anyway.
+        uint64_t ok = w.requests - w.non2xx;
+        check_against_server(admin, f, ok, {}, nullptr, false, static_cast<uint64_t>(o.clients), &out, &problems);
+        auto m2 = scrape(admin);
+        double batches = m2["giftcard_append_batches_total"] - m1["giftcard_append_batches_total"];
+        out["requests_per_batch"] =
+            batches > 0 ? round_to((m2["giftcard_append_requests_total"] - m1["giftcard_append_requests_total"]) / batches, 0.01)
+                        : 0.0;
+        for (auto& p : problems) std::cerr << "http-bench: CORRECTNESS: " << p << "\n";
+        out["problems"] = problems;
+        out["verified"] = problems.empty();
+        if (!problems.empty()) rc = 1;
+        emit(out);
+        theirs.push_back(w.requests_per_s);
+        theirs_p99.push_back(w.latency_ms.count("99%") ? w.latency_ms["99%"] : 0.0);
+        std::cerr << "wrk: " << w.requests_per_s << " requests/s, p99 " << theirs_p99.back() << " ms\n";
+      }
+    }
+    emit({{"bench", "http"}, {"scenario", "wrk_summary"}, {"clients", o.clients}, {"rounds", o.rounds},
+          {"ours_median_purchases_per_s", median_of(ours)}, {"ours_median_p99_ms", median_of(ours_p99)},
+          {"wrk_median_requests_per_s", median_of(theirs)}, {"wrk_median_p99_ms", median_of(theirs_p99)}});
+    return rc;
+  });
+}
+
+void add_common(CLI::App* app, Common* c) {
+  app->add_option("--giftcard", c->giftcard, "giftcard executable (default: next to this benchmark)");
+  app->add_option("--data", c->data, "store directory (default: a fresh temp dir, removed unless --keep)");
+  app->add_flag("--keep", c->keep, "keep the temp dir (store, server.log)");
+  app->add_flag("!--no-verify", c->verify, "skip `giftcard verify` of the store after the server stopped");
+  app->add_option("--server-http-threads", c->server_http_threads,
+                  "pass --http-threads to giftcard serve (0: its default)")
+      ->capture_default_str();
+  app->add_option("--threads", c->threads, "I/O threads of this load generator")->capture_default_str();
+  app->add_option("--warmup", c->warmup, "seconds of load before measuring")->capture_default_str();
+  app->add_option("--seconds", c->seconds, "measured seconds per run")->capture_default_str();
+  app->add_option("--codes", c->codes, "codes per run's card (default: sized from --est-rate)");
+  app->add_option("--est-rate", c->est_rate, "purchases/s assumed when sizing a card's codes")
+      ->capture_default_str();
+}
+
+}  // namespace
+}  // namespace giftcard_http_bench
+
+int main(int argc, char** argv) {
+  using namespace giftcard_http_bench;
+  CLI::App app{"giftcard-http-bench: purchases over HTTP against a real `giftcard serve` process"};
+  app.require_subcommand(1);
+  Common common;
+  PurchaseOpts po;
+  SlowOpts so;
+  WrkOpts wo;
+
+  auto* purchase = app.add_subcommand("purchase", "keep-alive clients buying one hot card over HTTP");
+  add_common(purchase, &common);
+  purchase->add_option("--clients", po.clients, "connections (one buyer each); one run per value")
+      ->delimiter(',')
+      ->capture_default_str();
+  purchase->add_option("--repeat", po.repeat, "repeat the list of runs R times (interleaved)")
+      ->capture_default_str();
+
+  auto* slow = app.add_subcommand("slow", "purchase p99 without and with slowloris connections and SSE viewers");
+  add_common(slow, &common);
+  slow->add_option("--clients", so.clients, "purchasing connections")->capture_default_str();
+  slow->add_option("--slowloris", so.slowloris, "stalled-header connections")->capture_default_str();
+  slow->add_option("--viewers", so.viewers, "GET /api/events/stream viewers")->capture_default_str();
+  slow->add_option("--slow-interval", so.slow_interval, "seconds between two header bytes")
+      ->capture_default_str();
+  slow->add_option("--cut-limit", so.cut_limit, "a stalled header must be cut within this many seconds")
+      ->capture_default_str();
+  slow->add_option("--rounds", so.rounds, "rounds of (without, with); order alternates")
+      ->capture_default_str();
+
+  auto* wrk = app.add_subcommand("wrk", "cross-check: Debian's wrk and this generator, alternating");
+  add_common(wrk, &common);
+  wrk->add_option("--clients", wo.clients, "connections")->capture_default_str();
+  wrk->add_option("--rounds", wo.rounds, "rounds of (ours, wrk); order alternates")->capture_default_str();
+  wrk->add_option("--wrk-threads", wo.wrk_threads, "wrk -t")->capture_default_str();
+  wrk->add_option("--wrk", wo.wrk, "the wrk executable")->capture_default_str();
+  wrk->add_option("--script", wo.script, "Lua script (default: bench/http/purchase.lua of the source tree)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (common.threads < 1 || common.seconds <= 0 || common.warmup < 0 || common.est_rate < 1) {
+    std::cerr << "giftcard-http-bench: --threads, --seconds and --est-rate must be positive\n";
+    return 2;
+  }
+  if (*purchase) {
+    if (po.clients.empty() || po.repeat < 1 ||
+        std::any_of(po.clients.begin(), po.clients.end(), [](int n) { return n < 1; })) {
+      std::cerr << "giftcard-http-bench: --clients and --repeat must be positive\n";
+      return 2;
+    }
+    return cmd_purchase(common, po);
+  }
+  if (*slow) {
+    if (so.clients < 1 || so.slowloris < 0 || so.viewers < 0 || so.rounds < 1 || so.slow_interval <= 0) {
+      std::cerr << "giftcard-http-bench: --clients, --rounds and --slow-interval must be positive\n";
+      return 2;
+    }
+    return cmd_slow(common, so);
+  }
+  if (wo.clients < 1 || wo.rounds < 1 || wo.wrk_threads < 1) {
+    std::cerr << "giftcard-http-bench: --clients, --rounds and --wrk-threads must be positive\n";
+    return 2;
+  }
+  return cmd_wrk(common, wo);
+}
