@@ -61,11 +61,17 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
   }
 
-  // Server shutdown: close the connection now if it is between requests or
-  // an event stream; a request in progress finishes and then closes.
+  // Server shutdown. An event stream closes now; a request in progress
+  // finishes and then closes (its response says Connection: close). A
+  // connection between requests gets a short grace instead of an immediate
+  // close: a request the client already wrote may still be on its way through
+  // the loopback or network stack, and it is read and answered. A connection
+  // that stays silent closes when the grace ends.
   void drain() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_ || self->streaming_) self->close();
+      if (self->closed_) return;
+      if (self->streaming_) return self->close();
+      if (!self->busy_) self->arm_read_timer(self->srv_->limits.drain_grace);
     });
   }
 
@@ -135,7 +141,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Reads run under our own timer rather than the stream's expiry: an expiry
   // would close the socket, and a stalled client is owed a 408 first.
-  void arm_read_timer(std::chrono::seconds d) {
+  void arm_read_timer(std::chrono::milliseconds d) {
     timed_out_ = false;
     stream_.expires_never();
     read_timer_.expires_after(d);
@@ -153,11 +159,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_header() {
-    if (srv_->draining.load()) return close();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(srv_->limits.max_header_bytes));
     parser_->body_limit(srv_->limits.max_body_bytes);
-    arm_read_timer(srv_->limits.header_timeout);
+    // While draining, a connection only waits out the grace (see drain()).
+    arm_read_timer(srv_->draining.load() ? std::chrono::milliseconds(srv_->limits.drain_grace)
+                                         : std::chrono::milliseconds(srv_->limits.header_timeout));
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               self->on_header(self->read_outcome(ec));

@@ -38,6 +38,9 @@ struct HttpLimits {
   // it is also how long an idle keep-alive connection is kept.
   std::chrono::seconds header_timeout{10};
   std::chrono::seconds body_timeout{30};
+  // On shutdown, how long a connection between requests may still deliver a
+  // request it already sent before it is closed.
+  std::chrono::milliseconds drain_grace{500};
   std::chrono::seconds write_timeout{30};
   // Frames queued for one event-stream client before it counts as too slow
   // and is disconnected (it can resume with Last-Event-ID).

@@ -53,6 +53,7 @@
 #include "projections/projection_db.h"
 #include "projections/read_models.h"
 #include "store/rocks_event_store.h"
+#include "tests/support/process.h"
 
 namespace giftcard::crash_test {
 namespace {
@@ -61,153 +62,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// ASan+UBSan at -O1 (make asan) runs several times slower: less work, longer waits.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+using namespace giftcard::test;  // processes: tests/support/process.h
 constexpr int kSlow = kSanitized ? 5 : 1;  // multiplier for deadlines
-template <class T>
-constexpr T by_build(T release, T sanitized) {
-  return kSanitized ? sanitized : release;
-}
-
-int64_t ms_since(Clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "giftcard-crash-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string str(const std::string& child) const { return (path_ / child).string(); }
-
- private:
-  fs::path path_;
-};
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-std::string read_file_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0 && errno != EINTR) return std::nullopt;
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(2ms);
-  }
-}
-
-// fork/exec of GIFTCARD_BINARY; only async-signal-safe calls in the child.
-pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
-  std::vector<std::string> all{GIFTCARD_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
-    if (::getppid() != parent) ::_exit(127);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    ::close_range(3, ~0U, 0);
-    ::execv(argv[0], argv.data());
-    static const char msg[] = "exec of giftcard failed\n";
-    [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
-  }
-  return pid;
-}
-
-struct RunResult {
-  int status = -1;
-  bool timed_out = false;
-  std::string out, err;
-  int code() const { return !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
-  std::string describe() const {
-    return (timed_out ? std::string("timed out") : describe_status(status)) +
-           "\nstdout (head): " + out.substr(0, 2000) + "\nstderr: " + err;
-  }
-};
-
-// `giftcard args...` to completion, stdout and stderr captured.
-RunResult run_giftcard(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
-    throw std::runtime_error("pipe failed");
-  pid_t pid = spawn(args, out[1], err[1]);
-  ::close(out[1]);
-  ::close(err[1]);
-  RunResult r;
-  auto deadline = Clock::now() + timeout;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  std::string* sinks[2] = {&r.out, &r.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) {
-      r.timed_out = true;
-      break;
-    }
-    int n = ::poll(fds, 2, static_cast<int>(left.count()));
-    if (n <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[65536];
-      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
-      if (got > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0) ::close(f.fd);
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  auto status = wait_exit(pid, std::max(left, std::chrono::milliseconds(0)));
-  if (!status) {
-    r.timed_out = true;
-    ::kill(pid, SIGKILL);
-    status = wait_exit(pid, 10s);
-  }
-  r.status = status.value_or(-1);
-  return r;
-}
 
 // `giftcard serve --data DIR --caf 127.0.0.1:0`, stderr to a log file.
 class ServeProcess {

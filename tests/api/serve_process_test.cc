@@ -33,6 +33,7 @@
 #include "actors/errors.h"
 #include "actors/messages.h"
 #include "api/node_config.h"
+#include "tests/support/process.h"
 
 namespace giftcard::test {
 namespace {
@@ -44,149 +45,7 @@ using namespace std::chrono_literals;
 // ---------------------------------------------------------------------------
 // Processes
 
-// A fresh directory under $TMPDIR, removed (with everything in it) at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "giftcard-api-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  std::string str(const std::string& child) const { return (path_ / child).string(); }
-
- private:
-  fs::path path_;
-};
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-std::string read_file_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Waits for `pid` to exit within `timeout`; the wait status, or nullopt.
-std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0 && errno != EINTR) return std::nullopt;
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-// fork/exec of GIFTCARD_BINARY with `args`. stdout goes to `out_fd` (write end
-// of a pipe), stderr to `err_fd` (a pipe or a file). Everything prepared
-// before fork(): the child of this multi-threaded process only calls
-// async-signal-safe functions before exec.
-pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
-  std::vector<std::string> all{GIFTCARD_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    // Die with the test (a crash or a ctest timeout must not leak servers).
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    ::close_range(3, ~0U, 0);  // no CAF sockets or pipes of the test leak into the child
-    ::execv(argv[0], argv.data());
-    static const char msg[] = "exec of giftcard failed\n";
-    [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
-  }
-  return pid;
-}
-
-// A finished subprocess: exit status and what it printed.
-struct RunResult {
-  int status = -1;
-  bool timed_out = false;
-  std::string out;
-  std::string err;
-  std::chrono::milliseconds elapsed{0};
-  bool exited() const { return !timed_out && WIFEXITED(status); }
-  int code() const { return exited() ? WEXITSTATUS(status) : -1; }
-  std::string describe() const {
-    return (timed_out ? std::string("timed out") : describe_status(status)) + "\nstdout: " + out +
-           "\nstderr: " + err;
-  }
-};
-
-// Runs `giftcard args...` to completion (killed after `timeout`).
-RunResult run_giftcard(const std::vector<std::string>& args,
-                       std::chrono::milliseconds timeout = 30s) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
-    throw std::runtime_error("pipe failed");
-  auto start = Clock::now();
-  pid_t pid = spawn(args, out[1], err[1]);
-  ::close(out[1]);
-  ::close(err[1]);
-  RunResult r;
-  auto deadline = start + timeout;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  std::string* sinks[2] = {&r.out, &r.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) {
-      r.timed_out = true;
-      break;
-    }
-    int n = ::poll(fds, 2, static_cast<int>(left.count()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[4096];
-      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
-      if (got > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0) ::close(f.fd);
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  auto status = wait_exit(pid, std::max(left, std::chrono::milliseconds(0)));
-  if (!status) {
-    r.timed_out = true;
-    ::kill(pid, SIGKILL);
-    status = wait_exit(pid, 10s);
-  }
-  r.status = status.value_or(-1);
-  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-  return r;
-}
+using namespace giftcard::test;  // processes: tests/support/process.h
 
 // True if this build's `serve` has an HTTP listener (then the tests must ask
 // for a free port instead of the fixed default).
