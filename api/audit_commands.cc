@@ -99,14 +99,8 @@ int run_replay(const ReplayOptions& o) {
   AuditStore store(o.data);
   if (!store.ok("replay")) return 4;
   ReadModels models;
-  Status folded;
-  Status s = scan(store.get(), 1, [&](const StoredEvent& e) {
-    if ((o.to != 0 && e.position > o.to) || (!o.at.empty() && e.recorded_at > at)) return false;
-    folded = apply(models, e);
-    if (models.position % 1000000 == 0) std::cerr << "replay: position " << models.position << "\n";
-    return folded.ok();
-  });
-  if (s.ok()) s = folded;
+  Status s = replay_log(store.get(), o.to, o.at.empty() ? std::nullopt : std::optional<Micros>(at),
+                        &models, [](int64_t p) { std::cerr << "replay: position " << p << "\n"; });
   if (!s.ok()) {
     std::cerr << "giftcard replay: " << s.ToString() << "\n";
     return 4;

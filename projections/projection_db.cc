@@ -5,6 +5,7 @@
 #include <set>
 
 #include "events/bounded_archive.h"
+#include "store/log_scanner.h"
 
 namespace giftcard {
 namespace {
@@ -228,6 +229,19 @@ Status ProjectionDb::Apply(const std::vector<StoredEvent>& events) {
 Status ProjectionDb::CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos,
                                 Micros* at, const std::function<void(int64_t)>& progress) {
   std::vector<StoredEvent> events;
+  if (up_to - *pos > static_cast<int64_t>(chunk)) {
+    // A long way to go (restart, rebuild): the next page is read while this
+    // one is folded and written.
+    LogScanner scanner(store_, {.from = *pos + 1, .to = up_to, .page = chunk, .decode = false});
+    std::vector<Event> none;
+    while (*pos < up_to) {
+      if (Status s = scanner.Next(&events, &none); !s.ok()) return s;
+      if (events.empty()) break;
+      if (Status s = ApplyTo(gen, events, pos, at); !s.ok()) return s;
+      if (progress) progress(*pos);
+    }
+    return Status::OK();
+  }
   while (*pos < up_to) {
     size_t want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(chunk), up_to - *pos));
     if (Status s = store_->ReadAll(*pos + 1, want, &events); !s.ok()) return s;

@@ -1,5 +1,7 @@
 #include "projections/read_models.h"
 
+#include "store/log_scanner.h"
+
 namespace giftcard {
 namespace {
 
@@ -17,16 +19,32 @@ struct Folder {
     if (auto it = m.cards.find(x.card_id); it != m.cards.end())
       it->second.available += static_cast<int64_t>(x.codes.size());
   }
-  void operator()(const CodeAssigned& x) {
+  void sold(const CodeAssigned& x) {
     if (auto it = m.cards.find(x.card_id); it != m.cards.end()) {
       --it->second.available;
       ++it->second.assigned;
       ++it->second.sold;
       it->second.revenue += x.price;
     }
+  }
+  void operator()(const CodeAssigned& x) {
+    sold(x);
     m.purchases[x.purchase_id] =
         PurchaseView{x.purchase_id, x.card_id, x.user_id, x.code, x.price, e.recorded_at, e.position};
     m.user_purchases[x.user_id].push_back(x.purchase_id);
+  }
+  // An event the caller gives away (replay): its strings move into the view.
+  void operator()(CodeAssigned& x) {
+    sold(x);
+    m.user_purchases[x.user_id].push_back(x.purchase_id);
+    PurchaseView& p = m.purchases[x.purchase_id];
+    p.purchase_id = std::move(x.purchase_id);
+    p.card_id = std::move(x.card_id);
+    p.user_id = std::move(x.user_id);
+    p.code = std::move(x.code);
+    p.price = x.price;
+    p.purchased_at = e.recorded_at;
+    p.position = e.position;
   }
   void operator()(const CodeRevoked& x) {
     if (auto it = m.cards.find(x.card_id); it != m.cards.end()) {
@@ -105,6 +123,29 @@ void apply(ReadModels& m, const StoredEvent& e, const Event& ev) {
   std::visit(Folder{m, e}, ev);
   m.position = e.position;
   m.recorded_at = e.recorded_at;
+}
+
+void apply(ReadModels& m, const StoredEvent& e, Event&& ev) {
+  if (e.position <= m.position) return;
+  std::visit(Folder{m, e}, ev);  // ev is an lvalue here: the CodeAssigned& overload moves
+  m.position = e.position;
+  m.recorded_at = e.recorded_at;
+}
+
+Status replay_log(EventStore* store, int64_t to, std::optional<Micros> at, ReadModels* m,
+                  const std::function<void(int64_t)>& progress) {
+  *m = ReadModels{};
+  LogScanner scanner(store, {.from = 1, .to = to, .page = 8192, .decode = true});
+  std::vector<StoredEvent> page;
+  std::vector<Event> decoded;
+  for (;;) {
+    if (Status s = scanner.Next(&page, &decoded); !s.ok() || page.empty()) return s;
+    for (size_t i = 0; i < page.size(); ++i) {
+      if (at && page[i].recorded_at > *at) return Status::OK();
+      apply(*m, page[i], std::move(decoded[i]));
+      if (progress && m->position % 1000000 == 0) progress(m->position);
+    }
+  }
 }
 
 }  // namespace giftcard

@@ -8,13 +8,16 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "events/envelope.h"
 #include "events/events.h"
 #include "events/status.h"
+#include "store/event_store.h"
 
 namespace giftcard {
 
@@ -65,5 +68,15 @@ std::string first_difference(const ReadModels& a, const ReadModels& b);
 Status apply(ReadModels& m, const StoredEvent& e);
 // The same with the payload already decoded (`ev` is e's payload).
 void apply(ReadModels& m, const StoredEvent& e, const Event& ev);
+// The same, taking the decoded event's strings (its CodeAssigned is left empty).
+void apply(ReadModels& m, const StoredEvent& e, Event&& ev);
+
+// Folds the log from position 1 into a fresh *m: up to position `to` (0: the
+// end) and, if `at` is set, only events recorded at or before it. Pages are
+// read and decoded one ahead on a second thread (LogScanner) while this one
+// folds. `progress` (optional) is called with the position every 1,000,000
+// events. This is `giftcard replay`.
+Status replay_log(EventStore* store, int64_t to, std::optional<Micros> at, ReadModels* m,
+                  const std::function<void(int64_t)>& progress = {});
 
 }  // namespace giftcard

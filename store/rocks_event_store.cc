@@ -109,19 +109,23 @@ class RocksEventStore final : public EventStore, private WriterBackend {
   }
 
   Status ReadAll(int64_t from_position, size_t max, std::vector<StoredEvent>* out) override {
-    out->clear();
+    // The events already in *out are overwritten in place: a caller that
+    // passes the same vector page after page reuses its strings' buffers.
+    size_t n = 0;
     rocksdb::ReadOptions ro;
     ro.readahead_size = 2 << 20;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
     for (it->Seek(keys::event_key(std::max<int64_t>(from_position, 1)));
-         it->Valid() && out->size() < max && it->key()[0] == keys::kEvent; it->Next()) {
-      StoredEvent e;
+         it->Valid() && n < max && it->key()[0] == keys::kEvent; it->Next(), ++n) {
+      if (n == out->size()) out->emplace_back();
       if (Status d = Decode(std::string_view(it->key().data(), it->key().size()),
-                            std::string_view(it->value().data(), it->value().size()), &e);
-          !d.ok())
+                            std::string_view(it->value().data(), it->value().size()), &(*out)[n]);
+          !d.ok()) {
+        out->resize(n);
         return d;
-      out->push_back(std::move(e));
+      }
     }
+    out->resize(n);
     return from_rocks(it->status(), "scanning events");
   }
 
