@@ -2,7 +2,8 @@
 #   make run    install missing packages, build Release, serve ./data with a demo catalog
 #   make test   install missing packages, build, run the whole suite through ctest:
 #               once in the Release build, once under AddressSanitizer+UBSan (build-asan/)
-#   make bench  build and run the benchmarks (figures go to docs/BENCHMARKS.md by hand)
+#   make bench  build and run every benchmark (JSON lines in bench/results/latest; figures
+#               go to docs/BENCHMARKS.md by hand)
 #   make asan   only the sanitizer run
 #   (test and asan also install Chromium, Node.js/npm and the browser test's npm packages)
 
@@ -74,8 +75,18 @@ asan: deps browser-deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 1800
 
+# Every benchmark, back to back; JSON lines go to $(BENCH_OUT)/*.jsonl, progress to
+# the terminal. Takes ~25 min (the restart figure first writes a 10M-event log).
+BENCH_OUT ?= bench/results/latest
+
 bench: build
-	$(BUILD)/giftcard-bench purchase
+	mkdir -p $(BENCH_OUT)
+	$(BUILD)/giftcard-bench purchase --mode hot --buyers 256 --seconds 10 | tee $(BENCH_OUT)/purchase.jsonl
+	$(BUILD)/giftcard-projection-bench replay --events 1000000 --runs 3 | tee $(BENCH_OUT)/replay.jsonl
+	$(BUILD)/giftcard-projection-bench lag --buyers 256 --seconds 10 --runs 3 | tee $(BENCH_OUT)/lag.jsonl
+	$(BUILD)/giftcard-projection-bench restart --events 10000000 --runs 3 | tee $(BENCH_OUT)/restart.jsonl
+	$(BUILD)/giftcard-http-bench purchase --clients 1,8,64 --repeat 3 | tee $(BENCH_OUT)/http.jsonl
+	$(BUILD)/giftcard-http-bench slow --rounds 2 | tee $(BENCH_OUT)/http-slow.jsonl
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

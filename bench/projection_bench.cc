@@ -10,8 +10,9 @@
 //       actors), with sync=false. No projections.
 //
 //   replay [--events N | --from DIR] [--runs R] [--chunk C]
-//       (a) in-memory replay: ReadAll pages + apply(ReadModels&) from
-//           position 1, as `giftcard replay` and `verify` do;
+//       (a) in-memory replay from position 1: replay_log(), which is
+//           `giftcard replay` (a reader thread one page ahead, the fold on
+//           the caller's), and a single-threaded breakdown of its stages;
 //       (b) ProjectionDb: catch-up from position 1 (first run), then Rebuild()
 //           (persisted read models in the projection space), every run.
 //       Checks the models against the generation plan and LoadAll() against

@@ -229,9 +229,10 @@ Status ProjectionDb::Apply(const std::vector<StoredEvent>& events) {
 Status ProjectionDb::CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos,
                                 Micros* at, const std::function<void(int64_t)>& progress) {
   std::vector<StoredEvent> events;
-  if (up_to - *pos > static_cast<int64_t>(chunk)) {
+  if (up_to - *pos > 2 * static_cast<int64_t>(chunk)) {
     // A long way to go (restart, rebuild): the next page is read while this
-    // one is folded and written.
+    // one is folded and written. (Not for the driver's one-step catch-ups:
+    // a reader thread per step would cost more than it overlaps.)
     LogScanner scanner(store_, {.from = *pos + 1, .to = up_to, .page = chunk, .decode = false});
     std::vector<Event> none;
     while (*pos < up_to) {
