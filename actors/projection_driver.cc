@@ -79,7 +79,6 @@ bool step(Self self) {
       oldest = first.front().recorded_at;
   }
   st.failed = db->CatchUp(static_cast<size_t>(kStep), step_end(st.ctx->store, before + kStep));
-  if (st.failed.ok() && st.ctx->history) st.failed = st.ctx->history->CatchUp();
   if (db->position() > before) {
     ++st.ctx->metrics.projection_batches;
     if (oldest) {
@@ -89,6 +88,9 @@ bool step(Self self) {
     }
   }
   answer_waiters(self);
+  // The time-travel checkpoints come after the readers: they are not what a
+  // waiting query needs.
+  if (st.failed.ok() && st.ctx->history) st.failed = st.ctx->history->CatchUp();
   return db->position() > before;
 }
 

@@ -1,5 +1,7 @@
 #include "projections/history.h"
 
+#include <algorithm>
+
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
@@ -36,29 +38,14 @@ Status decode(std::string_view in, ProjectionHistory::AsOf* a) {
 // Folds events (positions from->position+1 on) into `a`, stopping after
 // position `to`. Cards and the float only: a fold into ReadModels whose
 // balances start at 0 leaves each wallet's *change* in them.
-Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a,
-            const std::function<Status(const ProjectionHistory::AsOf&)>& at_multiple = {}) {
+Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a) {
   ReadModels m;
   m.position = a->position;
   m.recorded_at = a->recorded_at;
   for (auto& c : a->cards) m.cards.emplace(c.id, std::move(c));
-  auto settle = [&] {
-    for (const auto& [user, delta] : m.balances) a->wallet_float += delta;
-    m.balances.clear();
-    m.purchases.clear();
-    m.user_purchases.clear();
-    a->position = m.position;
-    a->recorded_at = m.recorded_at;
-    a->cards.clear();
-    for (const auto& [id, c] : m.cards) a->cards.push_back(c);
-  };
   std::vector<StoredEvent> evs;
   while (m.position < to) {
     int64_t want = to - m.position;
-    if (at_multiple) {  // stop exactly at the next multiple
-      int64_t next = (m.position / ProjectionHistory::kEvery + 1) * ProjectionHistory::kEvery;
-      want = std::min(want, next - m.position);
-    }
     if (Status s = store->ReadAll(m.position + 1, static_cast<size_t>(std::min<int64_t>(want, 8192)), &evs);
         !s.ok())
       return s;
@@ -67,12 +54,12 @@ Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a,
       if (Status s = apply(m, e); !s.ok()) return s;
       ++a->replayed;
     }
-    if (at_multiple && m.position % ProjectionHistory::kEvery == 0) {
-      settle();
-      if (Status s = at_multiple(*a); !s.ok()) return s;
-    }
   }
-  settle();
+  for (const auto& [user, delta] : m.balances) a->wallet_float += delta;
+  a->position = m.position;
+  a->recorded_at = m.recorded_at;
+  a->cards.clear();
+  for (const auto& [id, c] : m.cards) a->cards.push_back(c);
   return Status::OK();
 }
 
@@ -80,7 +67,12 @@ Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a,
 
 Status ProjectionHistory::Open(EventStore* store, std::unique_ptr<ProjectionHistory>* out) {
   std::unique_ptr<ProjectionHistory> h(new ProjectionHistory(store));
-  if (Status s = h->LoadCheckpointAtOrBefore(store->LastPosition(), &h->live_); !s.ok()) return s;
+  AsOf newest;
+  if (Status s = h->LoadCheckpointAtOrBefore(store->LastPosition(), &newest); !s.ok()) return s;
+  h->live_.position = newest.position;
+  h->live_.recorded_at = newest.recorded_at;
+  for (auto& c : newest.cards) h->live_.cards.emplace(c.id, std::move(c));
+  h->live_float_ = newest.wallet_float;
   *out = std::move(h);
   return Status::OK();
 }
@@ -97,14 +89,35 @@ Status ProjectionHistory::LoadCheckpointAtOrBefore(int64_t p, AsOf* out) const {
 
 Status ProjectionHistory::CatchUp() {
   std::lock_guard lock(mu_);
-  // Only checkpoints are kept, so fold only once a whole stretch is there.
-  const int64_t to = store_->LastPosition() / kEvery * kEvery;
-  if (to <= live_.position) return Status::OK();
-  return fold(store_, to, &live_, [this](const AsOf& a) {
-    KvBatch b;
-    b.puts.emplace_back(checkpoint_key(a.position), encode(a));
-    return store_->KvWrite(b);
-  });
+  const int64_t to = store_->LastPosition();
+  std::vector<StoredEvent> evs;
+  Status status;
+  while (status.ok() && live_.position < to) {
+    // Pages end at the next multiple of kEvery, where a checkpoint is due.
+    const int64_t next = (live_.position / kEvery + 1) * kEvery;
+    const int64_t want = std::min({to - live_.position, next - live_.position, int64_t{8192}});
+    if (status = store_->ReadAll(live_.position + 1, static_cast<size_t>(want), &evs); !status.ok()) break;
+    if (evs.empty()) break;
+    for (const auto& e : evs)
+      if (status = apply(live_, e); !status.ok()) break;
+    if (status.ok() && live_.position % kEvery == 0) {
+      AsOf a;
+      a.position = live_.position;
+      a.recorded_at = live_.recorded_at;
+      a.wallet_float = live_float_;
+      for (const auto& [user, delta] : live_.balances) a.wallet_float += delta;
+      for (const auto& [id, c] : live_.cards) a.cards.push_back(c);
+      KvBatch b;
+      b.puts.emplace_back(checkpoint_key(a.position), encode(a));
+      status = store_->KvWrite(b);
+    }
+  }
+  // Only the cards are kept whole; the rest of the fold is settled.
+  for (const auto& [user, delta] : live_.balances) live_float_ += delta;
+  live_.balances.clear();
+  live_.purchases.clear();
+  live_.user_purchases.clear();
+  return status;
 }
 
 Status ProjectionHistory::At(int64_t p, AsOf* out) const {

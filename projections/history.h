@@ -42,8 +42,11 @@ class ProjectionHistory {
   // Resumes from the newest checkpoint.
   static Status Open(EventStore* store, std::unique_ptr<ProjectionHistory>* out);
 
-  // Stores a checkpoint at each multiple of kEvery the log has passed since
-  // the last one (folding only whole stretches: cheap to call often).
+  // Folds the log up to its head into the running state and stores a
+  // checkpoint at each multiple of kEvery passed on the way. Incremental: a
+  // call folds only what was appended since the last one, so calling it after
+  // every projection step costs that step's events, with no spike at the
+  // checkpoints.
   Status CatchUp();
 
   // The shop's cards and float as of position p (0 <= p <= the log's head).
@@ -59,7 +62,11 @@ class ProjectionHistory {
 
   EventStore* store_;
   std::mutex mu_;
-  AsOf live_;  // GUARDED_BY(mu_): state as of the newest checkpoint
+  // GUARDED_BY(mu_): the running state, folded up to live_.position; its
+  // balances, purchases and user_purchases are emptied after every call (the
+  // balance changes go into live_float_).
+  ReadModels live_;
+  int64_t live_float_ = 0;  // GUARDED_BY(mu_)
 };
 
 }  // namespace giftcard
