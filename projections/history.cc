@@ -1,6 +1,7 @@
 #include "projections/history.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
@@ -35,6 +36,13 @@ Status decode(std::string_view in, ProjectionHistory::AsOf* a) {
   return Status::OK();
 }
 
+// The float is a sum over every wallet, each of which may hold up to 2^63-1:
+// it saturates instead of overflowing.
+void add_saturating(int64_t* sum, int64_t x) {
+  if (__builtin_add_overflow(*sum, x, sum))
+    *sum = x > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+}
+
 // Folds events (positions from->position+1 on) into `a`, stopping after
 // position `to`. Cards and the float only: a fold into ReadModels whose
 // balances start at 0 leaves each wallet's *change* in them.
@@ -55,7 +63,7 @@ Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a) {
       ++a->replayed;
     }
   }
-  for (const auto& [user, delta] : m.balances) a->wallet_float += delta;
+  for (const auto& [user, delta] : m.balances) add_saturating(&a->wallet_float, delta);
   a->position = m.position;
   a->recorded_at = m.recorded_at;
   a->cards.clear();
@@ -105,7 +113,7 @@ Status ProjectionHistory::CatchUp() {
       a.position = live_.position;
       a.recorded_at = live_.recorded_at;
       a.wallet_float = live_float_;
-      for (const auto& [user, delta] : live_.balances) a.wallet_float += delta;
+      for (const auto& [user, delta] : live_.balances) add_saturating(&a.wallet_float, delta);
       for (const auto& [id, c] : live_.cards) a.cards.push_back(c);
       KvBatch b;
       b.puts.emplace_back(checkpoint_key(a.position), encode(a));
@@ -113,7 +121,7 @@ Status ProjectionHistory::CatchUp() {
     }
   }
   // Only the cards are kept whole; the rest of the fold is settled.
-  for (const auto& [user, delta] : live_.balances) live_float_ += delta;
+  for (const auto& [user, delta] : live_.balances) add_saturating(&live_float_, delta);
   live_.balances.clear();
   live_.purchases.clear();
   live_.user_purchases.clear();

@@ -35,7 +35,7 @@ class ProjectionHistory {
     int64_t position = 0;
     Micros recorded_at = 0;
     std::vector<CardView> cards;  // by id
-    int64_t wallet_float = 0;     // sum of all balances
+    int64_t wallet_float = 0;     // sum of all balances (saturates at the int64 limits)
     int64_t replayed = 0;         // events folded after the checkpoint (cost of the answer)
   };
 

@@ -996,14 +996,14 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
   int rows_passed = 0, rows_total = 0;
   auto check_row = [&](const std::string& name, const HttpReply& r, int status, const std::string& code) {
     ++rows_total;
-    int64_t pos = log_position(srv.port());
-    std::string why = problem_mismatch(r, status, code);
-    BOOST_TEST(why.empty(), "row '" << name << "': " << why << " — " << r.describe());
-    BOOST_TEST(pos == start, "row '" << name << "' moved the log from " << start << " to " << pos);
     bool alive = srv.alive();
     BOOST_REQUIRE_MESSAGE(alive, "the server died on row '" << name << "': "
                                      << (srv.last_status() ? describe_status(*srv.last_status()) : "?")
                                      << "\n" << srv.log());
+    int64_t pos = log_position(srv.port());
+    std::string why = problem_mismatch(r, status, code);
+    BOOST_TEST(why.empty(), "row '" << name << "': " << why << " — " << r.describe());
+    BOOST_TEST(pos == start, "row '" << name << "' moved the log from " << start << " to " << pos);
     if (why.empty() && pos == start) ++rows_passed;
   };
 

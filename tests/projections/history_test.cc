@@ -2,6 +2,8 @@
 // to that position, and is answered from a checkpoint plus fewer than kEvery
 // events; a wallet's balance as of a position by binary search.
 #include <boost/test/unit_test.hpp>
+#include <functional>
+#include <limits>
 #include <random>
 
 #include "projections/history.h"
@@ -19,8 +21,8 @@ void append(EventStore* s, std::vector<std::pair<std::string, Event>> evs) {
 }
 
 // ~150k events: 3 cards, 40 users, credits and purchases interleaved, in
-// requests of up to 512 events.
-void write_log(EventStore* s) {
+// requests of up to 512 events. `after_append` (optional) runs after each.
+void write_log(EventStore* s, const std::function<void()>& after_append = {}) {
   std::mt19937 rng(7);
   const int kCards = 3, kUsers = 40;
   std::vector<int64_t> balance(kUsers, 0);
@@ -58,18 +60,21 @@ void write_log(EventStore* s) {
       }
     }
     append(s, std::move(req));
+    if (after_append) after_append();
   }
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_SUITE(projection_history)
-
-BOOST_AUTO_TEST_CASE(as_of_any_position_equals_the_fold) {
+// `incremental`: CatchUp runs while the log is written (as the projection
+// driver calls it after every step), every few appends, so its calls end at
+// arbitrary positions; otherwise once over the whole log.
+void check_as_of_equals_the_fold(bool incremental) {
   auto store = NewMemoryEventStore();
-  write_log(store.get());
   std::unique_ptr<ProjectionHistory> h;
   BOOST_REQUIRE(ProjectionHistory::Open(store.get(), &h).ok());
+  int appends = 0;
+  write_log(store.get(), [&] {
+    if (incremental && ++appends % 3 == 0) BOOST_REQUIRE(h->CatchUp().ok());
+  });
   BOOST_REQUIRE(h->CatchUp().ok());
   // Checkpoints were written at 65536 and 131072; reopening resumes from them.
   std::unique_ptr<ProjectionHistory> h2;
@@ -117,6 +122,31 @@ BOOST_AUTO_TEST_CASE(as_of_any_position_equals_the_fold) {
   BOOST_TEST(next == probes.size());
   ProjectionHistory::AsOf bad;
   BOOST_TEST(h2->At(head + 1, &bad).IsInvalidArgument());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(projection_history)
+
+BOOST_AUTO_TEST_CASE(as_of_any_position_equals_the_fold) { check_as_of_equals_the_fold(false); }
+
+BOOST_AUTO_TEST_CASE(incremental_catch_up_gives_the_same_checkpoints) { check_as_of_equals_the_fold(true); }
+
+BOOST_AUTO_TEST_CASE(the_wallet_float_saturates_instead_of_overflowing) {
+  // Two wallets at 2^63-1 each: their sum does not fit an int64.
+  auto store = NewMemoryEventStore();
+  std::unique_ptr<ProjectionHistory> h;
+  BOOST_REQUIRE(ProjectionHistory::Open(store.get(), &h).ok());
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  append(store.get(), {{"wallet-a", WalletCredited{"a", max, max, "ka"}}});
+  BOOST_REQUIRE(h->CatchUp().ok());
+  append(store.get(), {{"wallet-b", WalletCredited{"b", max, max, "kb"}}});
+  BOOST_REQUIRE(h->CatchUp().ok());
+  ProjectionHistory::AsOf a;
+  BOOST_REQUIRE(h->At(2, &a).ok());
+  BOOST_TEST(a.wallet_float == max);
+  BOOST_REQUIRE(h->At(1, &a).ok());
+  BOOST_TEST(a.wallet_float == max);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
