@@ -6,7 +6,7 @@
 #include <set>
 #include <thread>
 
-#include "log_oracle.h"
+#include "tests/support/log_oracle.h"
 #include "projections/audit.h"
 #include "shop_fixture.h"
 

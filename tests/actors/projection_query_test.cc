@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-#include "log_oracle.h"
+#include "tests/support/log_oracle.h"
 #include "projections/audit.h"
 #include "projections/read_models.h"
 #include "shop_fixture.h"

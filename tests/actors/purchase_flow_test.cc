@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "actors/recovery.h"
-#include "log_oracle.h"
+#include "tests/support/log_oracle.h"
 #include "shop_fixture.h"
 
 namespace giftcard::test {
