@@ -338,6 +338,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
 rocksdb::Options make_options(const StoreOptions& o) {
   rocksdb::Options opts;
   opts.create_if_missing = o.create_if_missing;
+  if (o.env != nullptr) opts.env = o.env;
   opts.paranoid_checks = true;
   // A torn last record (an unacknowledged write) is dropped; corruption in the
   // middle of the WAL refuses to open instead of silently cutting the log.

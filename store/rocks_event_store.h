@@ -11,6 +11,10 @@
 
 #include "store/event_store.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace giftcard {
 
 struct StoreOptions {
@@ -25,6 +29,9 @@ struct StoreOptions {
   std::string secondary_path;
   // Block cache for reads. Default: 256 MiB.
   size_t block_cache_bytes = 256u << 20;
+  // The file system RocksDB goes through. Default (null): the real one. Tests
+  // pass a fault-injecting one (tests/reliability/lossy_fs.h); not owned.
+  rocksdb::Env* env = nullptr;
 };
 
 // Opens the store. On success *out owns it. Errors: NotFound (no store at

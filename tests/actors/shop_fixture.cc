@@ -32,6 +32,17 @@ ShopFixture::ShopFixture(Backend backend, std::string dir, ShopConfig config)
     Status s = OpenRocksEventStore(so, &store_);
     if (!s.ok()) throw std::runtime_error("cannot open store: " + s.ToString());
   }
+  start(std::move(config));
+}
+
+ShopFixture::ShopFixture(const StoreOptions& rocks, ShopConfig config)
+    : backend_(Backend::rocks), dir_(rocks.path) {
+  Status s = OpenRocksEventStore(rocks, &store_);
+  if (!s.ok()) throw std::runtime_error("cannot open store: " + s.ToString());
+  start(std::move(config));
+}
+
+void ShopFixture::start(ShopConfig config) {
   if (Status s = ProjectionDb::Open(store_.get(), &projections_); !s.ok())
     throw std::runtime_error("cannot open projections: " + s.ToString());
   ctx_ = std::make_unique<ShopContext>();

@@ -9,6 +9,7 @@
 #include "actors/errors.h"
 #include "actors/shop_actor.h"
 #include "store/event_store.h"
+#include "store/rocks_event_store.h"
 
 namespace giftcard::test {
 
@@ -20,6 +21,8 @@ class ShopFixture {
   // An empty `dir` with Backend::rocks makes a fresh temp dir.
   explicit ShopFixture(Backend backend = Backend::memory, std::string dir = {},
                        ShopConfig config = {});
+  // A RocksDB store opened with these options (e.g. a fault-injecting env).
+  explicit ShopFixture(const StoreOptions& rocks, ShopConfig config = {});
   ~ShopFixture();
 
   // Drains and stops the shop and closes the store (idempotent).
@@ -52,6 +55,7 @@ class ShopFixture {
  private:
   template <class R, class... Ts>
   caf::expected<R> call(Ts&&... xs);
+  void start(ShopConfig config);
   int64_t head(int64_t after) const { return after >= 0 ? after : store_->LastPosition(); }
 
   Backend backend_;
