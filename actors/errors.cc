@@ -14,12 +14,16 @@ Errc errc_of(const caf::error& e) {
 }
 
 std::string detail_of(const caf::error& e) {
-  if (e.category() == kErrorCategory && e.context().match_element<std::string>(0))
+  // category() and context() are only defined on a non-empty error.
+  if (!e) return {};
+  if (e.category() == kErrorCategory && e.context().size() > 0 &&
+      e.context().match_element<std::string>(0))
     return e.context().get_as<std::string>(0);
   return caf::to_string(e);
 }
 
 std::vector<std::string> codes_of(const caf::error& e) {
+  if (!e) return {};
   if (e.category() == kErrorCategory && e.context().size() > 1 &&
       e.context().match_element<std::vector<std::string>>(1))
     return e.context().get_as<std::vector<std::string>>(1);

@@ -54,6 +54,9 @@ int run_serve(const ServeOptions& o) {
     std::cerr << "giftcard serve: cannot open projections: " << s.ToString() << "\n";
     return 1;
   }
+  if (!projections->reset_reason().empty())
+    std::cerr << "giftcard: projections were damaged (" << projections->reset_reason()
+              << "); dropped, rebuilding them from the log\n";
   if (int64_t behind = store->LastPosition() - projections->position(); behind > 0)
     std::cerr << "giftcard: projections at position " << projections->position() << ", "
               << behind << " events to catch up (in the background)\n";

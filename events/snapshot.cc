@@ -35,7 +35,11 @@ Status decode_snapshot(std::string_view bytes, CardState* out) {
     CardState s;
     ar(version);
     if (version != kCardSnapshotVersion) return Status::Corruption("unknown card snapshot version");
-    ar(s.exists, s.id, s.name, s.price, s.value);
+    // Read as a byte: a bool holding anything but 0 or 1 is undefined behaviour.
+    uint8_t exists = 0;
+    ar(exists, s.id, s.name, s.price, s.value);
+    if (exists > 1) return Status::Corruption("bad exists flag in card snapshot");
+    s.exists = exists == 1;
     cereal::size_type n = 0;
     ar(cereal::make_size_tag(n));
     s.slots.reserve(n);

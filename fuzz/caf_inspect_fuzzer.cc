@@ -67,12 +67,9 @@ void views(const T& x) {
     FUZZ_CHECK(!x || code != Errc::ok, "a non-empty error maps to Errc::ok");
     int status = http_status(code);
     FUZZ_CHECK(status >= 200 && status <= 599, "http_status out of range");
-    // Known bug: detail_of() and codes_of() call category() and context() on
-    // an empty (none) error, and detail_of() reads element 0 of an empty
-    // context: null dereferences inside CAF (caf::error::category,
-    // caf::message::type).
-    if (giftcard::fuzz::skip_known() && (!x || (x.category() == kErrorCategory && x.context().empty())))
-      return;
+    // Regressions (fuzz/caf_inspect_regressions/caf_inspect-error-*): detail_of()
+    // and codes_of() once read category() and context() of an empty error, and
+    // element 0 of an empty context.
     (void)detail_of(x);
     (void)codes_of(x);
     if (x && x.category() == kErrorCategory) (void)render_error(x.code(), x.category(), x.context());

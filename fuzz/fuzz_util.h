@@ -75,14 +75,4 @@ class Bytes {
     if (!(cond)) ::giftcard::fuzz::fail(__FILE__, __LINE__, #cond, (why)); \
   } while (0)
 
-namespace giftcard::fuzz {
 
-// Checks that find a bug already reported and not yet fixed are skipped when
-// GIFTCARD_FUZZ_SKIP_KNOWN is set, so that a fuzzing run can go on past them
-// (fuzz/README.md, "Known bugs"; their inputs are in fuzz/known_bugs/).
-inline bool skip_known() {
-  static const bool skip = std::getenv("GIFTCARD_FUZZ_SKIP_KNOWN") != nullptr;
-  return skip;
-}
-
-}  // namespace giftcard::fuzz

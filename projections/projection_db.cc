@@ -118,11 +118,32 @@ struct Touched {
 }  // namespace
 
 Status ProjectionDb::Open(EventStore* store, std::unique_ptr<ProjectionDb>* out) {
+  bool damaged = false;
+  Status s = OpenOnce(store, out, &damaged);
+  // A checkpoint ahead of the log is not damage: the log lost events, which
+  // no rebuild may paper over.
+  if (!damaged) return s;
+  // The projections are a cache of the log: a damaged generation marker or
+  // checkpoint drops them all, and the caller's catch-up refolds the log.
+  KvBatch drop;
+  drop.delete_prefixes.push_back("");
+  if (Status w = store->KvWrite(drop); !w.ok()) return s;
+  if (Status again = OpenOnce(store, out, &damaged); !again.ok()) return again;
+  (*out)->reset_reason_ = s.message();
+  return Status::OK();
+}
+
+Status ProjectionDb::OpenOnce(EventStore* store, std::unique_ptr<ProjectionDb>* out,
+                              bool* damaged) {
+  *damaged = false;
   std::unique_ptr<ProjectionDb> db(new ProjectionDb(store));
   std::string v;
   Status s = store->KvGet(kActiveKey, &v);
   if (s.ok()) {
-    if (v.size() != 4) return Status::Corruption("projection generation marker damaged");
+    if (v.size() != 4) {
+      *damaged = true;
+      return Status::Corruption("projection generation marker damaged");
+    }
     db->gen_ = static_cast<uint32_t>(get_be(v, 4));
   } else if (s.IsNotFound()) {
     db->gen_ = 1;
@@ -131,11 +152,15 @@ Status ProjectionDb::Open(EventStore* store, std::unique_ptr<ProjectionDb>* out)
     // A store opened read-only has no projections yet; queries see empty models.
     if (Status w = store->KvWrite(b); !w.ok() && !w.IsInvalidArgument()) return w;
   } else {
+    *damaged = s.IsCorruption();
     return s;
   }
   int64_t pos = 0;
   Micros at = 0;
-  if (Status c = read_checkpoint(store, db->gen_, &pos, &at); !c.ok()) return c;
+  if (Status c = read_checkpoint(store, db->gen_, &pos, &at); !c.ok()) {
+    *damaged = c.IsCorruption();
+    return c;
+  }
   if (pos > store->LastPosition())
     return Status::Corruption("projection checkpoint " + std::to_string(pos) +
                               " is ahead of the log (" + std::to_string(store->LastPosition()) + ")");

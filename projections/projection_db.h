@@ -44,8 +44,13 @@ struct RebuildReport {
 class ProjectionDb {
  public:
   // Opens the active generation (creating generation 1 on an empty store) and
-  // reads its checkpoint. Does not catch up: call CatchUp().
+  // reads its checkpoint. Does not catch up: call CatchUp(). A damaged marker
+  // or checkpoint (bad size or checksum) drops every projection and opens
+  // empty, so that CatchUp() refolds the whole log; reset_reason() then says
+  // why. A checkpoint ahead of the log is refused (Corruption): the log lost
+  // events and no rebuild may hide it.
   static Status Open(EventStore* store, std::unique_ptr<ProjectionDb>* out);
+  const std::string& reset_reason() const { return reset_reason_; }
 
   // Folds committed events into the models. Events at or before position()
   // are skipped; a gap (an event after position() + 1) is InvalidArgument.
@@ -93,6 +98,8 @@ class ProjectionDb {
 
  private:
   explicit ProjectionDb(EventStore* store) : store_(store) {}
+  static Status OpenOnce(EventStore* store, std::unique_ptr<ProjectionDb>* out, bool* damaged);
+  std::string reset_reason_;
   Status ApplyTo(uint32_t gen, const std::vector<StoredEvent>& events, int64_t* pos, Micros* at);
   Status CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos, Micros* at,
                     const std::function<void(int64_t)>& progress);

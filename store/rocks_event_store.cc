@@ -12,6 +12,7 @@
 
 #include <filesystem>
 
+#include "events/envelope.h"
 #include "store/keys.h"
 #include "store/writer.h"
 
@@ -22,6 +23,31 @@ constexpr std::string_view kFormatName = "format";
 constexpr std::string_view kFormatValue = "giftcard-log-1";
 
 // The one place rocksdb::Status becomes ours.
+// Projection values carry a CRC-32C trailer over key and value: a damaged
+// read model is reported (Corruption), never served as data.
+constexpr size_t kKvCrcBytes = 4;
+
+std::string seal_kv(std::string_view full_key, std::string_view value) {
+  uint32_t crc = crc32c(value, crc32c(full_key));
+  std::string out;
+  out.reserve(value.size() + kKvCrcBytes);
+  out.append(value);
+  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  return out;
+}
+
+// Strips and checks the trailer; *value views into `stored`.
+Status open_kv(std::string_view full_key, std::string_view stored, std::string_view* value) {
+  if (stored.size() < kKvCrcBytes)
+    return Status::Corruption("projection value damaged (too short); rebuild the projections");
+  std::string_view v = stored.substr(0, stored.size() - kKvCrcBytes);
+  uint32_t want = keys::get_be32(stored.substr(stored.size() - kKvCrcBytes));
+  if (crc32c(v, crc32c(full_key)) != want)
+    return Status::Corruption("projection value damaged (checksum mismatch); rebuild the projections");
+  *value = v;
+  return Status::OK();
+}
+
 Status from_rocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::OK();
   std::string msg = what + ": " + s.ToString();
@@ -187,13 +213,22 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     puts.reserve(kv.puts.size());
     for (const auto& p : kv.puts) puts.push_back(&p);
     std::stable_sort(puts.begin(), puts.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-    for (const auto* p : puts) batch.Put(keys::projection_key(p->first), p->second);
+    for (const auto* p : puts) {
+      std::string k = keys::projection_key(p->first);
+      batch.Put(k, seal_kv(k, p->second));
+    }
     return from_rocks(db_->Write(rocksdb::WriteOptions(), &batch), "writing projections");
   }
 
   Status KvGet(const std::string& key, std::string* value) override {
-    return from_rocks(db_->Get(rocksdb::ReadOptions(), keys::projection_key(key), value),
-                      "reading projection");
+    const std::string k = keys::projection_key(key);
+    std::string stored;
+    Status s = from_rocks(db_->Get(rocksdb::ReadOptions(), k, &stored), "reading projection");
+    if (!s.ok()) return s;
+    std::string_view v;
+    if (Status c = open_kv(k, stored, &v); !c.ok()) return c;
+    value->assign(v);
+    return Status::OK();
   }
 
   Status KvMultiGet(const std::vector<std::string>& ks,
@@ -206,8 +241,13 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &got);
     values->assign(ks.size(), std::nullopt);
     for (size_t i = 0; i < ks.size(); ++i) {
-      if (st[i].ok()) (*values)[i] = std::move(got[i]);
-      else if (!st[i].IsNotFound()) return from_rocks(st[i], "reading projections");
+      if (st[i].ok()) {
+        std::string_view v;
+        if (Status c = open_kv(full[i], got[i], &v); !c.ok()) return c;
+        (*values)[i] = std::string(v);
+      } else if (!st[i].IsNotFound()) {
+        return from_rocks(st[i], "reading projections");
+      }
     }
     return Status::OK();
   }
@@ -221,8 +261,12 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     ro.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
     for (it->Seek(std::max(full_prefix, keys::projection_key(start))); it->Valid(); it->Next()) {
-      std::string_view k(it->key().data() + 1, it->key().size() - 1);
-      if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+      std::string_view full(it->key().data(), it->key().size());
+      std::string_view v;
+      if (Status c = open_kv(full, std::string_view(it->value().data(), it->value().size()), &v);
+          !c.ok())
+        return c;
+      if (!fn(full.substr(1), v)) break;
     }
     return from_rocks(it->status(), "scanning projections");
   }

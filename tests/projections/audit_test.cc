@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+
+#include "events/envelope.h"
 #include <cstdio>
 #include <filesystem>
 
@@ -148,7 +150,23 @@ BOOST_AUTO_TEST_CASE(persisted_projections_are_checked_at_their_checkpoint) {
     std::string k("pg\0\0\0\1ba", 8);
     std::string v;
     BOOST_REQUIRE(raw.db->Get(rocksdb::ReadOptions(), k, &v).ok());
+    BOOST_REQUIRE(v.size() == 12);  // balance (8) + CRC-32C trailer (4)
     v[7] = static_cast<char>(v[7] + 1);  // one cent more
+    BOOST_REQUIRE(raw.db->Put(rocksdb::WriteOptions(), k, v).ok());
+  }
+  // Damage: the value's checksum no longer matches.
+  r = verify_dir(dir);
+  BOOST_TEST(!r.ok());
+  BOOST_TEST(joined(r).find("damaged") != std::string::npos, joined(r));
+  {
+    // A forgery with a valid checksum: only the fold comparison can catch it.
+    Raw raw(dir);
+    std::string k("pg\0\0\0\1ba", 8);
+    std::string v;
+    BOOST_REQUIRE(raw.db->Get(rocksdb::ReadOptions(), k, &v).ok());
+    v.resize(8);
+    uint32_t crc = crc32c(v, crc32c(k));
+    for (int i = 3; i >= 0; --i) v.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
     BOOST_REQUIRE(raw.db->Put(rocksdb::WriteOptions(), k, v).ok());
   }
   r = verify_dir(dir);
