@@ -5,6 +5,10 @@
 #   make bench  build and run every benchmark (JSON lines in bench/results/latest; figures
 #               go to docs/BENCHMARKS.md by hand)
 #   make asan   only the sanitizer run
+#   make soak   the reliability suites at the plan's full counts (200 kills, 500 power
+#               cuts, ...) plus 10 min of libFuzzer per target; figures in
+#               $(BUILD)/reliability-soak.json and fuzz/ output (docs/RELIABILITY.md)
+#   make fuzz   60 s of libFuzzer per target (clang-14, build-fuzz/)
 #   (test and asan also install Chromium, Node.js/npm and the browser test's npm packages)
 
 BUILD      ?= build
@@ -13,12 +17,12 @@ JOBS       ?= $(shell nproc)
 DATA       ?= ./data
 GIFTCARD   := $(BUILD)/giftcard
 
-PACKAGES := cmake ninja-build g++ make pkg-config \
+PACKAGES := cmake ninja-build g++ make pkg-config clang-14 libclang-rt-14-dev libpq-dev \
             libcaf-dev librocksdb-dev libcereal-dev libssl-dev openssl \
             libboost-test-dev libboost-dev libboost-system-dev \
             nlohmann-json3-dev libcli11-dev libspdlog-dev
 
-.PHONY: deps browser-deps configure build run test asan bench clean
+.PHONY: deps browser-deps configure build run test asan bench clean soak fuzz
 
 # Install only what is missing, so a machine that has everything never calls apt.
 deps:
@@ -89,5 +93,16 @@ bench: build
 	$(BUILD)/giftcard-http-bench purchase --clients 1,8,64 --repeat 3 | tee $(BENCH_OUT)/http.jsonl
 	$(BUILD)/giftcard-http-bench slow --rounds 2 | tee $(BENCH_OUT)/http-slow.jsonl
 
+# Reliability at full counts (RELIABILITY.md): the same ctest suites as `make test`
+# with GIFTCARD_SOAK=1, then libFuzzer for FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 600
+soak: build
+	cd $(BUILD) && GIFTCARD_SOAK=1 GIFTCARD_RELIABILITY_REPORT=$(CURDIR)/$(BUILD)/reliability-soak.json \
+	  ctest -L reliability --output-on-failure --timeout 14400
+	fuzz/run.sh $(FUZZ_SECONDS) | tee $(BUILD)/fuzz-soak.out
+
+fuzz: deps
+	fuzz/run.sh 60
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
