@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "events/envelope.h"
 #include "store/keys.h"
@@ -408,6 +409,22 @@ rocksdb::Options make_options(const StoreOptions& o) {
   return opts;
 }
 
+// RocksDB's Corruption status on open says "checksum mismatch" but not where;
+// its info log (<path>/LOG, new for each open) names the file: "<file>:
+// dropping N bytes; Corruption: ...". Returns " (in <file>: dropping ...)" or "".
+std::string corruption_hint(const std::string& path) {
+  std::ifstream in(std::filesystem::path(path) / "LOG");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto drop = line.find(": dropping ");
+    if (drop == std::string::npos || line.find("Corruption") == std::string::npos) continue;
+    auto start = line.rfind("] ", drop);
+    start = start == std::string::npos ? 0 : start + 2;
+    return " (in " + line.substr(start) + ")";
+  }
+  return "";
+}
+
 }  // namespace
 
 Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventStore>* out) {
@@ -430,7 +447,11 @@ Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventSto
     fs::create_directories(options.path, ec);
     s = rocksdb::DB::Open(opts, options.path, &db);
   }
-  if (!s.ok()) return from_rocks(s, "opening store at " + options.path);
+  if (!s.ok()) {
+    Status st = from_rocks(s, "opening store at " + options.path);
+    if (st.IsCorruption()) return Status::Corruption(st.message() + corruption_hint(options.path));
+    return st;
+  }
   auto store = std::make_unique<RocksEventStore>(db, options);
   if (Status i = store->Init(); !i.ok()) return i;
   *out = std::move(store);
