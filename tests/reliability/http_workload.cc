@@ -58,8 +58,9 @@ HttpReply must(HttpReply r, const std::string& what) {
 
 }  // namespace
 
-void send_call(uint16_t port, Call* call) {
+void send_call(uint16_t port, Call* call, const test::Headers& headers) {
   HttpConnection conn(port);
+  conn.default_headers = headers;
   conn.timeout = 30s;
   classify(send_on(conn, *call), call);
 }
@@ -89,6 +90,7 @@ void HttpLoad::client(int i, uint64_t seed) {
   std::uniform_real_distribution<double> mix(0.0, 1.0);
   HttpConnection conn(port_);
   conn.timeout = 30s;
+  conn.default_headers = cfg_.headers;
   const std::string user = user_id(i % cfg_.users);
   int64_t n = 0;
   while (!stop_) {
@@ -141,6 +143,7 @@ void HttpLoad::client(int i, uint64_t seed) {
 
 void set_up_shop(uint16_t port, const LoadConfig& cfg) {
   HttpConnection conn(port);
+  conn.default_headers = cfg.headers;
   for (int c = 0; c < cfg.cards; ++c)
     must(conn.post("/api/cards", json{{"id", card_id(c)},
                                       {"name", "Hot card " + std::to_string(c)},
@@ -155,6 +158,7 @@ void set_up_shop(uint16_t port, const LoadConfig& cfg) {
 
 void top_up_codes(uint16_t port, const LoadConfig& cfg, int round, int64_t low, int64_t add) {
   HttpConnection conn(port);
+  conn.default_headers = cfg.headers;
   for (int c = 0; c < cfg.cards; ++c) {
     auto view = must(conn.get("/api/cards/" + card_id(c)), "card view").json();
     if (view.value("available", int64_t{0}) >= low) continue;
@@ -166,14 +170,14 @@ void top_up_codes(uint16_t port, const LoadConfig& cfg, int round, int64_t low, 
   }
 }
 
-void resolve_infos(uint16_t port, History* history) {
+void resolve_infos(uint16_t port, History* history, const test::Headers& headers) {
   std::vector<Call> acked_retries;
   for (auto& call : history->calls()) {
     if (call.outcome != Call::Outcome::info || call.retried) continue;
     Call retry = call;
     retry.outcome = Call::Outcome::info;
     retry.body.clear();
-    send_call(port, &retry);
+    send_call(port, &retry, headers);
     call.retried = true;
     call.retry_outcome = retry.outcome;
     call.retry_status = retry.status;
@@ -185,10 +189,11 @@ void resolve_infos(uint16_t port, History* history) {
 Counters final_check(test::ServeChild& server, const LoadConfig& cfg, History* history,
                      std::vector<std::string>* problems) {
   const uint16_t port = server.port();
-  resolve_infos(port, history);
+  resolve_infos(port, history, cfg.headers);
 
   // Live views, read at the log's head (read-your-writes: ?after=).
   HttpConnection conn(port);
+  conn.default_headers = cfg.headers;
   auto health = must(conn.get("/healthz"), "healthz").json();
   const int64_t head = health.value("position", int64_t{0});
   const std::string after = "?after=" + std::to_string(head);

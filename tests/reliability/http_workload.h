@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/reliability/oracle.h"
+#include "tests/support/http_client.h"
 #include "tests/support/serve_child.h"
 
 namespace giftcard::reliability {
@@ -26,6 +27,8 @@ struct LoadConfig {
   // of the same user (possibly in flight on another client at the same time).
   double purchase_share = 0.7;
   double credit_share = 0.2;
+  // Sent with every request (e.g. Authorization: Bearer ... when serve has tokens).
+  test::Headers headers;
 };
 
 std::string card_id(int i);
@@ -65,7 +68,7 @@ class HttpLoad {
 };
 
 // One request of a call, as the load sends it. Fills outcome/status/body/parsed fields.
-void send_call(uint16_t port, Call* call);
+void send_call(uint16_t port, Call* call, const test::Headers& headers = {});
 
 // First start: the hot cards and a funded wallet per user.
 void set_up_shop(uint16_t port, const LoadConfig& cfg);
@@ -74,7 +77,7 @@ void top_up_codes(uint16_t port, const LoadConfig& cfg, int round, int64_t low, 
 
 // Retries every info call not yet retried, with its key, against a recovered
 // server; an acknowledged retry is added to the history as an ok call.
-void resolve_infos(uint16_t port, History* history);
+void resolve_infos(uint16_t port, History* history, const test::Headers& headers = {});
 
 // The whole oracle on a live server: resolves info calls, reads the live
 // views, stops the server with SIGTERM, runs `giftcard verify` and `giftcard
