@@ -41,6 +41,7 @@
 
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
+#include "tests/support/serve_child.h"
 
 extern char** environ;
 
@@ -57,127 +58,8 @@ using test::HttpReply;
 
 using namespace giftcard::test;  // processes: tests/support/process.h
 
-struct ServeArgs {
-  std::string http = "127.0.0.1:0";
-  std::vector<std::string> flags;  // more flags (tokens, --demo, ...)
-  EnvVars env;
-};
-
-// A `giftcard serve` child with its ready line read.
-class Server {
- public:
-  Server(const std::string& data_dir, const std::string& log_path, ServeArgs a = {})
-      : data_(data_dir), log_path_(log_path) {
-    std::vector<std::string> args{"serve", "--data", data_dir, "--http", a.http, "--caf",
-                                  "127.0.0.1:0"};
-    args.insert(args.end(), a.flags.begin(), a.flags.end());
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) throw std::runtime_error("cannot open " + log_path);
-    pid_ = spawn(args, a.env, out[1], log);
-    ::close(out[1]);
-    ::close(log);
-    out_fd_ = out[0];
-    read_ready_line(by_build(30s, 90s));
-  }
-  ~Server() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      wait_exit(pid_, 30s);
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-
-  uint16_t port() const { return http_port_; }
-  uint16_t caf_port() const { return caf_port_; }
-  pid_t pid() const { return pid_; }
-  const std::string& data() const { return data_; }
-  std::string log() const { return read_file_text(log_path_); }
-
-  // True while the process runs (it has not exited or crashed).
-  bool alive() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      last_status_ = status;
-      return false;
-    }
-    return true;
-  }
-  std::optional<int> last_status() const { return last_status_; }
-
-  void signal(int sig) {
-    BOOST_REQUIRE_MESSAGE(pid_ > 0, "serve is not running");
-    ::kill(pid_, sig);
-  }
-  std::optional<int> wait(std::chrono::milliseconds timeout) {
-    if (pid_ <= 0) return last_status_;
-    auto status = wait_exit(pid_, timeout);
-    if (status) {
-      pid_ = -1;
-      last_status_ = status;
-    }
-    return status;
-  }
-
- private:
-  void read_ready_line(std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    std::string buf;
-    for (;;) {
-      if (auto nl = buf.find('\n'); nl != std::string::npos) {
-        std::string line = buf.substr(0, nl);
-        buf.erase(0, nl + 1);
-        if (line.rfind("ready", 0) != 0) continue;
-        http_port_ = port_of(line, "http=");
-        caf_port_ = port_of(line, "caf=");
-        return;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0)
-        BOOST_FAIL("giftcard serve printed no ready line within "
-                   << timeout.count() << " ms; stdout: '" << buf << "'; stderr:\n"
-                   << log());
-      pollfd p{out_fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char chunk[512];
-      ssize_t got = ::read(out_fd_, chunk, sizeof chunk);
-      if (got > 0) {
-        buf.append(chunk, static_cast<size_t>(got));
-        continue;
-      }
-      if (got < 0 && errno == EINTR) continue;
-      auto status = wait(5s);
-      BOOST_FAIL("giftcard serve closed stdout before the ready line ("
-                 << (status ? describe_status(*status) : std::string("still running"))
-                 << "); stderr:\n"
-                 << log());
-    }
-  }
-  uint16_t port_of(const std::string& line, const std::string& key) {
-    auto at = line.find(key);
-    BOOST_REQUIRE_MESSAGE(at != std::string::npos, "ready line without " << key << ": " << line);
-    std::string addr = line.substr(at + key.size(), line.find_first_of(" \t\r", at) - (at + key.size()));
-    auto colon = addr.rfind(':');
-    BOOST_REQUIRE_MESSAGE(colon != std::string::npos, "bad address in: " << line);
-    int port = std::atoi(addr.c_str() + colon + 1);
-    BOOST_REQUIRE_MESSAGE(port > 0 && port < 65536, "bad port in: " << line);
-    return static_cast<uint16_t>(port);
-  }
-
-  std::string data_;
-  std::string log_path_;
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  uint16_t http_port_ = 0;
-  uint16_t caf_port_ = 0;
-  std::optional<int> last_status_;
-};
+// The `giftcard serve` child: tests/support/serve_child.h.
+using Server = test::ServeChild;
 
 // SIGTERM: the server must exit 0 within `timeout`.
 void require_clean_stop(Server& s, std::chrono::milliseconds timeout = by_build(15s, 60s)) {
