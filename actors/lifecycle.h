@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "actors/internal.h"
+#include "store/crash_point.h"
 
 namespace giftcard {
 
@@ -58,6 +59,8 @@ template <class Self>
 void finish_drains_and_quit(Self self) {
   for (auto& rp : self->state.life.drains) rp.deliver(true);
   self->state.life.drains.clear();
+  // Its snapshot is queued (snapshot_and_quit) and the actor not yet gone.
+  GIFTCARD_CRASH_POINT("passivation.before_quit");
   self->quit();
 }
 

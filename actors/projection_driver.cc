@@ -3,6 +3,7 @@
 #include <map>
 
 #include "actors/errors.h"
+#include "store/crash_point.h"
 
 namespace giftcard {
 namespace {
@@ -78,6 +79,7 @@ bool step(Self self) {
     if (st.ctx->store->ReadAll(before + 1, 1, &first).ok() && !first.empty())
       oldest = first.front().recorded_at;
   }
+  GIFTCARD_CRASH_POINT("projection.before_apply");
   st.failed = db->CatchUp(static_cast<size_t>(kStep), step_end(st.ctx->store, before + kStep));
   if (db->position() > before) {
     ++st.ctx->metrics.projection_batches;

@@ -12,11 +12,16 @@
 #include "api/http_api.h"
 #include "api/http_server.h"
 #include "projections/projection_db.h"
+#include "store/crash_point.h"
 #include "store/rocks_event_store.h"
 
 namespace giftcard {
 
 int run_serve(const ServeOptions& o) {
+  if (auto why = crash_point_config_error(); !why.empty()) {
+    std::cerr << "giftcard serve: " << why << "\n";
+    return 2;
+  }
   if (auto why = o.tls.check(); !why.empty()) {
     std::cerr << "giftcard serve: " << why << "\n";
     return 2;

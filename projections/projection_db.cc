@@ -5,6 +5,7 @@
 #include <set>
 
 #include "events/bounded_archive.h"
+#include "store/crash_point.h"
 #include "store/log_scanner.h"
 
 namespace giftcard {
@@ -227,7 +228,9 @@ Status ProjectionDb::ApplyTo(uint32_t gen, const std::vector<StoredEvent>& event
     b.puts.emplace_back(recent_key(gen, p.position), id);
   }
   b.puts.emplace_back(key(gen, 'k'), checkpoint_value(m.position, m.recorded_at));
+  GIFTCARD_CRASH_POINT("checkpoint.before_write");
   if (Status s = store_->KvWrite(b); !s.ok()) return s;
+  GIFTCARD_CRASH_POINT("checkpoint.after_write");
   *pos = m.position;
   *at = m.recorded_at;
   return Status::OK();

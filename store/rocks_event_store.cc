@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "events/envelope.h"
+#include "store/crash_point.h"
 #include "store/keys.h"
 #include "store/writer.h"
 
@@ -334,6 +335,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
       std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return claims[a].first < claims[b].first; });
       for (size_t i : order) batch.Put(keys::claim_key(claims[i].first), claims[i].second);
     }
+    if (!claims.empty()) GIFTCARD_CRASH_POINT("idempotency.mid_batch");
     for (const auto& [stream, snap] : snapshots) {
       std::string v;
       keys::put_be64(v, static_cast<uint64_t>(snap.version));
@@ -342,6 +344,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
       for (int sh = 24; sh >= 0; sh -= 8) v.push_back(static_cast<char>((crc >> sh) & 0xff));
       batch.Put(keys::snapshot_key(stream), v);
     }
+    if (!snapshots.empty()) GIFTCARD_CRASH_POINT("snapshot.mid_batch");
     // Snapshots alone are a cache and need no sync of their own.
     return from_rocks(db_->Write(events.empty() ? rocksdb::WriteOptions() : write_opts_, &batch),
                       "group commit");

@@ -1,5 +1,7 @@
 #include "store/writer.h"
 
+#include "store/crash_point.h"
+
 #include <chrono>
 #include <unordered_set>
 
@@ -240,7 +242,9 @@ void Writer::ProcessGroup(std::vector<Pending>& group,
       --fail_next_;
       commit = Status::IOError("injected commit failure (test)");
     } else {
+      if (!events.empty()) GIFTCARD_CRASH_POINT("commit.before_write");
       commit = backend_->Commit(events, claims, snapshots);
+      if (commit.ok() && !events.empty()) GIFTCARD_CRASH_POINT("commit.after_write");
     }
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                   std::chrono::steady_clock::now() - t0)
@@ -278,6 +282,7 @@ void Writer::ProcessGroup(std::vector<Pending>& group,
   tentative_claims_.clear();
   for (auto& p : group) p.done(p.status, p.result);
   if (commit.ok() && !events.empty()) {
+    GIFTCARD_CRASH_POINT("commit.after_reply");
     std::lock_guard<std::mutex> lock(sub_mu_);
     for (auto& [id, fn] : subscribers_) fn(events);
   }

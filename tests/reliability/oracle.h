@@ -101,6 +101,11 @@ int64_t diff_views(const Views& v, const test::OracleReport& log, const std::str
 
 // ---- Tiers and the report ---------------------------------------------------
 
+// The p-quantile (0..1, nearest rank) of `v`; 0 when empty.
+int64_t percentile(std::vector<int64_t> v, double p);
+// "\n  line" per line: the problems under a failed check.
+std::string join(const std::vector<std::string>& lines);
+
 // True when GIFTCARD_SOAK=1 (make soak): full counts of the plan.
 bool soak();
 // `short_count` in make test (shrunk under sanitizers), `soak_count` under make soak.

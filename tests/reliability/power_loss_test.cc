@@ -28,12 +28,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += "\n  " + l;
-  return out;
-}
-
 // A store opened on a fresh LossyFS; owns both.
 struct LossyShop {
   std::shared_ptr<LossyFS> fs;

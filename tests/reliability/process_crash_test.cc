@@ -27,19 +27,6 @@ using namespace std::chrono_literals;
 using test::ServeChild;
 using test::TempDir;
 
-int64_t percentile(std::vector<int64_t> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-std::string join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += "\n  " + l;
-  return out;
-}
-
 // ---- The oracle must be able to fail --------------------------------------
 
 Call ok_purchase(std::string user, std::string key, std::string card, std::string id,
