@@ -4,6 +4,8 @@
 #               once in the Release build, once under AddressSanitizer+UBSan (build-asan/)
 #   make bench  build and run every benchmark (JSON lines in bench/results/latest; figures
 #               go to docs/BENCHMARKS.md by hand)
+#   make bench-compare  giftcard vs PostgreSQL 15, one alternating run; table and chart
+#               into docs/BENCHMARKS.md and docs/compare.svg
 #   make asan   only the sanitizer run
 #   make soak   the reliability suites at the plan's full counts (200 kills, 500 power
 #               cuts, ...) plus 10 min of libFuzzer per target; figures in
@@ -22,7 +24,7 @@ PACKAGES := cmake ninja-build g++ make pkg-config clang-14 libclang-rt-14-dev li
             libboost-test-dev libboost-dev libboost-system-dev \
             nlohmann-json3-dev libcli11-dev libspdlog-dev
 
-.PHONY: deps browser-deps configure build run test asan bench clean soak fuzz
+.PHONY: deps browser-deps configure build run test asan bench bench-compare clean soak fuzz
 
 # Install only what is missing, so a machine that has everything never calls apt.
 deps:
@@ -92,6 +94,12 @@ bench: build
 	$(BUILD)/giftcard-projection-bench restart --events 10000000 --runs 3 | tee $(BENCH_OUT)/restart.jsonl
 	$(BUILD)/giftcard-http-bench purchase --clients 1,8,64 --repeat 3 | tee $(BENCH_OUT)/http.jsonl
 	$(BUILD)/giftcard-http-bench slow --rounds 2 | tee $(BENCH_OUT)/http-slow.jsonl
+
+# Issue #7: giftcard and the PostgreSQL peer side by side, alternating, in one run
+# (bench/compare/run.sh; ~45 min). Raw results in bench/results/compare-DATE/; the table
+# and chart replace the "Side by side" section of docs/BENCHMARKS.md and docs/compare.svg.
+bench-compare: build
+	BENCH_PUBLISH=1 bench/compare/run.sh
 
 # Reliability at full counts (RELIABILITY.md): the same ctest suites as `make test`
 # with GIFTCARD_SOAK=1, then libFuzzer for FUZZ_SECONDS per target.

@@ -71,6 +71,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/support/bench_support.h"
+
 namespace giftcard_http_bench {
 namespace {
 
@@ -79,19 +81,14 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using namespace giftcard::bench;
+using giftcard::HostPort;
 
 constexpr int64_t kPrice = 100;
 constexpr int64_t kCodesPerBatch = 100000;  // SPEC §4: 1..100000 codes per import
 constexpr double kTargetPurchasesPerS = 25000;  // issue #4
 constexpr double kTargetSlowP99Ms = 200;        // RELIABILITY.md §7
 
-double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-// Rounded to a multiple of `unit` (0.1, 0.001, ...), printed without float noise.
-double round_to(double v, double unit) {
-  const double scale = std::round(1.0 / unit);
-  return std::round(v * scale) / scale;
-}
 
 // ------------------------------------------------------------------ options
 
@@ -132,158 +129,10 @@ struct WrkOpts {
 
 // ------------------------------------------------------------------ the server process
 
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
 
-bool parse_host_port(std::string_view s, HostPort* out) {
-  auto colon = s.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  std::string host(s.substr(0, colon));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  int port = std::atoi(std::string(s.substr(colon + 1)).c_str());
-  if (port <= 0 || port > 65535) return false;
-  out->host = host;
-  out->port = static_cast<uint16_t>(port);
-  return true;
-}
-
-class ServerProcess {
- public:
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-
-  // Starts `giftcard serve` and waits for its ready line.
-  bool start(const std::string& exe, const std::string& data, const std::string& log_path,
-             int http_threads, std::string* error) {
-    std::vector<std::string> args = {exe, "serve", "--data", data, "--http", "127.0.0.1:0",
-                                     "--caf", "127.0.0.1:0"};
-    if (http_threads > 0) {
-      args.push_back("--http-threads");
-      args.push_back(std::to_string(http_threads));
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int fds[2];
-    if (::pipe(fds) != 0) {
-      *error = std::string("pipe: ") + std::strerror(errno);
-      return false;
-    }
-    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (log_fd < 0) {
-      *error = "cannot open " + log_path + ": " + std::strerror(errno);
-      return false;
-    }
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      *error = std::string("fork: ") + std::strerror(errno);
-      return false;
-    }
-    if (pid == 0) {
-      // Only async-signal-safe calls until exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the benchmark
-      ::signal(SIGPIPE, SIG_DFL);          // the parent ignores it; serve should not inherit that
-      ::dup2(fds[1], 1);
-      ::dup2(log_fd, 2);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    pid_ = pid;
-    ::close(fds[1]);
-    ::close(log_fd);
-    out_fd_ = fds[0];
-    // The ready line: "ready http=HOST:PORT caf=HOST:PORT".
-    std::string line;
-    auto deadline = Clock::now() + std::chrono::seconds(120);
-    while (line.find('\n') == std::string::npos) {
-      int left = static_cast<int>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
-      if (left <= 0) {
-        *error = "no ready line from giftcard serve within 120 s";
-        return false;
-      }
-      pollfd p{out_fd_, POLLIN, 0};
-      if (::poll(&p, 1, left) <= 0) continue;
-      char buf[256];
-      ssize_t n = ::read(out_fd_, buf, sizeof buf);
-      if (n <= 0) {
-        *error = "giftcard serve exited before it was ready (see " + log_path + ")";
-        return false;
-      }
-      line.append(buf, static_cast<size_t>(n));
-    }
-    line = line.substr(0, line.find('\n'));
-    auto h = line.find("http="), c = line.find(" caf=");
-    if (line.rfind("ready ", 0) != 0 || h == std::string::npos || c == std::string::npos ||
-        !parse_host_port(std::string_view(line).substr(h + 5, c - h - 5), &http_)) {
-      *error = "unexpected ready line: " + line;
-      return false;
-    }
-    caf_ = line.substr(c + 5);
-    return true;
-  }
-
-  // SIGTERM and wait; returns the exit status (-1: killed after `limit`).
-  int stop(std::chrono::seconds limit, double* took) {
-    auto t0 = Clock::now();
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (;;) {
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) break;
-      if (Clock::now() - t0 > limit) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-        *took = secs(Clock::now() - t0);
-        return -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    pid_ = -1;
-    *took = secs(Clock::now() - t0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
-  pid_t pid() const { return pid_; }
-  const HostPort& http() const { return http_; }
-  const std::string& caf() const { return caf_; }
-
- private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  HostPort http_;
-  std::string caf_;
-};
 
 // ------------------------------------------------------------------ CPU accounting
 
-// utime + stime of a process (or one of its threads), in clock ticks.
-int64_t proc_ticks(const std::string& stat_path) {
-  std::ifstream in(stat_path);
-  std::string s;
-  std::getline(in, s);
-  auto rp = s.rfind(')');
-  if (rp == std::string::npos) return 0;
-  std::istringstream rest(s.substr(rp + 2));
-  std::string field;
-  int64_t utime = 0, stime = 0;
-  // Fields after "(comm)": 3 state, 4 ppid, ... 14 utime, 15 stime.
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::atoll(field.c_str());
-    if (i == 15) stime = std::atoll(field.c_str());
-  }
-  return utime + stime;
-}
 
 std::string thread_name(pid_t pid, int tid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm");
@@ -303,12 +152,6 @@ std::map<int, int64_t> thread_ticks(pid_t pid) {
   return out;
 }
 
-double self_cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 struct CpuSnapshot {
   pid_t pid = 0;
@@ -633,11 +476,6 @@ struct RunSpec {
   std::string key_prefix;
 };
 
-double percentile_ms(const std::vector<uint32_t>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(i, 1, sorted.size()) - 1] / 1000.0;
-}
 
 // Checks a finished run against the server: distinct codes, the card's
 // `assigned`, exact balances. `ok_by_user` counts 201s per buyer. Appends
@@ -696,12 +534,6 @@ struct RunOutcome {
   bool hang = false;
 };
 
-double loadavg_1m() {
-  std::ifstream in("/proc/loadavg");
-  double v = 0;
-  in >> v;
-  return v;
-}
 
 RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const RunSpec& spec,
                     const std::function<void(json*)>& after_load = {}) {
@@ -1275,11 +1107,6 @@ bool run_wrk(const WrkOpts& o, const Common& c, const ServerProcess& server, con
 
 // ------------------------------------------------------------------ the driver
 
-std::string self_dir() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "." : p.parent_path().string();
-}
 
 int64_t codes_for(const Common& c, int clients) {
   if (c.codes > 0) return c.codes;
@@ -1333,12 +1160,14 @@ int with_server(const Common& c, const std::string& what,
   ServerProcess server;
   std::string why;
   std::cerr << "setup: " << what << ": starting " << exe << " serve --data " << data.string() << "\n";
-  if (!server.start(exe, data.string(), log, c.server_http_threads, &why)) {
+  std::vector<std::string> extra;
+  if (c.server_http_threads > 0) extra = {"--http-threads", std::to_string(c.server_http_threads)};
+  if (!server.start(exe, data.string(), log, extra, &why)) {
     std::cerr << "giftcard-http-bench: " << why << "\n";
     return 2;
   }
   std::cerr << "setup: server pid " << server.pid() << " http=" << server.http().host << ":"
-            << server.http().port << " caf=" << server.caf() << "\n";
+            << server.http().port << " caf=" << server.caf().host << ":" << server.caf().port << "\n";
   SyncClient admin(server.http());
   int rc = 0;
   try {
