@@ -166,6 +166,7 @@ void on_reserved(Self self, const std::string& key, Reserved& r) {
     self->send(p.card, ReleaseMsg{r.code});
     finish(p, refusal(st));
     st.purchases.erase(it);
+    after_append(self);  // it may have been the last work a drain waits for
     return;
   }
   Decision d = decide(DebitWallet{st.user, r.price, p.purchase_id, p.card_id}, st.projected);
