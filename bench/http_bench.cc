@@ -72,6 +72,7 @@
 #include <vector>
 
 #include "bench/support/bench_support.h"
+#include "bench/support/http_load.h"
 
 namespace giftcard_http_bench {
 namespace {
@@ -352,121 +353,6 @@ void seed(SyncClient& c, const Fixture& f) {
 
 // ------------------------------------------------------------------ the purchase load
 
-struct LoadShared {
-  std::atomic<int> phase{0};  // 0 warm-up, 1 measuring, 2 stop
-  std::atomic<int> running{0};
-  std::atomic<uint64_t> ok{0};
-  std::atomic<bool> out_of_stock{false};
-  std::atomic<uint64_t> reported{0};
-};
-
-// One keep-alive connection, one buyer, one request in flight.
-class LoadClient : public std::enable_shared_from_this<LoadClient> {
- public:
-  LoadClient(net::io_context& ioc, tcp::endpoint ep, LoadShared* sh, std::string card,
-             std::string user, std::string key_prefix)
-      : sock_(ioc), ep_(ep), sh_(sh), user_(user), key_prefix_(std::move(key_prefix)) {
-    body_ = "{\"card_id\":\"" + card + "\",\"user_id\":\"" + user + "\"}";
-    head_ = "POST /api/purchases HTTP/1.1\r\nHost: " + ep.address().to_string() +
-            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body_.size()) +
-            "\r\nIdempotency-Key: ";
-  }
-
-  void start() {
-    sock_.async_connect(ep_, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return self->fail("connect: " + ec.message());
-      self->sock_.set_option(tcp::no_delay(true));
-      self->send();
-    });
-  }
-
-  // Results; read by main after `running` dropped to 0.
-  uint64_t ok_total = 0, ok_measured = 0, replayed = 0, transport_errors = 0;
-  std::vector<uint32_t> latency_us;   // measured successes
-  std::vector<std::string> codes;     // every success
-  std::map<std::string, uint64_t> errors;
-  const std::string& user() const { return user_; }
-
- private:
-  void send() {
-    if (sh_->phase.load(std::memory_order_acquire) == 2) return done();
-    req_.assign(head_);
-    req_ += key_prefix_;
-    req_ += std::to_string(seq_++);
-    req_ += "\r\n\r\n";
-    req_ += body_;
-    t0_ = Clock::now();
-    net::async_write(sock_, net::buffer(req_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->fail("write: " + ec.message());
-      self->res_ = {};
-      http::async_read(self->sock_, self->buf_, self->res_,
-                       [self](beast::error_code ec2, size_t) { self->on_response(ec2); });
-    });
-  }
-
-  void on_response(beast::error_code ec) {
-    if (ec) return fail("read: " + ec.message());
-    const auto t1 = Clock::now();
-    const int status = static_cast<int>(res_.result_int());
-    std::string_view body = res_.body();
-    auto field = [&](std::string_view name) -> std::string {
-      auto k = body.find(name);
-      if (k == std::string_view::npos) return "?";
-      auto s = k + name.size();
-      auto e = body.find('"', s);
-      return std::string(body.substr(s, e == std::string_view::npos ? std::string_view::npos : e - s));
-    };
-    if (res_.find("Idempotent-Replayed") != res_.end()) ++replayed;
-    if (status == 201) {
-      ++ok_total;
-      sh_->ok.fetch_add(1, std::memory_order_relaxed);
-      codes.push_back(field("\"code\":\""));
-      if (sh_->phase.load(std::memory_order_acquire) == 1) {
-        ++ok_measured;
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0_).count();
-        latency_us.push_back(static_cast<uint32_t>(
-            std::min<int64_t>(us, std::numeric_limits<uint32_t>::max())));
-      }
-    } else {
-      std::string code = std::to_string(status) + " " + field("\"code\":\"");
-      ++errors[code];
-      if (sh_->reported.fetch_add(1) < 5) std::cerr << "http-bench: " << user_ << ": " << code << "\n";
-      if (code.find("out_of_stock") != std::string::npos) {
-        sh_->out_of_stock = true;
-        return done();  // nothing left to buy: do not spin
-      }
-    }
-    if (!res_.keep_alive()) return fail("server closed the connection");
-    send();
-  }
-
-  void fail(const std::string& why) {
-    ++transport_errors;
-    ++errors["transport: " + why];
-    if (sh_->reported.fetch_add(1) < 5) std::cerr << "http-bench: " << user_ << ": " << why << "\n";
-    done();
-  }
-
-  void done() {
-    if (finished_) return;
-    finished_ = true;
-    beast::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
-    sock_.close(ec);
-    sh_->running.fetch_sub(1, std::memory_order_release);
-  }
-
-  tcp::socket sock_;
-  tcp::endpoint ep_;
-  LoadShared* sh_;
-  std::string user_, key_prefix_, body_, head_, req_;
-  beast::flat_buffer buf_;
-  http::response<http::string_body> res_;
-  uint64_t seq_ = 0;
-  Clock::time_point t0_;
-  bool finished_ = false;
-};
-
 struct RunSpec {
   std::string scenario;  // purchase | baseline | slow_clients | ours (wrk cross-check)
   int clients = 64;
@@ -543,12 +429,18 @@ RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const RunSpe
   const int T = std::max(1, std::min(spec.threads, spec.clients));
   std::vector<std::unique_ptr<net::io_context>> iocs;
   for (int i = 0; i < T; ++i) iocs.push_back(std::make_unique<net::io_context>(1));
-  std::vector<std::shared_ptr<LoadClient>> clients;
+  std::vector<std::unique_ptr<Buyer>> buyers;
+  std::vector<std::shared_ptr<HttpPurchaseClient>> clients;
   sh.running = spec.clients;
-  for (int i = 0; i < spec.clients; ++i)
-    clients.push_back(std::make_shared<LoadClient>(*iocs[static_cast<size_t>(i % T)], ep, &sh,
-                                                   spec.fixture.card, spec.fixture.users[static_cast<size_t>(i)],
-                                                   spec.key_prefix + "c" + std::to_string(i) + "-"));
+  for (int i = 0; i < spec.clients; ++i) {
+    auto b = std::make_unique<Buyer>();
+    b->card = spec.fixture.card;
+    b->user = spec.fixture.users[static_cast<size_t>(i)];
+    b->key_prefix = spec.key_prefix + "c" + std::to_string(i) + "-";
+    clients.push_back(std::make_shared<HttpPurchaseClient>(*iocs[static_cast<size_t>(i % T)], ep, &sh,
+                                                           b.get(), "http-bench"));
+    buyers.push_back(std::move(b));
+  }
   auto m0 = scrape(admin);
   const double load_before = loadavg_1m();
   const auto load_start = Clock::now();
@@ -596,12 +488,12 @@ RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const RunSpe
   std::vector<std::string> codes;
   std::map<std::string, uint64_t> errors, ok_by_user;
   uint64_t ok_total = 0, ok_measured = 0, replayed = 0, transport = 0;
-  for (auto& c : clients) {
+  for (auto& c : buyers) {
     ok_total += c->ok_total;
     ok_measured += c->ok_measured;
     replayed += c->replayed;
     transport += c->transport_errors;
-    ok_by_user[c->user()] += c->ok_total;
+    ok_by_user[c->user] += c->ok_total;
     lat.insert(lat.end(), c->latency_us.begin(), c->latency_us.end());
     for (auto& code : c->codes) codes.push_back(std::move(code));
     for (auto& [k, v] : c->errors) errors[k] += v;

@@ -68,6 +68,7 @@
 #include "api/address.h"
 #include "api/node_config.h"
 #include "bench/support/bench_support.h"
+#include "bench/support/http_load.h"
 
 namespace giftcard {
 namespace {
@@ -145,37 +146,6 @@ std::map<std::string, double> scrape(const HostPort& at) {
 
 // ------------------------------------------------------------------ one buyer's results
 
-struct Buyer {
-  int index = 0;
-  std::string card, user, key_prefix;
-  uint64_t seq = 0;
-  int lanes_left = 0;
-  uint64_t ok_total = 0, ok_measured = 0, replayed = 0, transport_errors = 0;
-  std::vector<uint32_t> latency_us;
-  std::vector<std::string> codes;
-  std::map<std::string, uint64_t> errors;
-};
-
-struct LoadShared {
-  std::atomic<int> phase{0};  // 0 warm-up, 1 measuring, 2 stop
-  std::atomic<int> running{0};
-  std::atomic<uint64_t> ok{0};
-  std::atomic<bool> out_of_stock{false};
-  std::atomic<uint64_t> reported{0};
-};
-
-void record_ok(LoadShared* sh, Buyer* b, std::string code, Clock::time_point t0) {
-  ++b->ok_total;
-  sh->ok.fetch_add(1, std::memory_order_relaxed);
-  b->codes.push_back(std::move(code));
-  if (sh->phase.load(std::memory_order_acquire) == 1) {
-    ++b->ok_measured;
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-    b->latency_us.push_back(
-        static_cast<uint32_t>(std::min<int64_t>(us, std::numeric_limits<uint32_t>::max())));
-  }
-}
-
 // ------------------------------------------------------------------ CAF remote load
 
 struct CafLoad {
@@ -229,94 +199,6 @@ caf::behavior buyer_actor(caf::event_based_actor* self, CafLoad* L, Buyer* b, in
 
 // ------------------------------------------------------------------ HTTP load
 
-class HttpClient : public std::enable_shared_from_this<HttpClient> {
- public:
-  HttpClient(net::io_context& ioc, tcp::endpoint ep, LoadShared* sh, Buyer* b)
-      : sock_(ioc), ep_(ep), sh_(sh), b_(b) {
-    body_ = "{\"card_id\":\"" + b->card + "\",\"user_id\":\"" + b->user + "\"}";
-    head_ = "POST /api/purchases HTTP/1.1\r\nHost: " + ep.address().to_string() +
-            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body_.size()) +
-            "\r\nIdempotency-Key: ";
-  }
-
-  void start() {
-    sock_.async_connect(ep_, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return self->fail("connect: " + ec.message());
-      self->sock_.set_option(tcp::no_delay(true));
-      self->send();
-    });
-  }
-
- private:
-  void send() {
-    if (sh_->phase.load(std::memory_order_acquire) == 2) return done();
-    req_.assign(head_);
-    req_ += b_->key_prefix;
-    req_ += std::to_string(b_->seq++);
-    req_ += "\r\n\r\n";
-    req_ += body_;
-    t0_ = Clock::now();
-    net::async_write(sock_, net::buffer(req_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->fail("write: " + ec.message());
-      self->res_ = {};
-      http::async_read(self->sock_, self->buf_, self->res_,
-                       [self](beast::error_code ec2, size_t) { self->on_response(ec2); });
-    });
-  }
-
-  void on_response(beast::error_code ec) {
-    if (ec) return fail("read: " + ec.message());
-    const int status = static_cast<int>(res_.result_int());
-    std::string_view body = res_.body();
-    auto field = [&](std::string_view name) -> std::string {
-      auto k = body.find(name);
-      if (k == std::string_view::npos) return "?";
-      auto s = k + name.size();
-      auto e = body.find('"', s);
-      return std::string(body.substr(s, e == std::string_view::npos ? std::string_view::npos : e - s));
-    };
-    if (res_.find("Idempotent-Replayed") != res_.end()) ++b_->replayed;
-    if (status == 201) {
-      record_ok(sh_, b_, field("\"code\":\""), t0_);
-    } else {
-      std::string code = std::to_string(status) + " " + field("\"code\":\"");
-      ++b_->errors[code];
-      if (sh_->reported.fetch_add(1) < 5) std::cerr << "remote-bench: " << b_->user << ": " << code << "\n";
-      if (code.find("out_of_stock") != std::string::npos) {
-        sh_->out_of_stock = true;
-        return done();
-      }
-    }
-    if (!res_.keep_alive()) return fail("server closed the connection");
-    send();
-  }
-
-  void fail(const std::string& why) {
-    ++b_->transport_errors;
-    ++b_->errors["transport: " + why];
-    if (sh_->reported.fetch_add(1) < 5) std::cerr << "remote-bench: " << b_->user << ": " << why << "\n";
-    done();
-  }
-
-  void done() {
-    if (finished_) return;
-    finished_ = true;
-    beast::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
-    sock_.close(ec);
-    sh_->running.fetch_sub(1, std::memory_order_release);
-  }
-
-  tcp::socket sock_;
-  tcp::endpoint ep_;
-  LoadShared* sh_;
-  Buyer* b_;
-  std::string body_, head_, req_;
-  beast::flat_buffer buf_;
-  http::response<http::string_body> res_;
-  Clock::time_point t0_;
-  bool finished_ = false;
-};
 
 // ------------------------------------------------------------------ blocking CAF calls
 
@@ -436,7 +318,6 @@ int run(const Options& o) {
     const std::string nonce = std::to_string(::getpid());
     for (int i = 0; i < N && err.empty(); ++i) {
       auto b = std::make_unique<Buyer>();
-      b->index = i;
       b->card = card_id(i % K);
       b->user = "rbu-" + std::to_string(i);
       b->key_prefix = "rb" + nonce + "-" + std::to_string(i) + "-";
@@ -469,8 +350,8 @@ int run(const Options& o) {
       tcp::endpoint ep(net::ip::make_address(server.http().host), server.http().port);
       for (int i = 0; i < T; ++i) iocs.push_back(std::make_unique<net::io_context>(1));
       for (int i = 0; i < N; ++i)
-        std::make_shared<HttpClient>(*iocs[static_cast<size_t>(i % T)], ep, &sh,
-                                     buyers[static_cast<size_t>(i)].get())
+        std::make_shared<HttpPurchaseClient>(*iocs[static_cast<size_t>(i % T)], ep, &sh,
+                                             buyers[static_cast<size_t>(i)].get(), "remote-bench")
             ->start();
       for (auto& ioc : iocs) io_threads.emplace_back([&ioc] { ioc->run(); });
     }
