@@ -5,7 +5,7 @@
 #   make bench  build and run every benchmark (JSON lines in bench/results/latest; figures
 #               go to docs/BENCHMARKS.md by hand)
 #   make bench-compare  giftcard vs PostgreSQL 15, one alternating run; table and chart
-#               into docs/BENCHMARKS.md and docs/compare.svg
+#               into docs/BENCHMARKS.md and docs/compare.png
 #   make asan   only the sanitizer run
 #   make soak   the reliability suites at the plan's full counts (200 kills, 500 power
 #               cuts, ...) plus 10 min of libFuzzer per target; figures in
@@ -97,7 +97,7 @@ bench: build
 
 # Issue #7: giftcard and the PostgreSQL peer side by side, alternating, in one run
 # (bench/compare/run.sh; ~45 min). Raw results in bench/results/compare-DATE/; the table
-# and chart replace the "Side by side" section of docs/BENCHMARKS.md and docs/compare.svg.
+# and chart replace the "Side by side" section of docs/BENCHMARKS.md and docs/compare.png.
 bench-compare: build
 	BENCH_PUBLISH=1 bench/compare/run.sh
 

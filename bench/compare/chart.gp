@@ -1,15 +1,16 @@
 # chart.gp — the chart of a bench/compare run (purchases/s and p99 by buyers, per layout).
 #   gnuplot -e "dir='bench/results/compare-YYYY-MM-DD'" bench/compare/chart.gp
-# Reads dir/chart.vars and dir/chart-cards<K>.dat (written by report.py); writes dir/chart.svg.
+# Reads dir/chart.vars and dir/chart-cards<K>.dat (written by report.py); writes dir/chart.png.
 load dir.'/chart.vars'
-set terminal svg size 1400,1000 dynamic enhanced font 'Helvetica,12' background rgb 'white'
-set output dir.'/chart.svg'
+set terminal pngcairo size 1400,1300 enhanced font 'Helvetica,11' background rgb 'white'
+set output dir.'/chart.png'
 set multiplot layout 2,nlayouts title "{/:Bold giftcard vs PostgreSQL 15: durable gift-card purchases}\n{/*0.8 PostgreSQL sync off dashed (reference); giftcard bold}"
 set logscale x 2
 set logscale y 10
 set xtics (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+set xrange [0.8:320]
 set grid xtics ytics mytics
-set key outside right top font ',9' spacing 1.1
+set key outside below center horizontal maxcols 2 font ',9' spacing 1.1 samplen 3
 set xlabel 'concurrent buyers'
 set datafile missing 'NaN'
 lw_of(i) = word(kinds, i) eq 'gc' ? 3.5 : 1.5

@@ -16,17 +16,22 @@ END = "<!-- bench-compare:end -->"
 def main(d, doc):
     with open(os.path.join(d, "table.md")) as f:
         table = f.read().rstrip("\n")
-    # The table's own title becomes a second-level section of the document.
+    # Every heading one level down: the table's title becomes a section of the
+    # document, its sections subsections (code blocks are left alone).
     lines = table.split("\n")
-    if lines and lines[0].startswith("# "):
-        lines[0] = "#" + lines[0]
+    fenced = False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            lines[i] = "#" + line
     section = "\n".join([BEGIN,
                          "\n".join(lines),
                          "",
-                         "![giftcard vs PostgreSQL: purchases/s and p99 by concurrent buyers](compare.svg)",
+                         "![giftcard vs PostgreSQL: purchases/s and p99 by concurrent buyers](compare.png)",
                          "",
-                         "Raw results of this run: `%s/` (runs.jsonl, raw/, logs/, machine.txt); "
-                         "redo the table with `bench/compare/run.sh --report %s`." % (d.rstrip("/"), d.rstrip("/")),
+                         "Redo the table and chart from the raw results with "
+                         "`bench/compare/run.sh --report %s`." % d.rstrip("/"),
                          END])
     with open(doc) as f:
         text = f.read()

@@ -21,7 +21,7 @@
 #    credited and buy once (giftcard-bench purchase --mode million);
 # 4. writes OUT_DIR (default bench/results/compare-YYYY-MM-DD[-N]): runs.jsonl (one line
 #    per run: what ran and the benchmark's own JSON result), raw/ (every benchmark's
-#    stdout), logs/ (stderr), machine.txt, table.md (printed at the end), chart.svg.
+#    stdout), logs/ (stderr), machine.txt, table.md (printed at the end), chart.png.
 #
 # Environment (defaults in brackets):
 #   BUILD [build]                 build directory with the benchmarks
@@ -47,8 +47,8 @@
 #   BENCH_TMP [/tmp]              where stores are made
 #   PG_DIR [/tmp/giftcard-pg-compare]  PG_PORT [54339]  the throw-away cluster
 #   BENCH_PUBLISH [0]             1 (make bench-compare): put table.md into docs/BENCHMARKS.md
-#                                 (between the bench-compare markers) and chart.svg into
-#                                 docs/compare.svg
+#                                 (between the bench-compare markers) and chart.png into
+#                                 docs/compare.png
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -67,17 +67,17 @@ need_tool() {  # need_tool COMMAND DEBIAN_PACKAGE
 publish() {  # publish DIR: DIR's table and chart become the docs' side-by-side section
   local dir=$1
   python3 "$HERE/publish.py" "$dir" docs/BENCHMARKS.md \
-    && { [ ! -f "$dir/chart.svg" ] || cp "$dir/chart.svg" docs/compare.svg; } \
-    && echo "run.sh: published to docs/BENCHMARKS.md and docs/compare.svg" >&2
+    && { [ ! -f "$dir/chart.png" ] || cp "$dir/chart.png" docs/compare.png; } \
+    && echo "run.sh: published to docs/BENCHMARKS.md and docs/compare.png" >&2
 }
 
-report() {  # report DIR: table.md and chart.svg from DIR's runs.jsonl and extras
+report() {  # report DIR: table.md and chart.png from DIR's runs.jsonl and extras
   local dir=$1
   need_tool python3 python3 || { echo "run.sh: python3 is needed for the table" >&2; return 1; }
   python3 "$HERE/report.py" "$dir"
   if need_tool gnuplot gnuplot-nox; then
     gnuplot -e "dir='$dir'" "$HERE/chart.gp" 2>"$dir/logs/gnuplot.log" \
-      && echo "run.sh: chart: $dir/chart.svg" >&2 \
+      && echo "run.sh: chart: $dir/chart.png" >&2 \
       || echo "run.sh: gnuplot failed (see $dir/logs/gnuplot.log); no chart" >&2
   else
     echo "run.sh: gnuplot is missing (Debian: apt-get install gnuplot-nox); no chart" >&2
@@ -311,4 +311,4 @@ if [ "${BENCH_PUBLISH:-0}" = 1 ]; then publish "$OUT"; fi
 echo
 cat "$OUT/table.md"
 echo
-echo "run.sh: results in $OUT (table.md, chart.svg, runs.jsonl, raw/, logs/)" >&2
+echo "run.sh: results in $OUT (table.md, chart.png, runs.jsonl, raw/, logs/)" >&2
