@@ -12,6 +12,7 @@
 // not compared); the client's views of a reply (api/json_views.h) and the
 // error helpers work on anything that deserialized.
 #include <caf/all.hpp>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -78,6 +79,31 @@ void views(const T& x) {
   }
 }
 
+// CAF 0.17.6's pack754() (caf/detail/ieee_754.hpp) never returns for an
+// infinite float or double: it halves the value until it is below 2. Decoding
+// one is fine, so a peer can send it, but serializing it again hangs the
+// thread. giftcard's message types carry no floating-point field and a node
+// never re-sends what a peer sent (unexpected messages are answered with a
+// bare sec::unexpected_message), so only a re-serialization like this
+// harness's can reach it; the harness skips it for such values and checks the
+// rest. Found by `make soak` (fuzz/caf_inspect_regressions/timeout-bea4f1f1...).
+bool has_infinity(const caf::message& m, int depth = 0);
+bool has_infinity(const caf::error& e, int depth = 0) {
+  return e && depth < 16 && has_infinity(e.context(), depth + 1);
+}
+bool has_infinity(const caf::message& m, int depth) {
+  if (depth >= 16) return false;
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (m.match_element<double>(i) && std::isinf(m.get_as<double>(i))) return true;
+    if (m.match_element<float>(i) && std::isinf(m.get_as<float>(i))) return true;
+    if (m.match_element<caf::message>(i) && has_infinity(m.get_as<caf::message>(i), depth + 1))
+      return true;
+    if (m.match_element<caf::error>(i) && has_infinity(m.get_as<caf::error>(i), depth + 1))
+      return true;
+  }
+  return false;
+}
+
 // Deserializes `in` as T with `ctx`; on success checks the round trip.
 template <class T, class Ctx>
 void roundtrip(Ctx&& ctx, std::string_view in) {
@@ -85,6 +111,13 @@ void roundtrip(Ctx&& ctx, std::string_view in) {
   {
     caf::binary_deserializer src{ctx, in.data(), in.size()};
     if (auto err = src(x)) return;
+  }
+  if constexpr (std::is_same_v<T, caf::message> || std::is_same_v<T, caf::error>) {
+    if (has_infinity(x)) {
+      (void)caf::deep_to_string(x);
+      views(x);
+      return;
+    }
   }
   std::vector<char> first;
   {
