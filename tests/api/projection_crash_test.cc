@@ -54,6 +54,7 @@
 #include "projections/read_models.h"
 #include "store/rocks_event_store.h"
 #include "tests/support/process.h"
+#include "tests/support/serve_child.h"
 
 namespace giftcard::crash_test {
 namespace {
@@ -66,114 +67,13 @@ using namespace giftcard::test;  // processes: tests/support/process.h
 constexpr int kSlow = kSanitized ? 5 : 1;  // multiplier for deadlines
 
 // `giftcard serve --data DIR --caf 127.0.0.1:0`, stderr to a log file.
-class ServeProcess {
+// `giftcard serve` as a child (tests/support/serve_child.h); port() is its
+// CAF port, and a clean stop may take up to 30 s (x5 under sanitizers).
+class ServeProcess : public ServeChild {
  public:
-  ServeProcess(const std::string& data, const std::string& log_path) : log_path_(log_path) {
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) throw std::runtime_error("cannot open " + log_path);
-    started_ = Clock::now();
-    pid_ = spawn({"serve", "--data", data, "--caf", "127.0.0.1:0", "--http", "127.0.0.1:0"}, out[1], log);
-    ::close(out[1]);
-    ::close(log);
-    out_fd_ = out[0];
-    read_ready_line(std::chrono::milliseconds(20000 * kSlow));
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      wait_exit(pid_, 30s);
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  ServeProcess(const ServeProcess&) = delete;
-  ServeProcess& operator=(const ServeProcess&) = delete;
-
-  uint16_t port() const { return port_; }
-  int64_t ready_ms() const { return ready_ms_; }
-  std::string log() const { return read_file_text(log_path_); }
-
-  // SIGSTOP, and wait until the kernel reports it stopped: from then on its
-  // files change no more.
-  void freeze() {
-    BOOST_REQUIRE(pid_ > 0);
-    BOOST_REQUIRE(::kill(pid_, SIGSTOP) == 0);
-    for (;;) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WUNTRACED);
-      if (r < 0 && errno == EINTR) continue;
-      BOOST_REQUIRE_MESSAGE(r == pid_, "waitpid: " << std::strerror(errno));
-      BOOST_REQUIRE_MESSAGE(WIFSTOPPED(status), "serve did not stop: " << describe_status(status));
-      return;
-    }
-  }
-  void thaw() { ::kill(pid_, SIGCONT); }
-
-  void kill_hard() {
-    BOOST_REQUIRE(pid_ > 0);
-    ::kill(pid_, SIGKILL);
-    auto status = wait_exit(pid_, 10s);
-    BOOST_REQUIRE_MESSAGE(status, "serve did not die on SIGKILL");
-    pid_ = -1;
-    BOOST_REQUIRE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
-  }
-
-  // SIGTERM: drain and exit 0.
-  void stop_clean() {
-    BOOST_REQUIRE(pid_ > 0);
-    ::kill(pid_, SIGTERM);
-    auto status = wait_exit(pid_, std::chrono::milliseconds(30000 * kSlow));
-    BOOST_REQUIRE_MESSAGE(status, "serve did not exit after SIGTERM; stderr:\n" << log());
-    pid_ = -1;
-    BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
-               "serve after SIGTERM: " << describe_status(*status) << "; stderr:\n" << log());
-  }
-
- private:
-  void read_ready_line(std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    std::string buf;
-    for (;;) {
-      if (auto nl = buf.find('\n'); nl != std::string::npos) {
-        std::string line = buf.substr(0, nl);
-        buf.erase(0, nl + 1);
-        if (line.rfind("ready", 0) != 0) continue;
-        auto at = line.find("caf=");
-        BOOST_REQUIRE_MESSAGE(at != std::string::npos, "ready line without caf=: " << line);
-        std::string addr = line.substr(at + 4, line.find_first_of(" \t\r", at) - (at + 4));
-        int port = std::atoi(addr.c_str() + addr.rfind(':') + 1);
-        BOOST_REQUIRE_MESSAGE(port > 0 && port < 65536, "bad caf port in: " << line);
-        port_ = static_cast<uint16_t>(port);
-        ready_ms_ = ms_since(started_);
-        return;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0)
-        BOOST_FAIL("giftcard serve printed no ready line; stderr:\n" << log());
-      pollfd p{out_fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char chunk[512];
-      ssize_t got = ::read(out_fd_, chunk, sizeof chunk);
-      if (got > 0) {
-        buf.append(chunk, static_cast<size_t>(got));
-      } else if (!(got < 0 && errno == EINTR)) {
-        auto status = wait_exit(pid_, 5s);
-        if (status) pid_ = -1;
-        BOOST_FAIL("giftcard serve closed stdout before the ready line ("
-                   << (status ? describe_status(*status) : std::string("still running"))
-                   << "); stderr:\n"
-                   << log());
-      }
-    }
-  }
-
-  std::string log_path_;
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  uint16_t port_ = 0;
-  Clock::time_point started_;
-  int64_t ready_ms_ = 0;
+  ServeProcess(const std::string& data, const std::string& log_path) : ServeChild(data, log_path) {}
+  uint16_t port() const { return caf_port(); }
+  void stop_clean() { ServeChild::stop_clean(std::chrono::milliseconds(30000 * kSlow)); }
 };
 
 // What serve said about its store when it started: "store DIR open at

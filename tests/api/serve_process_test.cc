@@ -34,6 +34,7 @@
 #include "actors/messages.h"
 #include "api/node_config.h"
 #include "tests/support/process.h"
+#include "tests/support/serve_child.h"
 
 namespace giftcard::test {
 namespace {
@@ -51,110 +52,20 @@ using namespace giftcard::test;  // processes: tests/support/process.h
 // for a free port instead of the fixed default).
 // A `giftcard serve` child: started on 127.0.0.1 with a free CAF port; its
 // stderr goes to a log file in the data directory's parent.
-class ServeProcess {
+// `giftcard serve` as a child (tests/support/serve_child.h); these tests talk
+// to it over CAF, so port() is its CAF port.
+class ServeProcess : public ServeChild {
  public:
   ServeProcess(const std::string& data_dir, const std::string& log_path, bool demo = false)
-      : log_path_(log_path) {
-    std::vector<std::string> args{"serve", "--data", data_dir, "--caf", "127.0.0.1:0", "--http",
-                                  "127.0.0.1:0"};
-    if (demo) args.push_back("--demo");
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) throw std::runtime_error("cannot open " + log_path);
-    pid_ = spawn(args, out[1], log);
-    ::close(out[1]);
-    ::close(log);
-    out_fd_ = out[0];
-    read_ready_line(20s);
-  }
-
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      wait_exit(pid_, 30s);
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  ServeProcess(const ServeProcess&) = delete;
-  ServeProcess& operator=(const ServeProcess&) = delete;
-
-  uint16_t port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  std::string log() const { return read_file_text(log_path_); }
-
-  void signal(int sig) {
-    BOOST_REQUIRE_MESSAGE(pid_ > 0, "serve is not running");
-    ::kill(pid_, sig);
-  }
-
-  // The wait status once the child exited within `timeout`; nullopt if it
-  // still runs (it is left running; the destructor kills it).
-  std::optional<int> wait(std::chrono::milliseconds timeout) {
-    if (pid_ <= 0) return last_status_;
-    auto status = wait_exit(pid_, timeout);
-    if (status) {
-      pid_ = -1;
-      last_status_ = status;
-    }
-    return status;
-  }
-
-  // SIGKILL and reap: a crash.
-  void kill_hard() {
-    signal(SIGKILL);
-    auto status = wait(10s);
-    BOOST_REQUIRE_MESSAGE(status, "serve did not die on SIGKILL");
-    BOOST_REQUIRE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
-  }
+      : ServeChild(data_dir, log_path, args(demo)) {}
+  uint16_t port() const { return caf_port(); }
 
  private:
-  void read_ready_line(std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    std::string buf;
-    for (;;) {
-      if (auto nl = buf.find('\n'); nl != std::string::npos) {
-        std::string line = buf.substr(0, nl);
-        buf.erase(0, nl + 1);
-        if (line.rfind("ready", 0) != 0) continue;  // not the ready line
-        auto at = line.find("caf=");
-        BOOST_REQUIRE_MESSAGE(at != std::string::npos, "ready line without caf=: " << line);
-        std::string addr = line.substr(at + 4, line.find_first_of(" \t\r", at) - (at + 4));
-        auto colon = addr.rfind(':');
-        BOOST_REQUIRE_MESSAGE(colon != std::string::npos, "bad caf address in: " << line);
-        int port = std::atoi(addr.c_str() + colon + 1);
-        BOOST_REQUIRE_MESSAGE(port > 0 && port < 65536, "bad caf port in: " << line);
-        port_ = static_cast<uint16_t>(port);
-        return;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0)
-        BOOST_FAIL("giftcard serve printed no ready line within "
-                   << timeout.count() << " ms; stdout so far: '" << buf << "'; stderr:\n"
-                   << log());
-      pollfd p{out_fd_, POLLIN, 0};
-      int n = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (n <= 0) continue;
-      char chunk[512];
-      ssize_t got = ::read(out_fd_, chunk, sizeof chunk);
-      if (got > 0) {
-        buf.append(chunk, static_cast<size_t>(got));
-        continue;
-      }
-      if (got < 0 && errno == EINTR) continue;
-      auto status = wait(5s);
-      BOOST_FAIL("giftcard serve closed stdout before the ready line ("
-                 << (status ? describe_status(*status) : std::string("still running"))
-                 << "); stderr:\n"
-                 << log());
-    }
+  static ServeArgs args(bool demo) {
+    ServeArgs a;
+    if (demo) a.flags = {"--demo"};
+    return a;
   }
-
-  std::string log_path_;
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  uint16_t port_ = 0;
-  std::optional<int> last_status_;
 };
 
 // Asserts a clean SIGTERM shutdown: exit status 0 within `timeout`.
