@@ -360,11 +360,13 @@ class Simulation {
       ~Restore() { sim->rng_now_ = &sim->rng_; }
     } restore{this};
     auto drained = std::make_shared<int>(0);  // 1 ok, 2 error
-    n.sys->spawn([shop = n.shop, drained](caf::event_based_actor* self) {
+    // The unused int: CAF 0.17.6 spawns a function actor without arguments by
+    // dereferencing a null std::tuple<> pointer (UBSan: reference binding to null).
+    n.sys->spawn([shop = n.shop, drained](caf::event_based_actor* self, int) {
       self->request(shop, caf::infinite, DrainMsg{})
           .then([drained](bool ok) { *drained = ok ? 1 : 2; },
                 [drained](caf::error&) { *drained = 2; });
-    });
+    }, 0);
     uint64_t steps = 0;
     std::string stuck;
     while (*drained == 0 && stuck.empty()) {
@@ -467,11 +469,11 @@ class Simulation {
   template <class R, class... Ts>
   void send(size_t idx, Ts... xs) {
     auto shop = caf::actor_cast<shop_actor>(node_->shop);
-    node_->sys->spawn([this, shop, idx, xs...](caf::event_based_actor* self) {
+    node_->sys->spawn([this, shop, idx, xs...](caf::event_based_actor* self, int) {
       self->request(shop, caf::infinite, xs...)
           .then([this, idx](R& r) { on_ok(idx, r); },
                 [this, idx](caf::error& e) { on_error(idx, e); });
-    });
+    }, 0);
   }
 
   void issue(const Op& op, bool setup) {
