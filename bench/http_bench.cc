@@ -505,13 +505,7 @@ RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const RunSpe
   out["scenario"] = spec.scenario;
   out["clients"] = spec.clients;
   out["generator_threads"] = T;
-  out["seconds"] = round_to(window, 0.001);
-  out["purchases"] = ok_measured;
-  out["purchases_per_s"] = window > 0 ? std::round(static_cast<double>(ok_measured) / window) : 0.0;
-  out["p50_ms"] = percentile_ms(lat, 0.50);
-  out["p90_ms"] = percentile_ms(lat, 0.90);
-  out["p99_ms"] = percentile_ms(lat, 0.99);
-  out["max_ms"] = lat.empty() ? 0.0 : lat.back() / 1000.0;
+  put_window(out, window, ok_measured, lat);
   out["errors"] = json::object();
   for (auto& [k, v] : errors) out["errors"][k] = v;
   out["replayed"] = replayed;

@@ -424,13 +424,7 @@ int run(const Options& o) {
     out["in_flight"] = use_caf ? N * o.depth : N;
     out["client_threads"] = use_caf ? (o.client_threads > 0 ? o.client_threads : 2) : T;
     out["warmup_s"] = o.warmup;
-    out["seconds"] = round_to(window, 0.001);
-    out["purchases"] = ok_measured;
-    out["purchases_per_s"] = window > 0 ? std::round(static_cast<double>(ok_measured) / window) : 0.0;
-    out["p50_ms"] = percentile_ms(lat, 0.50);
-    out["p90_ms"] = percentile_ms(lat, 0.90);
-    out["p99_ms"] = percentile_ms(lat, 0.99);
-    out["max_ms"] = lat.empty() ? 0.0 : lat.back() / 1000.0;
+    put_window(out, window, ok_measured, lat);
     out["errors"] = json::object();
     for (auto& [k, v] : errors) out["errors"][k] = v;
     out["errors_total"] = errors_total;

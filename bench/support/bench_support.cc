@@ -33,6 +33,17 @@ double percentile_ms(const std::vector<uint32_t>& sorted_us, double p) {
   return sorted_us[std::clamp<size_t>(i, 1, sorted_us.size()) - 1] / 1000.0;
 }
 
+void put_window(nlohmann::json& out, double window_s, uint64_t purchases,
+                const std::vector<uint32_t>& sorted_us) {
+  out["seconds"] = round_to(window_s, 0.001);
+  out["purchases"] = purchases;
+  out["purchases_per_s"] = window_s > 0 ? std::round(static_cast<double>(purchases) / window_s) : 0.0;
+  out["p50_ms"] = percentile_ms(sorted_us, 0.50);
+  out["p90_ms"] = percentile_ms(sorted_us, 0.90);
+  out["p99_ms"] = percentile_ms(sorted_us, 0.99);
+  out["max_ms"] = sorted_us.empty() ? 0.0 : sorted_us.back() / 1000.0;
+}
+
 double loadavg_1m() {
   std::ifstream in("/proc/loadavg");
   double v = 0;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "api/address.h"
 
 namespace giftcard::bench {
@@ -22,6 +24,10 @@ double secs(Clock::duration d);
 double round_to(double v, double unit);
 // The p-quantile (nearest rank) of ascending microseconds, in ms.
 double percentile_ms(const std::vector<uint32_t>& sorted_us, double p);
+// Sets seconds, purchases, purchases_per_s, p50/p90/p99/max_ms of a measured
+// window from its successes and their ascending latencies.
+void put_window(nlohmann::json& out, double window_s, uint64_t purchases,
+                const std::vector<uint32_t>& sorted_us);
 double loadavg_1m();
 // This process's user + system CPU seconds.
 double self_cpu_seconds();
