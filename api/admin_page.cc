@@ -1,9 +1,18 @@
 #include "api/admin_page.h"
 
-// The page is three raw strings: style, markup, script. It fetches nothing but
-// this server's own /api/admin/*, /api/events and /api/events/stream (the
-// CSP of GET /admin allows nothing else), and writes data into the DOM only
-// through textContent, never as HTML.
+// The page is three files: markup (GET /admin), style (GET /admin/app.css) and
+// script (GET /admin/app.js), each a raw string here. They are served under a
+// CSP without 'unsafe-inline' or 'unsafe-eval' (api/http_api.cc), so nothing
+// here may be inline: no <script> or <style> element with content, no style=
+// or on...= attribute (in the markup or in anything the script builds), no
+// javascript: URL, no eval, new Function or string setTimeout. The script
+// wires every control with addEventListener, handles the login form's submit
+// itself (form-action 'none'), and sizes the stock bars through the CSSOM
+// (element.style.flexGrow), which the CSP allows.
+//
+// The page fetches nothing but this server's own /admin/app.*,
+// /api/admin/*, /api/events and /api/events/stream (connect-src 'self'), and
+// writes data into the DOM only through textContent, never as HTML.
 //
 // Secrets: an activation code is cut to its last 4 characters the moment an
 // event is parsed (sanitize); the full code is never kept, let alone shown.
@@ -11,16 +20,104 @@
 namespace giftcard {
 namespace {
 
-constexpr std::string_view kPage =
-    // ------------------------------------------------------------------ style
-    R"HTML(<!doctype html>
+// ------------------------------------------------------------------- markup
+constexpr std::string_view kHtml = R"HTML(<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>giftcard admin</title>
-<style>
-:root {
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/admin/app.css">
+<script src="/admin/app.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>giftcard admin</h1>
+  <span id="conn" class="pill" hidden>connecting</span>
+  <span class="spacer"></span>
+  <span id="mode-pill" class="pill" hidden></span>
+  <button id="signout" type="button" hidden>Forget token</button>
+</header>
+<div id="error" role="alert" hidden></div>
+
+<section id="login" hidden>
+  <h2>Admin token</h2>
+  <p>This viewer shows the shop's data to holders of the admin token only (the server's
+     <code>--admin-token</code> or <code>GIFTCARD_ADMIN_TOKEN</code>). It is kept in this
+     tab's session storage and sent as a bearer token.</p>
+  <form id="login-form" autocomplete="off">
+    <input id="token" type="password" placeholder="admin token" aria-label="admin token" required>
+    <button type="submit">Open</button>
+  </form>
+  <p id="login-error" role="alert"></p>
+</section>
+
+<div id="app" hidden>
+  <section id="travelbar" aria-label="time travel">
+    <button id="live-btn" type="button" class="on" title="follow the head of the log">&#9679; Live</button>
+    <input id="slider" type="range" min="0" max="0" value="0" step="1" aria-label="log position">
+    <label>position <input id="pos-input" type="number" min="0" step="1"></label>
+    <label>as of <input id="time-input" type="datetime-local" step="1"> <span id="tz" class="sub"></span></label>
+    <div id="asof"></div>
+  </section>
+  <main>
+    <section id="totals" aria-label="totals">
+      <div class="tile"><div class="label">Cards</div><div class="value" id="t-cards"></div></div>
+      <div class="tile"><div class="label">Codes available</div><div class="value" id="t-available"></div></div>
+      <div class="tile"><div class="label">Codes sold</div><div class="value" id="t-sold"></div></div>
+      <div class="tile"><div class="label">Revenue</div><div class="value" id="t-revenue"></div></div>
+      <div class="tile"><div class="label">Wallet float</div><div class="value" id="t-float"></div></div>
+    </section>
+
+    <section class="panel" id="cards-panel">
+      <h2>Cards <span class="note" id="cards-note"></span></h2>
+      <table>
+        <thead><tr><th>Card</th><th class="num">Price</th><th class="num">Value</th>
+          <th class="stock">Code stock</th><th class="num">Sold</th><th class="num">Revenue</th><th></th></tr></thead>
+        <tbody id="cards"></tbody>
+      </table>
+      <div class="pager">
+        <button id="cards-prev" type="button">&lsaquo; Prev</button>
+        <button id="cards-next" type="button">Next &rsaquo;</button>
+        <span class="grow"></span>
+        <label>from card id <input id="cards-jump" type="search" placeholder="e.g. steam"></label>
+      </div>
+    </section>
+
+    <section class="panel" id="wallets-panel">
+      <h2>Wallets <span class="note" id="wallets-note"></span></h2>
+      <input id="wallet-q" type="search" placeholder="search user id prefix" aria-label="search wallets">
+      <table>
+        <thead><tr><th>User</th><th class="num">Balance</th></tr></thead>
+        <tbody id="wallets"></tbody>
+      </table>
+      <div class="pager">
+        <button id="wallets-prev" type="button">&lsaquo; Prev</button>
+        <button id="wallets-next" type="button">Next &rsaquo;</button>
+      </div>
+    </section>
+
+    <section class="panel" id="purchases-panel">
+      <h2>Recent purchases <span class="note" id="purchases-note"></span></h2>
+      <table>
+        <thead><tr><th>Time</th><th>User</th><th>Card</th><th class="num">Price</th><th>Code</th></tr></thead>
+        <tbody id="purchases"></tbody>
+      </table>
+    </section>
+
+    <section class="panel" id="tail-panel">
+      <h2>Event log <span class="note" id="tail-note"></span></h2>
+      <ul id="tail"></ul>
+    </section>
+  </main>
+</div>
+</body>
+</html>
+)HTML";
+
+// -------------------------------------------------------------------- style
+constexpr std::string_view kCss = R"CSS(:root {
   --bg: #f3f4f7; --panel: #fff; --ink: #1c2230; --muted: #687086; --line: #e1e4ea;
   --avail: #2f9e5e; --assigned: #3c6fd8; --expired: #a0a6b2; --revoked: #d24a4a;
   --low: #e08600; --travel: #7048d0; --head: #1c2230;
@@ -84,10 +181,10 @@ td { border-bottom: 1px solid #f0f1f4; padding: 5px 6px; vertical-align: middle;
 .stock { width: 46%; }
 .bar { display: flex; height: 14px; border-radius: 3px; overflow: hidden; background: #eef0f3; }
 .bar span { flex-basis: 0; min-width: 2px; }
-.bar .available { background: var(--avail); }
-.bar .assigned { background: var(--assigned); }
-.bar .expired { background: var(--expired); }
-.bar .revoked { background: var(--revoked); }
+.bar .available, .legend i.available { background: var(--avail); }
+.bar .assigned, .legend i.assigned { background: var(--assigned); }
+.bar .expired, .legend i.expired { background: var(--expired); }
+.bar .revoked, .legend i.revoked { background: var(--revoked); }
 .legend { font-size: 12px; color: var(--muted); margin-top: 2px; font-variant-numeric: tabular-nums; }
 .legend i { display: inline-block; width: 8px; height: 8px; border-radius: 2px; margin: 0 3px 0 8px; }
 .legend i:first-child { margin-left: 0; }
@@ -97,6 +194,7 @@ td { border-bottom: 1px solid #f0f1f4; padding: 5px 6px; vertical-align: middle;
 .pager { display: flex; gap: 8px; align-items: center; margin-top: 8px; flex-wrap: wrap; }
 .pager .grow { flex: 1; }
 .pager input { width: 12em; }
+#wallet-q { width: 100%; margin-bottom: 8px; }
 
 #tail { list-style: none; margin: 0; padding: 0; max-height: 520px; overflow-y: auto; }
 #tail li { display: grid; grid-template-columns: 4.2em 8.4em minmax(0, 1fr); gap: 6px;
@@ -122,96 +220,11 @@ td { border-bottom: 1px solid #f0f1f4; padding: 5px 6px; vertical-align: middle;
   main { grid-template-columns: minmax(0, 1fr); }
   #totals { grid-template-columns: repeat(2, 1fr); }
 }
-</style>
-</head>
-)HTML"
-    // ----------------------------------------------------------------- markup
-    R"HTML(<body>
-<header>
-  <h1>giftcard admin</h1>
-  <span id="conn" class="pill" hidden>connecting</span>
-  <span class="spacer"></span>
-  <span id="mode-pill" class="pill" hidden></span>
-  <button id="signout" type="button" hidden>Forget token</button>
-</header>
-<div id="error" role="alert" hidden></div>
+)CSS";
 
-<section id="login" hidden>
-  <h2>Admin token</h2>
-  <p>This viewer shows the shop's data to holders of the admin token only (the server's
-     <code>--admin-token</code> or <code>GIFTCARD_ADMIN_TOKEN</code>). It is kept in this
-     tab's session storage and sent as a bearer token.</p>
-  <form id="login-form" autocomplete="off">
-    <input id="token" type="password" placeholder="admin token" aria-label="admin token" required>
-    <button type="submit">Open</button>
-  </form>
-  <p id="login-error" role="alert"></p>
-</section>
-
-<div id="app" hidden>
-  <section id="travelbar" aria-label="time travel">
-    <button id="live-btn" type="button" class="on" title="follow the head of the log">&#9679; Live</button>
-    <input id="slider" type="range" min="0" max="0" value="0" step="1" aria-label="log position">
-    <label>position <input id="pos-input" type="number" min="0" step="1"></label>
-    <label>as of <input id="time-input" type="datetime-local" step="1"> <span id="tz" class="sub"></span></label>
-    <div id="asof"></div>
-  </section>
-  <main>
-    <section id="totals" aria-label="totals">
-      <div class="tile"><div class="label">Cards</div><div class="value" id="t-cards"></div></div>
-      <div class="tile"><div class="label">Codes available</div><div class="value" id="t-available"></div></div>
-      <div class="tile"><div class="label">Codes sold</div><div class="value" id="t-sold"></div></div>
-      <div class="tile"><div class="label">Revenue</div><div class="value" id="t-revenue"></div></div>
-      <div class="tile"><div class="label">Wallet float</div><div class="value" id="t-float"></div></div>
-    </section>
-
-    <section class="panel" id="cards-panel">
-      <h2>Cards <span class="note" id="cards-note"></span></h2>
-      <table>
-        <thead><tr><th>Card</th><th class="num">Price</th><th class="num">Value</th>
-          <th class="stock">Code stock</th><th class="num">Sold</th><th class="num">Revenue</th><th></th></tr></thead>
-        <tbody id="cards"></tbody>
-      </table>
-      <div class="pager">
-        <button id="cards-prev" type="button">&lsaquo; Prev</button>
-        <button id="cards-next" type="button">Next &rsaquo;</button>
-        <span class="grow"></span>
-        <label>from card id <input id="cards-jump" type="search" placeholder="e.g. steam"></label>
-      </div>
-    </section>
-
-    <section class="panel" id="wallets-panel">
-      <h2>Wallets <span class="note" id="wallets-note"></span></h2>
-      <input id="wallet-q" type="search" placeholder="search user id prefix" aria-label="search wallets"
-             style="width:100%;margin-bottom:8px">
-      <table>
-        <thead><tr><th>User</th><th class="num">Balance</th></tr></thead>
-        <tbody id="wallets"></tbody>
-      </table>
-      <div class="pager">
-        <button id="wallets-prev" type="button">&lsaquo; Prev</button>
-        <button id="wallets-next" type="button">Next &rsaquo;</button>
-      </div>
-    </section>
-
-    <section class="panel" id="purchases-panel">
-      <h2>Recent purchases <span class="note" id="purchases-note"></span></h2>
-      <table>
-        <thead><tr><th>Time</th><th>User</th><th>Card</th><th class="num">Price</th><th>Code</th></tr></thead>
-        <tbody id="purchases"></tbody>
-      </table>
-    </section>
-
-    <section class="panel" id="tail-panel">
-      <h2>Event log <span class="note" id="tail-note"></span></h2>
-      <ul id="tail"></ul>
-    </section>
-  </main>
-</div>
-)HTML"
-    // ----------------------------------------------------------------- script
-    R"HTML(<script>
-'use strict';
+// ------------------------------------------------------------------- script
+constexpr std::string_view kJs =
+    R"JS('use strict';
 (() => {
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'giftcard.admin_token';
@@ -252,12 +265,14 @@ function stamp(s) {
   return isNaN(ms) ? '' : localInput(ms).replace('T', ' ');
 }
 // Builds an element; children are nodes or strings (always text, never HTML).
+// No style strings (the CSP allows no inline style): use a class, or set
+// element.style.<property> on the result.
 function h(tag, props, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props || {})) {
     if (v == null || (v === false && !k.startsWith('data-'))) continue;
+    if (k === 'style' || /^on/i.test(k)) throw new Error('h(): no ' + k + ' (the CSP allows no inline style or handler)');
     if (k === 'class') e.className = v;
-    else if (k === 'style') e.style.cssText = v;
     else if (k.startsWith('data-')) e.setAttribute(k, String(v));
     else e[k] = v;
   }
@@ -407,8 +422,7 @@ function onEvent(ev) {
   }
   queueRender();
 }
-)HTML"
-    R"HTML(
+
 // ------------------------------------------------------------ the stream
 // EventSource cannot send a bearer token: read the SSE stream with fetch.
 let stream = null;  // { ctrl }
@@ -489,7 +503,8 @@ function setConn(what) {
   p.className = 'pill ' + what;
   p.textContent = what === 'live' ? 'stream connected' : what === 'down' ? 'reconnecting' : 'connecting';
 }
-
+)JS"
+    R"JS(
 // ------------------------------------------------------------ loading
 function atParam() { return S.mode === 'travel' ? '&at=' + S.at : ''; }
 
@@ -580,8 +595,7 @@ async function refreshNow() {
 async function reload(what) {  // one panel, after paging or searching
   try { await what(); render(); } catch (e) { fail(e); }
 }
-)HTML"
-    R"HTML(
+
 // ------------------------------------------------------------ time travel
 let travelTimer = null;
 function goTo(p, soon) {
@@ -625,7 +639,8 @@ async function positionAt(ms) {
   }
   return lo;
 }
-
+)JS"
+    R"JS(
 // ------------------------------------------------------------ rendering
 let renderTimer = null;
 function queueRender() {
@@ -682,11 +697,14 @@ function cardRow(c) {
   const low = total > 0 && c.available > 0 && c.available < Math.max(10, total * 0.1);
   const out = total > 0 && c.available <= 0;
   const bar = h('div', { class: 'bar', title: KINDS.map((k) => c[k] + ' ' + k).join(', ') },
-                ...KINDS.filter((k) => c[k] > 0).map((k) =>
-                    h('span', { class: k, style: 'flex-grow:' + c[k], 'data-kind': k, 'data-count': c[k] })));
+                ...KINDS.filter((k) => c[k] > 0).map((k) => {
+                  const seg = h('span', { class: k, 'data-kind': k, 'data-count': c[k] });
+                  seg.style.flexGrow = String(c[k]);  // CSSOM, not a style attribute: allowed by the CSP
+                  return seg;
+                }));
   const legend = h('div', { class: 'legend' });
   for (const k of KINDS) {
-    legend.append(h('i', { class: k, style: 'background:var(--' + (k === 'available' ? 'avail' : k) + ')' }),
+    legend.append(h('i', { class: k }),  // coloured by app.css
                   count(c[k]) + ' ' + k);
   }
   return h('tr', { class: 'card-row' + (low ? ' low' : '') + (out ? ' out' : ''),
@@ -766,8 +784,7 @@ function render() {
   renderPurchases();
   renderTail();
 }
-)HTML"
-    R"HTML(
+
 // ------------------------------------------------------------ the token
 function wipe() {
   stopStream();
@@ -913,7 +930,8 @@ $('wallets-prev').addEventListener('click', () => {
   S.walletFrom = S.walletBack.pop();
   reload(loadWallets);
 });
-
+)JS"
+    R"JS(
 // ------------------------------------------------------------ start
 $('tz').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
 (async () => {
@@ -926,13 +944,12 @@ $('tz').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local
   }
 })();
 })();
-</script>
-</body>
-</html>
-)HTML";
+)JS";
 
 }  // namespace
 
-std::string_view admin_page_html() { return kPage; }
+std::string_view admin_page_html() { return kHtml; }
+std::string_view admin_page_css() { return kCss; }
+std::string_view admin_page_js() { return kJs; }
 
 }  // namespace giftcard

@@ -17,6 +17,15 @@
 //     meanwhile do not disturb it, and "Live" returns to the head;
 //   - no full activation code (nor its part before the last 4 characters) ever
 //     appears in the DOM;
+//   - the page works under its strict Content-Security-Policy (issue #14): GET
+//     /admin sends a CSP without 'unsafe-inline' or 'unsafe-eval' (script and
+//     style from 'self' only, frame-ancestors 'none'), nosniff, no-referrer and
+//     DENY; the markup has no inline script, style, style= or on...= attribute;
+//     /admin/app.js and /admin/app.css are public with the right types; the page
+//     loads nothing from elsewhere; and not one CSP violation is reported during
+//     the whole run (securitypolicyviolation events, collected by an init
+//     script, and console errors naming the Content Security Policy). A canary
+//     in a separate tab shows that the collector does see violations;
 //   - the server stops cleanly (SIGTERM, exit 0).
 // With --screenshots it saves PNGs of the main views (default: ../../docs).
 // Exit status 0 when every check passed; otherwise 1 with the failed check.
@@ -63,6 +72,38 @@ function check(cond, what) {
   if (!cond) throw new CheckFailed(what);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------ the CSP
+// Every violation the browser reports, from two sides: the page's
+// `securitypolicyviolation` events (an init script, installed before any of
+// the page's own, hands them to the test) and console errors naming the
+// Content Security Policy (Chromium logs each blocked inline script, style,
+// handler, eval or load there).
+async function watchCsp(context, sink) {
+  await context.exposeBinding('__giftcardCspViolation', (source, v) => sink.push(v));
+  await context.addInitScript(() => {
+    const report = window.__giftcardCspViolation;
+    document.addEventListener('securitypolicyviolation', (e) => report({
+      from: 'event', directive: e.effectiveDirective || e.violatedDirective, blocked: e.blockedURI,
+      source: e.sourceFile, line: e.lineNumber, sample: e.sample, disposition: e.disposition,
+    }), true);
+  });
+  context.on('console', (m) => {
+    if (m.type() === 'error' && /Content[- ]Security[- ]Policy/i.test(m.text()))
+      sink.push({ from: 'console', text: m.text(), at: m.location() && m.location().url });
+  });
+}
+const showViolations = (vs) => vs.slice(0, 5).map((v) => JSON.stringify(v)).join(' | ') +
+  (vs.length > 5 ? ` (and ${vs.length - 5} more)` : '');
+// "a b; c d" -> { a: ['b'], c: ['d'] }
+function parseCsp(header) {
+  const out = {};
+  for (const part of String(header || '').split(';')) {
+    const [name, ...values] = part.trim().split(/\s+/);
+    if (name) out[name.toLowerCase()] = values;
+  }
+  return out;
+}
 
 // ------------------------------------------------------------ the server
 const dataDir = mkdtempSync(path.join(tmpdir(), 'giftcard-viewer-'));
@@ -211,15 +252,82 @@ async function run() {
   });
   try {
     const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, timezoneId: 'UTC', locale: 'en-US' });
+    const cspViolations = [];
+    await watchCsp(context, cspViolations);
     page = await context.newPage();
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const foreign = [];  // anything the page asks for outside this server
+    page.on('request', (r) => {
+      const u = r.url();
+      if (!u.startsWith(base + '/') && !u.startsWith('data:')) foreign.push(u);
+    });
+    const assets = {};  // /admin/app.js and /admin/app.css as the page got them
+    page.on('response', (r) => {
+      const u = new URL(r.url());
+      if (u.origin === base && /^\/admin\/app\.(js|css)$/.test(u.pathname))
+        assets[u.pathname] = { status: r.status(), headers: r.headers() };
+    });
     const stateReads = [];
     page.on('request', (r) => { if (r.url().includes('/api/admin/state')) stateReads.push(Date.now()); });
 
     // --- no token, wrong token
-    await page.goto(base + '/admin');
+    const adminRes = await page.goto(base + '/admin');
     await page.locator('#login').waitFor({ state: 'visible', timeout: 10000 });
+
+    // --- the headers of GET /admin: a strict CSP (issue #14)
+    const hd = adminRes.headers();
+    check(adminRes.status() === 200, 'GET /admin: ' + adminRes.status());
+    check(/^text\/html\b/.test(hd['content-type'] || ''), 'GET /admin Content-Type: ' + hd['content-type']);
+    const cspHeader = hd['content-security-policy'];
+    check(cspHeader, 'GET /admin sends no Content-Security-Policy');
+    check(!/unsafe-/i.test(cspHeader), "the CSP allows something 'unsafe-…': " + cspHeader);
+    const csp = parseCsp(cspHeader);
+    const directive = (name, want) => check(JSON.stringify(csp[name]) === JSON.stringify(want),
+      `CSP ${name} should be ${want.join(' ')}, is ${csp[name] ? csp[name].join(' ') : '(missing)'}: ${cspHeader}`);
+    directive('default-src', ["'none'"]);
+    directive('script-src', ["'self'"]);
+    directive('style-src', ["'self'"]);
+    directive('connect-src', ["'self'"]);
+    directive('frame-ancestors', ["'none'"]);
+    directive('base-uri', ["'none'"]);
+    directive('form-action', ["'none'"]);
+    for (const d of Object.keys(csp))
+      check(!csp[d].some((v) => v === '*' || /^(https?:|ws:|wss:)$/i.test(v) || /^'(nonce|sha\d+)-/.test(v)),
+            `CSP ${d} is wider than needed: ${csp[d].join(' ')}`);
+    check(hd['x-content-type-options'] === 'nosniff', 'X-Content-Type-Options: ' + hd['x-content-type-options']);
+    check(hd['referrer-policy'] === 'no-referrer', 'Referrer-Policy: ' + hd['referrer-policy']);
+    check(/^deny$/i.test(hd['x-frame-options'] || ''), 'X-Frame-Options: ' + hd['x-frame-options']);
+    ok(`GET /admin: CSP "${cspHeader}", nosniff, no-referrer, DENY`);
+
+    // --- the markup holds nothing inline; the script and style are public files
+    const markup = await adminRes.text();
+    const inline = [];
+    for (const m of markup.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi))
+      if (!/\bsrc=/.test(m[1]) || m[2].trim()) inline.push('an inline <script>');
+    if (/<style\b/i.test(markup)) inline.push('a <style> element');
+    if (/\sstyle\s*=/i.test(markup)) inline.push('a style= attribute');
+    const handler = /\son[a-z]+\s*=/i.exec(markup);
+    if (handler) inline.push('a handler attribute (' + handler[0].trim() + ')');
+    if (/javascript:/i.test(markup)) inline.push('a javascript: URL');
+    check(inline.length === 0, 'GET /admin holds ' + inline.join(', '));
+    check(/<link rel="stylesheet" href="\/admin\/app\.css">/.test(markup) &&
+          /<script src="\/admin\/app\.js" defer><\/script>/.test(markup),
+          'GET /admin does not load /admin/app.css and /admin/app.js');
+    for (const [route, type] of [['/admin/app.js', /^text\/javascript\b/], ['/admin/app.css', /^text\/css\b/]]) {
+      const seen = assets[route];
+      check(seen && seen.status === 200, `the page got ${route}: ${seen ? seen.status : 'never asked'}`);
+      check(type.test(seen.headers['content-type'] || ''), `${route} Content-Type: ${seen.headers['content-type']}`);
+      check(seen.headers['x-content-type-options'] === 'nosniff', `${route} X-Content-Type-Options: ${seen.headers['x-content-type-options']}`);
+      const plain = await fetch(base + route);  // no token: the files hold no data
+      check(plain.status === 200, `${route} without a token: ${plain.status}`);
+      const body = await plain.text();
+      if (route.endsWith('.js'))
+        for (const bad of [/\beval\s*\(/, /new\s+Function\b/, /\.innerHTML\b/, /setAttribute\(\s*['"]style/, /javascript:/,
+                           /set(Timeout|Interval)\(\s*['"`]/])
+          check(!bad.test(body), `${route} uses ${bad}`);
+    }
+    ok('the markup has no inline script, style, style= or handler attribute; app.js and app.css are public, typed, nosniff');
     await sleep(300);
     check(await page.locator('#app').isHidden(), 'without a token the data panels are visible');
     let leaked = await dataInDom();
@@ -254,6 +362,25 @@ async function run() {
       document.querySelectorAll('#tail li[data-type=WalletCredited]').length === 3);
     await until('the event stream is connected', () => document.getElementById('conn').textContent === 'stream connected');
     ok('with the token the page shows the demo catalog (3 cards), totals, wallets and the log');
+    const looks = await page.evaluate(() => {
+      const cs = (el) => getComputedStyle(el);
+      const seg = document.querySelector('tr[data-card="steam-50"] .bar span.available');
+      const dot = document.querySelector('tr[data-card="steam-50"] .legend i.available');
+      return {
+        header: cs(document.querySelector('header')).display,
+        search: cs(document.getElementById('wallet-q')).marginBottom,
+        grow: seg && cs(seg).flexGrow, count: seg && seg.dataset.count,
+        segColor: seg && cs(seg).backgroundColor, dotColor: dot && cs(dot).backgroundColor,
+        handlers: [...document.querySelectorAll('*')].filter((el) =>
+          [...el.attributes].some((a) => /^on/i.test(a.name))).length,
+      };
+    });
+    check(looks.header === 'flex' && looks.search === '8px', 'app.css does not apply: ' + JSON.stringify(looks));
+    check(looks.grow === looks.count, 'the stock bar is not sized by its counts: ' + JSON.stringify(looks));
+    check(looks.dotColor === looks.segColor && looks.dotColor !== 'rgba(0, 0, 0, 0)',
+          'the legend is not coloured like the bar: ' + JSON.stringify(looks));
+    check(looks.handlers === 0, looks.handlers + ' elements carry on...= handler attributes');
+    ok(`app.css applies, the stock bars are sized through the CSSOM (flex-grow ${looks.grow}), the legend is coloured, no handler attributes`);
     const demoHead = await head();
     check(demoHead === 9, 'the demo catalog ends at position ' + demoHead + ', expected 9');
     const demoTime = (await call('GET', `/api/events?from=${demoHead}&limit=1`)).json.events[0].recorded_at;
@@ -407,13 +534,40 @@ async function run() {
     ok('the token is kept for the tab; a rejected one (401) is asked for again, with no data shown');
 
     const fresh = await browser.newContext();  // another tab: sessionStorage is per tab
+    const canary = [];
+    await watchCsp(fresh, canary);
     const other = await fresh.newPage();
     await other.goto(base + '/admin');
     await other.locator('#login').waitFor({ state: 'visible', timeout: 10000 });
+    await sleep(200);
+    check(canary.length === 0, 'CSP violations in a fresh tab: ' + showViolations(canary));
+    // The canary: inline style and script the policy must refuse, and the
+    // collector must see (else "no violations" below would prove nothing).
+    await other.evaluate(() => {
+      const box = document.createElement('div');
+      box.innerHTML = '<b id="canary-style" style="color: rgb(1, 2, 3)">x</b>';
+      document.body.append(box);
+      const s = document.createElement('script');
+      s.textContent = 'window.__canaryRan = true;';
+      document.body.append(s);
+    });
+    await sleep(300);
+    const canaryRan = await other.evaluate(() => window.__canaryRan === true);
+    const canaryColor = await other.evaluate(() => getComputedStyle(document.getElementById('canary-style')).color);
+    check(!canaryRan, 'an inline script ran: the CSP is not enforced');
+    check(canaryColor !== 'rgb(1, 2, 3)', 'an inline style attribute applied: the CSP is not enforced');
+    const byEvent = canary.filter((v) => v.from === 'event').map((v) => v.directive);
+    const byConsole = canary.filter((v) => v.from === 'console').length;
+    check(byEvent.some((d) => /^style-src/.test(d)) && byEvent.some((d) => /^script-src/.test(d)) && byConsole >= 2,
+          'the CSP collector missed the canary violations: ' + showViolations(canary));
     await fresh.close();
+    ok(`the CSP is enforced and the collector sees it: a canary inline style and script were refused (${byEvent.join(', ')}; ${byConsole} console errors)`);
 
     check(pageErrors.length === 0, 'script errors in the page: ' + pageErrors.join(' | '));
     ok('no script errors in the page');
+    check(cspViolations.length === 0, cspViolations.length + ' CSP violations: ' + showViolations(cspViolations));
+    check(foreign.length === 0, 'the page loaded from elsewhere: ' + foreign.slice(0, 5).join(', '));
+    ok('not one CSP violation in the whole run, and nothing loaded from elsewhere');
   } catch (e) {
     if (page) {
       const p = path.join(tmpdir(), 'giftcard-viewer-failure.png');
