@@ -26,6 +26,14 @@ using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 using history_atom = caf::atom_constant<caf::atom("history")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using rebuild_atom = caf::atom_constant<caf::atom("rebuild")>;
+using login_atom = caf::atom_constant<caf::atom("login")>;
+using api_atom = caf::atom_constant<caf::atom("api")>;
+using admin_atom = caf::atom_constant<caf::atom("admin")>;
+
+// Lists are paged: at most `limit` items (1..kMaxPageLimit) a call, and a
+// cursor to continue from.
+constexpr int64_t kMaxPageLimit = 1000;
+constexpr int64_t kDefaultPageLimit = 100;
 
 struct CardSpec {
   std::string id;
@@ -78,6 +86,22 @@ struct WalletView {
   int64_t position = 0;  // the projections' position when they answered
 };
 
+// One page of the card list, in id order. `next`: the id to pass as `from`
+// for the next page; empty when this is the last page.
+struct CardPage {
+  std::vector<CardInfo> cards;
+  std::string next;
+  int64_t position = 0;  // the projections' position when they answered
+};
+
+// One page of a user's purchases, in log order. `next`: the log position to
+// pass as `from` for the next page; 0 when this is the last page.
+struct PurchasePage {
+  std::vector<Purchase> purchases;
+  int64_t next = 0;
+  int64_t position = 0;  // the projections' position when they answered
+};
+
 // Where the log and its projections are (the `status` query).
 struct ShopStatus {
   int64_t log_position = 0;         // last committed event
@@ -125,6 +149,14 @@ typename Inspector::result_type inspect(Inspector& f, WalletView& x) {
   return f(caf::meta::type_name("giftcard::WalletView"), x.user_id, x.balance, x.position);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CardPage& x) {
+  return f(caf::meta::type_name("giftcard::CardPage"), x.cards, x.next, x.position);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, PurchasePage& x) {
+  return f(caf::meta::type_name("giftcard::PurchasePage"), x.purchases, x.next, x.position);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ShopStatus& x) {
   return f(caf::meta::type_name("giftcard::ShopStatus"), x.log_position, x.projection_position,
            x.generation);
@@ -135,30 +167,44 @@ typename Inspector::result_type inspect(Inspector& f, RebuildInfo& x) {
            x.millis);
 }
 
-// The shop's front door as remote clients see it (SPEC §5). Replies carry the
-// results; failures are caf::error of category "giftcard" (actors/errors.h).
+// The shop's interface (SPEC §5). Replies carry the results; failures are
+// caf::error of category "giftcard" (actors/errors.h).
 //
 // Commands go to the card and wallet actors. Queries are answered from the
-// projections; their last argument is a minimum log position (`after`): the
-// answer waits (bounded, then projection_lagging) until the projections
-// include it. Pass the position of your own last write for read-your-writes,
-// or 0 for "whatever is there now".
-using shop_actor = caf::typed_actor<
-    // commands
-    caf::replies_to<create_atom, CardSpec>::with<CardInfo>,
-    caf::replies_to<add_codes_atom, std::string, std::vector<CodeSpec>>::with<AddCodesReply>,
-    caf::replies_to<revoke_atom, std::string, std::string>::with<int64_t>,
+// projections on the query pool, never on the shop actor; their last argument
+// is a minimum log position (`after`): the answer waits (bounded, then
+// projection_lagging) until the projections include it. Pass the position of
+// your own last write for read-your-writes, or 0 for "whatever is there now".
+//
+// What the API role may do (api token): money and purchases, and reads.
+using api_session_actor = caf::typed_actor<
     caf::replies_to<credit_atom, std::string, int64_t, std::string>::with<CreditReply>,
     caf::replies_to<purchase_atom, std::string, std::string, std::string>::with<Purchase>,
     // queries: ..., after
     caf::replies_to<card_atom, std::string, int64_t>::with<CardInfo>,
-    caf::replies_to<cards_atom, int64_t>::with<std::vector<CardInfo>>,
+    // cards: from (card id, "" = the start), limit, after
+    caf::replies_to<cards_atom, std::string, int64_t, int64_t>::with<CardPage>,
     caf::replies_to<wallet_atom, std::string, int64_t>::with<WalletView>,
     caf::replies_to<lookup_atom, std::string, int64_t>::with<Purchase>,
-    caf::replies_to<history_atom, std::string, int64_t>::with<std::vector<Purchase>>,
-    // operations
-    caf::replies_to<status_atom>::with<ShopStatus>,
+    // history: user, from (log position, 0 = the start), limit, after
+    caf::replies_to<history_atom, std::string, int64_t, int64_t, int64_t>::with<PurchasePage>,
+    caf::replies_to<status_atom>::with<ShopStatus>>;
+
+// Everything (admin token): the API role plus the catalog and operations.
+using shop_actor = api_session_actor::extend<
+    caf::replies_to<create_atom, CardSpec>::with<CardInfo>,
+    caf::replies_to<add_codes_atom, std::string, std::vector<CodeSpec>>::with<AddCodesReply>,
+    caf::replies_to<revoke_atom, std::string, std::string>::with<int64_t>,
     caf::replies_to<rebuild_atom>::with<RebuildInfo>>;
+using admin_session_actor = shop_actor;
+
+// The only actor a node publishes (api/caf_gate.h): it answers nothing but
+// login. A token that grants the role returns a session actor for this client
+// exposing exactly that role's interface; a wrong token is `unauthorized`.
+// With no token configured for a role, any token (even "") logs in to it.
+using gate_actor = caf::typed_actor<
+    caf::replies_to<login_atom, api_atom, std::string>::with<api_session_actor>,
+    caf::replies_to<login_atom, admin_atom, std::string>::with<admin_session_actor>>;
 
 // Registers every public message type and the "giftcard" error category.
 // Every node (server and client) calls it on its actor_system_config.

@@ -74,6 +74,37 @@ int run_cli(int argc, char** argv) {
   s->add_option("--max-body-bytes", serve.max_body_bytes, "largest accepted request body")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();
+  s->add_option("--max-buffered-body-bytes", serve.max_buffered_body_bytes,
+                "request body bytes buffered at once over all connections (beyond: 503 busy)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 34))
+      ->capture_default_str();
+  auto* rate = s->add_option("--rate-limit", serve.rate_limit,
+                             "requests per second per caller (a token, or a peer address without "
+                             "one); beyond: 429 with Retry-After")
+                   ->check(CLI::Range(0.01, 1e9))
+                   ->capture_default_str();
+  s->add_option("--rate-burst", serve.rate_burst, "requests a caller may send at once")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  bool no_rate_limit = false;
+  s->add_flag("--no-rate-limit", no_rate_limit,
+              "turn the per-caller rate limit off (loopback benchmarks only)")
+      ->excludes(rate);
+  s->add_option("--query-threads", serve.query_threads, "threads answering queries")
+      ->check(CLI::Range(size_t{1}, size_t{64}))
+      ->capture_default_str();
+  s->add_option("--max-queued-queries", serve.max_queued_queries,
+                "queries waiting for a query thread (beyond: 503 busy)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
+      ->capture_default_str();
+  s->add_option("--max-stream-viewers", serve.max_stream_viewers,
+                "open /api/events/stream connections (beyond: 503 busy)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->capture_default_str();
+  s->add_option("--max-caf-sessions", serve.max_caf_sessions,
+                "open CAF sessions (logins beyond: busy)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
+      ->capture_default_str();
   s->add_flag("--demo", serve.demo, "seed a demo catalog into an empty store");
   s->add_option("--passivate-after-ms", passivate_ms, "idle time before an actor is passivated")
       ->check(CLI::Range(int64_t{10}, int64_t{86400000}))
@@ -84,6 +115,12 @@ int run_cli(int argc, char** argv) {
   std::string node = "127.0.0.1:4242";
   std::string card, user, key;
   int64_t amount = 0;
+  auto add_token = [&client](CLI::App* cmd) {
+    cmd->add_option("--token", client.token,
+                    "the api (or admin) token of the server (prefer the environment variable: the "
+                    "command line is visible to other users)")
+        ->envname("GIFTCARD_API_TOKEN");
+  };
   auto* p = app.add_subcommand("purchase", "Buy a code through a running server (CAF remote)");
   p->add_option("--node", node, "server's CAF address")->check(address)->capture_default_str();
   p->add_option("--card", card, "card id")->required();
@@ -93,6 +130,7 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   add_tls_flags(p, &client.tls);
+  add_token(p);
 
   auto* c = app.add_subcommand("credit", "Credit a wallet through a running server (CAF remote)");
   c->add_option("--node", node, "server's CAF address")->check(address)->capture_default_str();
@@ -105,6 +143,7 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   add_tls_flags(c, &client.tls);
+  add_token(c);
 
   EventsOptions events;
   auto* ev = app.add_subcommand("events", "Print events as JSON lines, in position order (read-only)");
@@ -135,6 +174,7 @@ int run_cli(int argc, char** argv) {
     serve.caf = to_host_port(serve_caf);
     serve.http = to_host_port(serve_http);
     serve.passivate_after = std::chrono::milliseconds(passivate_ms);
+    if (no_rate_limit) serve.rate_limit = 0;
     return run_serve(serve);
   }
   if (ev->parsed()) return run_events(events);

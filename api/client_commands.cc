@@ -16,7 +16,13 @@ int call(const ClientOptions& o, Ts&&... xs) {
   }
   NodeConfig cfg(o.tls);
   caf::actor_system sys{cfg};
-  auto shop = connect_shop(sys, o.node, o.tls.enabled());
+  auto shop = connect_api(sys, o.node, o.tls.enabled(), o.token,
+                          std::chrono::seconds(o.timeout_seconds));
+  if (!shop && shop.error().category() == kErrorCategory) {
+    std::cout << error_json(shop.error()).dump() << std::endl;
+    std::cerr << "giftcard: login refused: " << detail_of(shop.error()) << "\n";
+    return errc_of(shop.error()) == Errc::unauthorized ? 1 : 3;
+  }
   if (!shop) {
     std::cerr << "giftcard: cannot reach " << o.node.host << ":" << o.node.port << ": "
               << sys.render(shop.error()) << "\n";

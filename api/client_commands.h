@@ -1,5 +1,5 @@
 // `giftcard purchase` and `giftcard credit`: CAF remote clients of a running
-// `serve`. They print the result as JSON on stdout. Exit codes: 0 success;
+// `serve`; they log in to its gate with the api role (--token). They print the result as JSON on stdout. Exit codes: 0 success;
 // 1 the shop rejected the command (the error JSON is printed on stdout and
 // a message on stderr); 3 the node is unreachable or did not answer in time.
 #pragma once
@@ -15,6 +15,7 @@ namespace giftcard {
 struct ClientOptions {
   HostPort node{"127.0.0.1", 4242};
   TlsOptions tls;
+  std::string token;  // the api (or admin) token; "" when the server has none
   int timeout_seconds = 10;
 };
 

@@ -3,8 +3,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <cmath>
 #include <condition_variable>
 #include <limits>
@@ -15,7 +13,10 @@
 #include <vector>
 
 #include "actors/errors.h"
+#include "actors/query_pool.h"
 #include "api/admin_page.h"
+#include "api/caf_gate.h"
+#include "api/event_hub.h"
 #include "api/json_views.h"
 #include "events/validate.h"
 #include "events/time_util.h"
@@ -159,6 +160,10 @@ std::optional<Problem> parse_body(const HttpRequest& req, json* out) {
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower != "application/json")
     return Problem{415, "unsupported_media_type", "Content-Type must be application/json", {}};
+  // nlohmann's lexer ends the input at a NUL: whatever follows one would be
+  // ignored. A JSON text has no raw NUL anywhere, so refuse it outright.
+  if (req.body().find('\0') != std::string::npos)
+    return Problem{400, "invalid_request", "the body contains a NUL byte; it must be one JSON value and nothing else", {}};
   StrictSax sax(*out);
   if (!json::sax_parse(req.body(), &sax, json::input_format_t::json, true) || !sax.error.empty())
     return Problem{400, "invalid_request", sax.error.empty() ? "malformed JSON" : sax.error, {}};
@@ -201,6 +206,14 @@ std::optional<Problem> int_param(const Query& q, const char* name, int64_t dflt,
     return Problem{400, "invalid_request",
                    std::string("query parameter ") + name + " must be a non-negative integer", {}};
   *out = std::stoll(*v);
+  return std::nullopt;
+}
+
+// `limit` of a paged list: 1..kMaxPageLimit, default kDefaultPageLimit.
+std::optional<Problem> page_limit(const Query& q, int64_t* out) {
+  if (auto p = int_param(q, "limit", kDefaultPageLimit, out)) return p;
+  if (*out < 1 || *out > kMaxPageLimit)
+    return Problem{400, "invalid_request", "limit must be 1.." + std::to_string(kMaxPageLimit), {}};
   return std::nullopt;
 }
 
@@ -267,119 +280,6 @@ HttpResponse HttpApi::problem(int status, const std::string& code, const std::st
   return res;
 }
 
-// ---------------------------------------------------------------- event streams
-
-// Reads each new stretch of the log once, formats it once, and hands the
-// same frames to every connected viewer. Slow viewers are cut by the server
-// (max_stream_backlog), never waited for.
-class EventHub {
- public:
-  EventHub(EventStore* store, size_t max_backfill) : store_(store), max_backfill_(max_backfill) {
-    sent_ = store->LastPosition();
-    sub_ = store->Subscribe([this](const std::vector<StoredEvent>& batch) {
-      if (batch.empty()) return;
-      {
-        std::lock_guard lock(mu_);
-        head_ = std::max(head_, batch.back().position);
-      }
-      cv_.notify_one();
-    });
-    thread_ = std::thread([this] { run(); });
-  }
-  ~EventHub() { stop(); }
-
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      if (stopped_) return;
-      stopped_ = true;
-    }
-    store_->Unsubscribe(sub_);
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-    // Release the viewers' sessions now, while the HTTP server still exists.
-    std::vector<std::shared_ptr<StreamSink>> gone;
-    {
-      std::lock_guard lock(mu_);
-      gone.swap(sinks_);
-    }
-  }
-
-  // Starts a viewer after position `from` (events from+1.. are sent); -1:
-  // from what the hub sends next. A `from` beyond what the hub has sent
-  // (it trails the log by a moment) starts there too: a viewer may see a
-  // few events it already had, and deduplicates by id.
-  Status attach(std::shared_ptr<StreamSink> sink, int64_t from) {
-    std::lock_guard lock(mu_);
-    if (from >= 0 && from < sent_) {
-      if (sent_ - from > static_cast<int64_t>(max_backfill_))
-        return Status::InvalidArgument("backfill of more than " + std::to_string(max_backfill_) +
-                                       " events; page through GET /api/events instead");
-      std::vector<StoredEvent> evs;
-      for (int64_t p = from + 1; p <= sent_;) {
-        if (Status s = store_->ReadAll(p, std::min<int64_t>(4096, sent_ - p + 1), &evs); !s.ok())
-          return s;
-        if (evs.empty()) break;
-        sink->push(std::make_shared<std::string>(frames(evs)));
-        p = evs.back().position + 1;
-      }
-    }
-    sinks_.push_back(std::move(sink));
-    return Status::OK();
-  }
-
-  size_t viewers() const {
-    std::lock_guard lock(mu_);
-    return sinks_.size();
-  }
-
-  static std::string frames(const std::vector<StoredEvent>& evs) {
-    std::string out;
-    for (const auto& e : evs) {
-      out += "id: " + std::to_string(e.position) + "\nevent: " + std::string(type_name(e.type)) +
-             "\ndata: " + event_json(e).dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-    }
-    return out;
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mu_);
-    auto next_ping = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-    while (!stopped_) {
-      cv_.wait_until(lock, next_ping, [&] { return stopped_ || head_ > sent_; });
-      if (stopped_) break;
-      std::erase_if(sinks_, [](const auto& s) { return s->closed(); });
-      if (std::chrono::steady_clock::now() >= next_ping) {
-        auto ping = std::make_shared<const std::string>(": ping\n\n");
-        for (auto& s : sinks_) s->push(ping);
-        next_ping = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-      }
-      if (head_ <= sent_) continue;
-      if (sinks_.empty()) {  // nobody watching: nothing to read or format
-        sent_ = head_;
-        continue;
-      }
-      std::vector<StoredEvent> evs;
-      if (!store_->ReadAll(sent_ + 1, 4096, &evs).ok() || evs.empty()) continue;
-      auto frame = std::make_shared<const std::string>(frames(evs));
-      for (auto& s : sinks_) s->push(frame);
-      sent_ = evs.back().position;
-    }
-  }
-
-  EventStore* store_;
-  size_t max_backfill_;
-  uint64_t sub_ = 0;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  int64_t head_ = 0;  // GUARDED_BY(mu_)
-  int64_t sent_ = 0;  // GUARDED_BY(mu_): every viewer has been given events up to here
-  bool stopped_ = false;
-  std::vector<std::shared_ptr<StreamSink>> sinks_;
-  std::thread thread_;
-};
-
 // ---------------------------------------------------------------- the API
 
 struct HttpApi::Impl {
@@ -391,26 +291,38 @@ struct HttpApi::Impl {
   std::atomic<size_t> next_bridge{0};
   EventHub hub;
   std::array<std::atomic<uint64_t>, 6> responses{};  // by status class 1xx..5xx
+  RateLimiter limiter;
+  RateLimiter refusals;  // 401s per peer address
+  std::atomic<uint64_t> streams_refused{0};
 
-  // Admin queries read RocksDB for up to tens of milliseconds (a time-travel
-  // replay): they run here, never on an I/O thread or a CAF scheduler thread.
-  boost::asio::thread_pool admin_pool{1};
+  // Reads that the route answers itself (a page of the log, the admin
+  // views, a time-travel replay of tens of milliseconds) run on the shop's
+  // bounded query pool, never on an I/O thread or a CAF scheduler thread.
+  std::unique_ptr<QueryPool> own_pool;  // only when the context has none
+  QueryPool* pool;
 
   Impl(caf::actor_system& s, shop_actor sh, ShopContext* c, HttpApiOptions o)
       : sys(s), shop(std::move(sh)), ctx(c), opts(std::move(o)),
-        hub(c->store, opts.max_stream_backfill) {
+        hub(c->store, EventHubLimits{opts.max_stream_viewers, opts.max_stream_backfill}),
+        limiter(opts.rate_limit), refusals(opts.refusal_limit) {
+    if (!ctx->queries)
+      own_pool = std::make_unique<QueryPool>(ctx->config.query_threads, ctx->config.max_queued_queries);
+    pool = ctx->queries ? ctx->queries : own_pool.get();
     for (int i = 0; i < 2; ++i) bridges.push_back(sys.spawn(bridge_behavior, 0));
   }
 
+  // Runs `work` on the query pool; 503 busy when the pool is full.
   template <class F>
-  void on_admin_pool(const std::shared_ptr<Responder>& r, F work) {
-    boost::asio::post(admin_pool, [this, r, work]() mutable {
+  void on_query_pool(const std::shared_ptr<Responder>& r, F work) {
+    bool posted = pool->try_post([this, r, work]() mutable {
       try {
         work();
       } catch (const std::exception&) {
         send_problem(r, Problem{500, "internal_error", "internal error", {}});
       }
     });
+    if (!posted)
+      send_problem(r, Problem{503, "busy", "too many queries in progress; retry later", {}});
   }
   bool route_admin(const std::vector<std::string>& seg, http::verb m, const Query& q,
                    const std::shared_ptr<Responder>& r);
@@ -423,6 +335,7 @@ struct HttpApi::Impl {
     HttpResponse res{static_cast<http::status>(status), 11};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::cache_control, "no-store");
+    res.set("X-Content-Type-Options", "nosniff");
     if (replayed) res.set("Idempotent-Replayed", "true");
     res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
     count(status);
@@ -441,11 +354,18 @@ struct HttpApi::Impl {
     count(p.status);
     r->send(std::move(res));
   }
-  void send_error(const std::shared_ptr<Responder>& r, const caf::error& e) {
+  // Domain errors as they are; a storage failure's cause (paths, RocksDB's
+  // words) goes to the server's log, the client reads "storage unavailable".
+  void send_error(const std::shared_ptr<Responder>& r, const caf::error& raw) {
+    caf::error e = client_error(raw);
     Errc code = errc_of(e);
     Problem p{http_status(code), std::string(to_string(code)), detail_of(e), {}};
     if (auto codes = codes_of(e); !codes.empty()) p.extra = {{"codes", codes}};
     send_problem(r, p);
+  }
+
+  void send_storage_problem(const std::shared_ptr<Responder>& r, const Status& s) {
+    send_error(r, make_error(errc_for(s), s.message()));
   }
 
   // ---- asking the shop without blocking: the bridge sends, the reply completes
@@ -462,20 +382,76 @@ struct HttpApi::Impl {
 
   // ---- auth
   enum class Guard { none, api, admin };
-  bool authorized(const HttpRequest& req, Guard g) const {
+  bool authorized(const http::request_header<>& req, Guard g) const {
     if (g == Guard::none) return true;
-    const std::string& need = g == Guard::admin ? opts.admin_token : opts.api_token;
-    if (need.empty()) return true;  // that token is not configured: open
+    // No token configured at all: open (loopback only, serve enforces it).
+    // Once any token is configured, a role without one is closed: it is not
+    // silently left open beside a protected one.
+    if (opts.admin_token.empty() && opts.api_token.empty()) return true;
     auto h = req[http::field::authorization];
     std::string_view v(h.data(), h.size());
     // The scheme is case-insensitive (RFC 9110 §11.1).
     if (v.size() < 7 || !boost::beast::iequals(boost::beast::string_view(v.data(), 7), "bearer ")) return false;
     std::string given(v.substr(7));
-    bool ok = constant_time_equal(given, need);
+    const std::string& need = g == Guard::admin ? opts.admin_token : opts.api_token;
+    bool ok = !need.empty() && constant_time_equal(given, need);
     // The admin token also opens the API routes.
     if (g == Guard::api && !opts.admin_token.empty())
       ok = constant_time_equal(given, opts.admin_token) | ok;
     return ok;
+  }
+
+  // The role a route needs, from the method and path alone (for the header
+  // check; route() checks again with the same rules).
+  static Guard guard_for(http::verb m, const std::vector<std::string>& seg) {
+    if (seg.empty()) return Guard::none;
+    if (seg[0] == "metrics") return Guard::admin;
+    if (seg[0] != "api" || seg.size() < 2) return Guard::none;  // /healthz, /admin, 404s
+    const std::string& what = seg[1];
+    if (what == "cards") return m == http::verb::get ? Guard::none : Guard::admin;
+    if (what == "wallets" || what == "purchases" || what == "users") return Guard::api;
+    return Guard::admin;  // events, admin, projections, anything new under /api
+  }
+
+  // Who is asking, for the rate limit: a valid token (its digest, never the
+  // token itself), else the peer address.
+  std::string caller_of(const http::request_header<>& h, const std::string& peer) const {
+    auto a = h[http::field::authorization];
+    std::string_view v(a.data(), a.size());
+    if (v.size() > 7 && boost::beast::iequals(boost::beast::string_view(v.data(), 7), "bearer ")) {
+      std::string given(v.substr(7));
+      for (const std::string* t : {&opts.admin_token, &opts.api_token})
+        if (!t->empty() && constant_time_equal(given, *t))
+          return t == &opts.admin_token ? "token:admin" : "token:api";
+    }
+    return "peer:" + peer;
+  }
+
+  std::optional<HttpResponse> check_header(const http::request_header<>& h, const std::string& peer) {
+    std::string_view target(h.target().data(), h.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    if (path == "/healthz") return std::nullopt;  // probes are never limited
+    auto too_many = [&](int64_t retry) {
+      HttpResponse res = HttpApi::problem(429, "rate_limited",
+                                          "too many requests; retry in " + std::to_string(retry) + " s");
+      res.set(http::field::retry_after, std::to_string(retry));
+      count(429);
+      return res;
+    };
+    std::vector<std::string> seg;
+    bool ok = !split_path(path, &seg) || authorized(h, guard_for(h.method(), seg));
+    int64_t retry = 0;
+    if (ok) {
+      if (!limiter.take(caller_of(h, peer), &retry)) return too_many(retry);
+      return std::nullopt;  // route() answers (a bad path gets its 400 there)
+    }
+    // Refusals are cheap but not free, and a flood of them is a token hunt:
+    // they have a small budget of their own per peer address.
+    if (!refusals.take("peer:" + peer, &retry)) return too_many(retry);
+    HttpResponse res = HttpApi::problem(401, "unauthorized", "a valid bearer token is required");
+    res.set(http::field::www_authenticate, "Bearer");
+    count(401);
+    return res;
   }
 
   void handle(HttpRequest&& req, std::shared_ptr<Responder> r);
@@ -490,9 +466,14 @@ HttpApi::~HttpApi() { stop(); }
 
 void HttpApi::stop() {
   impl_->hub.stop();
-  impl_->admin_pool.join();
+  if (impl_->own_pool) impl_->own_pool->stop();
   for (auto& b : impl_->bridges) caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
   impl_->bridges.clear();
+}
+
+std::optional<HttpResponse> HttpApi::check_header(const http::request_header<>& header,
+                                                  const std::string& peer) {
+  return impl_->check_header(header, peer);
 }
 
 void HttpApi::handle(HttpRequest&& req, std::shared_ptr<Responder> r) {
@@ -539,10 +520,13 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
   if (is({"healthz"})) {
     if (m != http::verb::get) return method_not_allowed("GET");
     Status h = ctx->store->Health();
-    json body = {{"status", h.ok() ? "ok" : "failing"},
+    std::string why = opts.unhealthy ? opts.unhealthy() : std::string();
+    if (why.empty() && !h.ok()) why = "storage unavailable";
+    json body = {{"status", why.empty() ? "ok" : "failing"},
                  {"position", ctx->store->LastPosition()},
                  {"projection_position", ctx->projections->position()}};
-    return send_json(r, h.ok() ? 200 : 503, body);
+    if (!why.empty()) body["reason"] = why;
+    return send_json(r, why.empty() ? 200 : 503, body);
   }
   if (is({"metrics"})) {
     if (m != http::verb::get) return method_not_allowed("GET");
@@ -557,14 +541,19 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
   // ---- cards
   if (is({"api", "cards"})) {
     if (m == http::verb::get) {
-      return ask<std::vector<CardInfo>>(
+      int64_t limit = 0;
+      if (auto p = page_limit(q, &limit)) return send_problem(r, *p);
+      const std::string* from = q.find("from");
+      return ask<CardPage>(
           r,
-          [this, r](const std::vector<CardInfo>& cards) {
+          [this, r](const CardPage& page) {
             json arr = json::array();
-            for (const auto& c : cards) arr.push_back(to_json(c));
-            send_json(r, 200, {{"cards", arr}});
+            for (const auto& c : page.cards) arr.push_back(to_json(c));
+            send_json(r, 200, {{"cards", arr},
+                               {"next", page.next.empty() ? json(nullptr) : json(page.next)},
+                               {"position", page.position}});
           },
-          cards_atom::value, after);
+          cards_atom::value, from ? *from : std::string(), limit, after);
     }
     if (m != http::verb::post) return method_not_allowed("GET, POST");
     if (!guard(Guard::admin)) return;
@@ -676,14 +665,19 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
   if (is({"api", "users", "*", "purchases"})) {
     if (m != http::verb::get) return method_not_allowed("GET");
     if (!guard(Guard::api)) return;
-    return ask<std::vector<Purchase>>(
+    int64_t limit = 0, from = 0;
+    if (auto p = page_limit(q, &limit)) return send_problem(r, *p);
+    if (auto p = int_param(q, "from", 0, &from)) return send_problem(r, *p);
+    return ask<PurchasePage>(
         r,
-        [this, r](const std::vector<Purchase>& ps) {
+        [this, r](const PurchasePage& page) {
           json arr = json::array();
-          for (const auto& p : ps) arr.push_back(to_json(p));
-          send_json(r, 200, {{"purchases", arr}});
+          for (const auto& p : page.purchases) arr.push_back(to_json(p));
+          send_json(r, 200, {{"purchases", arr},
+                             {"next", page.next == 0 ? json(nullptr) : json(page.next)},
+                             {"position", page.position}});
         },
-        history_atom::value, seg[2], after);
+        history_atom::value, seg[2], from, limit, after);
   }
 
   // ---- the log
@@ -696,14 +690,16 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     if (limit < 1 || limit > static_cast<int64_t>(opts.max_events_page))
       return send_problem(r, Problem{400, "invalid_request",
                                      "limit must be 1.." + std::to_string(opts.max_events_page), {}});
-    std::vector<StoredEvent> evs;
-    if (Status s = ctx->store->ReadAll(std::max<int64_t>(from, 1), static_cast<size_t>(limit), &evs);
-        !s.ok())
-      return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
-    json arr = json::array();
-    for (const auto& e : evs) arr.push_back(event_json(e));
-    int64_t next = evs.empty() ? std::max<int64_t>(from, 1) : evs.back().position + 1;
-    return send_json(r, 200, {{"events", arr}, {"next", next}});
+    return on_query_pool(r, [this, r, from, limit] {
+      std::vector<StoredEvent> evs;
+      if (Status s = ctx->store->ReadAll(std::max<int64_t>(from, 1), static_cast<size_t>(limit), &evs);
+          !s.ok())
+        return send_storage_problem(r, s);
+      json arr = json::array();
+      for (const auto& e : evs) arr.push_back(event_json(e));
+      int64_t next = evs.empty() ? std::max<int64_t>(from, 1) : evs.back().position + 1;
+      send_json(r, 200, {{"events", arr}, {"next", next}});
+    });
   }
   if (is({"api", "events", "stream"})) {
     if (m != http::verb::get) return method_not_allowed("GET");
@@ -729,25 +725,40 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     head.set(http::field::cache_control, "no-store");
     head.set(http::field::connection, "keep-alive");
     count(200);
+    if (hub.viewers() >= opts.max_stream_viewers && ++streams_refused)
+      return send_problem(r, Problem{503, "busy",
+                                     "too many open event streams (" +
+                                         std::to_string(opts.max_stream_viewers) + "); retry later", {}});
     auto sink = r->stream(std::move(head));
     if (Status s = hub.attach(sink, after_pos); !s.ok())
-      sink->push(std::make_shared<const std::string>("event: error\ndata: " +
-                                                     json(s.message()).dump() + "\n\n"));
+      sink->push(std::make_shared<const std::string>(
+          "event: error\ndata: " + json(s.IsBusy() ? "too many open event streams" : "the stream cannot start")
+                                        .dump() + "\n\n"));
     return;
   }
 
   // ---- the admin viewer: the page is public (it holds no data), its data is not
-  if (is({"admin"})) {
+  // (docs/SECURITY.md): static files, no data, no token; a strict CSP, no
+  // framing, no sniffing, no referrer.
+  auto admin_file = [&](std::string_view body, const char* type) {
     if (m != http::verb::get) return method_not_allowed("GET");
     HttpResponse res{http::status::ok, 11};
-    res.set(http::field::content_type, "text/html; charset=utf-8");
+    res.set(http::field::content_type, type);
     res.set(http::field::cache_control, "no-store");
     res.set("Content-Security-Policy",
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
-    res.body() = std::string(admin_page_html());
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+            "img-src 'self' data:; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'none'");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Frame-Options", "DENY");
+    res.set("Referrer-Policy", "no-referrer");
+    res.body() = std::string(body);
     count(200);
     return r->send(std::move(res));
-  }
+  };
+  if (is({"admin"})) return admin_file(admin_page_html(), "text/html; charset=utf-8");
+  if (is({"admin", "app.js"})) return admin_file(admin_page_js(), "text/javascript; charset=utf-8");
+  if (is({"admin", "app.css"})) return admin_file(admin_page_css(), "text/css; charset=utf-8");
   if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "admin") {
     if (!guard(Guard::admin)) return;
     if (route_admin(seg, m, q, r)) return;
@@ -821,10 +832,10 @@ bool HttpApi::Impl::route_admin(const std::vector<std::string>& seg, http::verb 
       return true;
     }
     std::string from = text("cards_from");
-    on_admin_pool(r, [this, r, at, head, limit, from] {
+    on_query_pool(r, [this, r, at, head, limit, from] {
       ProjectionHistory::AsOf a;
       if (Status s = ctx->history->At(at < 0 ? head : at, &a); !s.ok())
-        return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+        return send_storage_problem(r, s);
       int64_t available = 0, sold = 0, revenue = 0;
       json cards = json::array();
       std::string next;
@@ -863,11 +874,11 @@ bool HttpApi::Impl::route_admin(const std::vector<std::string>& seg, http::verb 
                                 "q and from may contain only A-Z a-z 0-9 _ . @ -", {}});
         return true;
       }
-    on_admin_pool(r, [this, r, at, limit, prefix, from] {
+    on_query_pool(r, [this, r, at, limit, prefix, from] {
       std::vector<std::pair<std::string, int64_t>> ws;
       if (Status s = ctx->projections->Wallets(prefix, from, static_cast<size_t>(limit) + 1, &ws);
           !s.ok())
-        return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+        return send_storage_problem(r, s);
       json arr = json::array();
       json next = nullptr;
       for (size_t i = 0; i < ws.size(); ++i) {
@@ -879,7 +890,7 @@ bool HttpApi::Impl::route_admin(const std::vector<std::string>& seg, http::verb 
         bool existed = true;
         if (at >= 0 && ctx->history) {
           if (Status s = ctx->history->BalanceAt(ws[i].first, at, &balance, &existed); !s.ok())
-            return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+            return send_storage_problem(r, s);
         }
         arr.push_back({{"user_id", ws[i].first}, {"balance", balance}, {"existed", existed}});
       }
@@ -888,12 +899,12 @@ bool HttpApi::Impl::route_admin(const std::vector<std::string>& seg, http::verb 
     });
     return true;
   }
-  on_admin_pool(r, [this, r, at, limit] {
+  on_query_pool(r, [this, r, at, limit] {
     std::vector<PurchaseView> ps;
     if (Status s = ctx->projections->RecentPurchases(static_cast<size_t>(limit), &ps,
                                                      at >= 0 ? at : INT64_MAX);
         !s.ok())
-      return send_problem(r, Problem{503, "storage_unavailable", s.message(), {}});
+      return send_storage_problem(r, s);
     json arr = json::array();
     for (const auto& p : ps)
       arr.push_back({{"purchase_id", p.purchase_id}, {"card_id", p.card_id},
@@ -941,6 +952,16 @@ std::string HttpApi::Impl::metrics_text() {
   metric("giftcard_passivations_total", "counter", "Actors passivated.", sm.passivations.load());
   metric("giftcard_event_stream_viewers", "gauge", "Open /api/events/stream connections.",
          hub.viewers());
+  metric("giftcard_event_stream_viewers_cut_total", "counter",
+         "Event-stream viewers cut for not reading (pending bytes or a stalled write).",
+         hub.cut_viewers());
+  metric("giftcard_event_stream_viewers_refused_total", "counter",
+         "Event-stream viewers refused at the cap (503 busy).",
+         hub.refused_viewers() + streams_refused.load());
+  metric("giftcard_http_rate_limited_total", "counter",
+         "Requests refused with 429 (over the caller's rate).",
+         limiter.limited() + refusals.limited());
+  if (opts.more_metrics) o << opts.more_metrics();
   o << "# HELP giftcard_http_responses_total HTTP responses by status class.\n"
        "# TYPE giftcard_http_responses_total counter\n";
   for (size_t i = 1; i < responses.size(); ++i)

@@ -9,16 +9,21 @@
 #pragma once
 
 #include <caf/all.hpp>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "actors/internal.h"
 #include "api/http_server.h"
+#include "api/rate_limiter.h"
 
 namespace giftcard {
 
 struct HttpApiOptions {
-  // Bearer tokens (SPEC §4). Empty: that class of routes is open.
+  // Bearer tokens (SPEC §4). Both empty: every route is open (loopback
+  // only). Otherwise a route needs its role's token (the admin token also
+  // opens the api routes); a role without a configured token is closed.
   std::string admin_token;  // cards, codes, events, viewer, metrics, rebuild
   std::string api_token;    // purchases, credits, wallet and purchase reads
   // How long a command may take in the shop before the client gets 503.
@@ -26,6 +31,16 @@ struct HttpApiOptions {
   // Most events one GET /api/events page returns; backfill of a new stream.
   size_t max_events_page = 1000;
   size_t max_stream_backfill = 100000;
+  size_t max_stream_viewers = 64;  // more open event streams: 503 busy
+  // Requests per caller (a bearer token, or the peer address without a valid
+  // token); over it: 429 with Retry-After. rate 0: off.
+  RateLimit rate_limit{20000, 40000};
+  // Requests refused with 401, per peer address (a token hunt); beyond: 429.
+  RateLimit refusal_limit{50, 100};
+  // Why the server is not healthy ("" when it is): /healthz answers 503.
+  std::function<std::string()> unhealthy;
+  // More lines for /metrics (the CAF door's counters, ...).
+  std::function<std::string()> more_metrics;
 };
 
 class HttpApi {
@@ -37,6 +52,10 @@ class HttpApi {
   HttpApi& operator=(const HttpApi&) = delete;
 
   void handle(HttpRequest&& req, std::shared_ptr<Responder> responder);
+  // HttpServer's header check: the rate limit and the route's token, decided
+  // from the header alone, before any body byte is read.
+  std::optional<HttpResponse> check_header(const http::request_header<>& header,
+                                           const std::string& peer);
   // An application/problem+json response.
   static HttpResponse problem(int status, const std::string& code, const std::string& detail);
   // Ends every event stream and stops the streaming thread.

@@ -34,14 +34,41 @@ NodeConfig::NodeConfig(const TlsOptions& tls, const std::string& scheduler) {
   set("scheduler.policy", scheduler == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
 }
 
-caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& node, bool tls) {
-  if (tls) return caf::openssl::remote_actor<shop_actor>(sys, node.host, node.port);
-  return sys.middleman().remote_actor<shop_actor>(node.host, node.port);
+caf::expected<gate_actor> connect_gate(caf::actor_system& sys, const HostPort& node, bool tls) {
+  if (tls) return caf::openssl::remote_actor<gate_actor>(sys, node.host, node.port);
+  return sys.middleman().remote_actor<gate_actor>(node.host, node.port);
 }
 
-caf::expected<uint16_t> publish_shop(const shop_actor& shop, const HostPort& at, bool tls) {
-  if (tls) return caf::openssl::publish(shop, at.port, at.host.c_str(), true);
-  return shop.home_system().middleman().publish(shop, at.port, at.host.c_str(), true);
+namespace {
+
+template <class Session, class Role>
+caf::expected<Session> login(caf::actor_system& sys, const HostPort& node, bool tls, Role role,
+                             const std::string& token, std::chrono::seconds timeout) {
+  auto gate = connect_gate(sys, node, tls);
+  if (!gate) return std::move(gate.error());
+  caf::expected<Session> out{caf::sec::request_timeout};
+  caf::scoped_actor self{sys};
+  self->request(*gate, timeout, login_atom::value, role, token)
+      .receive([&](Session& s) { out = std::move(s); }, [&](caf::error& e) { out = std::move(e); });
+  return out;
+}
+
+}  // namespace
+
+caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& node, bool tls,
+                                       const std::string& token, std::chrono::seconds timeout) {
+  return login<shop_actor>(sys, node, tls, admin_atom::value, token, timeout);
+}
+
+caf::expected<api_session_actor> connect_api(caf::actor_system& sys, const HostPort& node,
+                                             bool tls, const std::string& token,
+                                             std::chrono::seconds timeout) {
+  return login<api_session_actor>(sys, node, tls, api_atom::value, token, timeout);
+}
+
+caf::expected<uint16_t> publish_gate(const gate_actor& gate, const HostPort& at, bool tls) {
+  if (tls) return caf::openssl::publish(gate, at.port, at.host.c_str(), true);
+  return gate.home_system().middleman().publish(gate, at.port, at.host.c_str(), true);
 }
 
 }  // namespace giftcard

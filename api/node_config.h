@@ -3,6 +3,7 @@
 #pragma once
 
 #include <caf/all.hpp>
+#include <chrono>
 #include <string>
 
 #include "actors/messages.h"
@@ -27,10 +28,19 @@ class NodeConfig : public caf::actor_system_config {
   explicit NodeConfig(const TlsOptions& tls, const std::string& scheduler = "sharing");
 };
 
-// Connects to a published shop (TLS if configured). Errors are CAF's.
-caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& node, bool tls);
+// Connects to a node's gate (TLS if configured). Errors are CAF's.
+caf::expected<gate_actor> connect_gate(caf::actor_system& sys, const HostPort& node, bool tls);
 
-// Publishes the shop on `at`; returns the bound port.
-caf::expected<uint16_t> publish_shop(const shop_actor& shop, const HostPort& at, bool tls);
+// Connects and logs in: the admin role's session (the whole shop interface),
+// or the api role's. A refused token is Errc::unauthorized.
+caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& node, bool tls,
+                                       const std::string& token = {},
+                                       std::chrono::seconds timeout = std::chrono::seconds(10));
+caf::expected<api_session_actor> connect_api(caf::actor_system& sys, const HostPort& node,
+                                             bool tls, const std::string& token,
+                                             std::chrono::seconds timeout = std::chrono::seconds(10));
+
+// Publishes the gate on `at`; returns the bound port.
+caf::expected<uint16_t> publish_gate(const gate_actor& gate, const HostPort& at, bool tls);
 
 }  // namespace giftcard

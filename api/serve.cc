@@ -1,13 +1,20 @@
 #include "api/serve.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <caf/io/all.hpp>
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
+#include "actors/query_pool.h"
 #include "actors/shop_actor.h"
+#include "api/caf_gate.h"
 #include "api/demo_catalog.h"
 #include "api/http_api.h"
 #include "api/http_server.h"
@@ -17,6 +24,44 @@
 
 namespace giftcard {
 
+namespace {
+
+// At rest (docs/SECURITY.md): the log holds every activation code, so the
+// data directory is the owner's alone. Files are created 0600 (umask) and a
+// new directory 0700; an existing one that others can read is reported.
+bool prepare_data_dir(const std::string& dir) {
+  ::umask(077);
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      std::cerr << "giftcard serve: cannot create " << dir << ": " << ec.message() << "\n";
+      return false;
+    }
+    ::chmod(dir.c_str(), 0700);
+    return true;
+  }
+  if (!std::filesystem::is_directory(dir, ec)) {
+    std::cerr << "giftcard serve: " << dir << " is not a directory\n";
+    return false;
+  }
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    std::cerr << "giftcard: warning: data directory " << dir << " has mode " << mode
+              << ": other local users may read activation codes from it (chmod 700 "
+              << dir << ")\n";
+  }
+  return true;
+}
+
+// The hard bound on a shutdown: HTTP drain (30 s) + shop drain (60 s) + slack.
+// Everything acknowledged is already synced, so leaving is safe.
+constexpr std::chrono::seconds kShutdownLimit{100};
+
+}  // namespace
+
 int run_serve(const ServeOptions& o) {
   if (auto why = crash_point_config_error(); !why.empty()) {
     std::cerr << "giftcard serve: " << why << "\n";
@@ -24,6 +69,12 @@ int run_serve(const ServeOptions& o) {
   }
   if (auto why = o.tls.check(); !why.empty()) {
     std::cerr << "giftcard serve: " << why << "\n";
+    return 2;
+  }
+  if (!is_loopback(o.caf.host) && (o.admin_token.empty() || o.api_token.empty())) {
+    std::cerr << "giftcard serve: refusing to serve CAF on non-loopback address " << o.caf.host
+              << " without both --admin-token and --api-token (or GIFTCARD_ADMIN_TOKEN and "
+                 "GIFTCARD_API_TOKEN)\n";
     return 2;
   }
   if (!o.tls.enabled() && !is_loopback(o.caf.host)) {
@@ -45,6 +96,12 @@ int run_serve(const ServeOptions& o) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
+  if (o.admin_token.empty() != o.api_token.empty())
+    std::cerr << "giftcard: only the " << (o.admin_token.empty() ? "api" : "admin")
+              << " token is set: the " << (o.admin_token.empty() ? "admin routes and the CAF admin role are closed"
+                                                                 : "api routes and the CAF api role need the admin token")
+              << "\n";
+  if (!prepare_data_dir(o.data)) return 1;
   std::unique_ptr<EventStore> store;
   StoreOptions so;
   so.path = o.data;
@@ -75,12 +132,40 @@ int run_serve(const ServeOptions& o) {
   ctx.projections = projections.get();
   ctx.history = history.get();
   ctx.config.passivate_after = o.passivate_after;
+  ctx.config.query_threads = o.query_threads;
+  ctx.config.max_queued_queries = o.max_queued_queries;
+  // One bounded pool answers every query: the shop's (HTTP and CAF) and the
+  // reads the HTTP routes do themselves (the log's pages, the admin views).
+  QueryPool queries(o.query_threads, o.max_queued_queries);
+  ctx.queries = &queries;
   int rc = 0;
+  // Set when the shop or the CAF gate dies: /healthz says so and serve exits
+  // non-zero so that a supervisor restarts it.
+  std::atomic<bool> door_down{false};
+  std::atomic<bool> stopping{false};
+  GateStats gate_stats;
   {
     NodeConfig cfg(o.tls, o.scheduler);
     caf::actor_system sys{cfg};
     auto shop = spawn_shop(sys, &ctx);
     auto public_shop = caf::actor_cast<shop_actor>(shop);
+    GateOptions gate_opts;
+    gate_opts.admin_token = o.admin_token;
+    gate_opts.api_token = o.api_token;
+    gate_opts.max_sessions = o.max_caf_sessions;
+    auto gate = spawn_gate(sys, public_shop, gate_opts, &gate_stats);
+    // Never published, never serialized: no peer can address it.
+    auto watchdog = sys.spawn([&, shop, gate](caf::event_based_actor* self) -> caf::behavior {
+      self->monitor(shop);
+      self->monitor(gate);
+      self->set_down_handler([&](caf::down_msg&) {
+        if (stopping.load() || door_down.exchange(true)) return;
+        std::cerr << "giftcard: the shop's front door stopped; exiting so that a supervisor "
+                     "restarts the server\n";
+        ::kill(::getpid(), SIGTERM);
+      });
+      return {[](int) {}};
+    });
     if (o.demo && store->LastPosition() == 0) {
       if (auto err = seed_demo_catalog(sys, public_shop); !err.empty()) {
         std::cerr << "giftcard serve: demo catalog: " << err << "\n";
@@ -92,13 +177,38 @@ int run_serve(const ServeOptions& o) {
     HttpApiOptions api_opts;
     api_opts.admin_token = o.admin_token;
     api_opts.api_token = o.api_token;
+    api_opts.rate_limit.rate = o.rate_limit;
+    api_opts.rate_limit.burst = std::max(1.0, o.rate_burst);
+    if (o.rate_limit <= 0) api_opts.refusal_limit.rate = 0;  // --no-rate-limit: both off
+    api_opts.max_stream_viewers = o.max_stream_viewers;
+    api_opts.unhealthy = [&]() -> std::string {
+      return door_down.load() ? "the shop's front door stopped" : "";
+    };
+    api_opts.more_metrics = [&] {
+      std::ostringstream m;
+      auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+        m << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
+          << name << ' ' << value << '\n';
+      };
+      metric("giftcard_caf_logins_total", "counter", "CAF logins that opened a session.",
+             gate_stats.logins.load());
+      metric("giftcard_caf_logins_refused_total", "counter", "CAF logins refused (wrong token).",
+             gate_stats.logins_refused.load());
+      metric("giftcard_caf_sessions", "gauge", "Open CAF sessions.", gate_stats.sessions.load());
+      metric("giftcard_caf_dropped_system_messages_total", "counter",
+             "Exit, down and error messages from outside dropped by the CAF door.",
+             gate_stats.dropped_system_messages.load());
+      return m.str();
+    };
     HttpApi api(sys, public_shop, &ctx, api_opts);
     HttpLimits limits;
     limits.io_threads = o.http_threads;
     limits.max_body_bytes = o.max_body_bytes;
+    limits.max_buffered_body_bytes = o.max_buffered_body_bytes;
     HttpServer http(
         limits, [&api](HttpRequest&& req, std::shared_ptr<Responder> r) { api.handle(std::move(req), std::move(r)); },
-        HttpApi::problem);
+        HttpApi::problem,
+        [&api](const http::request_header<>& h, const std::string& peer) { return api.check_header(h, peer); });
     uint16_t http_port = 0;
     uint16_t port = 0;
     if (rc == 0) {
@@ -110,7 +220,7 @@ int run_serve(const ServeOptions& o) {
       }
     }
     if (rc == 0) {
-      auto bound = publish_shop(public_shop, o.caf, o.tls.enabled());
+      auto bound = publish_gate(gate, o.caf, o.tls.enabled());
       if (!bound) {
         std::cerr << "giftcard serve: cannot publish on " << o.caf.host << ":" << o.caf.port
                   << ": " << sys.render(bound.error()) << "\n";
@@ -127,10 +237,18 @@ int run_serve(const ServeOptions& o) {
       std::fflush(stdout);
       int sig = 0;
       sigwait(&stop, &sig);
-      std::cerr << "giftcard: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+      stopping = true;
+      std::cerr << "giftcard: " << (door_down.load() ? "front door down" : sig == SIGTERM ? "SIGTERM" : "SIGINT")
                 << ": draining in-flight commands\n";
-      http.stop_accepting();                                          // no new HTTP requests
-      static_cast<void>(sys.middleman().unpublish(public_shop, port));  // no new remote requests
+      // Whatever happens below, the process ends within kShutdownLimit.
+      std::thread([] {
+        std::this_thread::sleep_for(kShutdownLimit);
+        std::cerr << "giftcard: shutdown did not finish in " << kShutdownLimit.count()
+                  << " s; exiting without it (every acknowledged command is on disk)\n";
+        std::_Exit(1);
+      }).detach();
+      http.stop_accepting();                                   // no new HTTP requests
+      static_cast<void>(sys.middleman().unpublish(gate, port));  // no new remote logins
       // In-flight HTTP requests still need the shop: let them finish first.
       // A request already written to an idle connection is read and answered
       // before that connection closes, so wait for the connections too.
@@ -139,6 +257,7 @@ int run_serve(const ServeOptions& o) {
       if (!http.drained())
         std::cerr << "giftcard: HTTP not drained after 30 s (" << http.in_flight() << " request(s) unanswered)\n";
     }
+    stopping = true;
     caf::scoped_actor self{sys};
     self->request(shop, std::chrono::seconds(60), DrainMsg{})
         .receive([](bool) {},
@@ -146,7 +265,15 @@ int run_serve(const ServeOptions& o) {
                    std::cerr << "giftcard: drain incomplete: " << sys.render(e) << "\n";
                    rc = rc ? rc : 1;
                  });
+    stop_gate(gate);
+    queries.stop();  // before the API it calls back into goes away
+    self->send_exit(watchdog, caf::exit_reason::user_shutdown);
     self->send_exit(shop, caf::exit_reason::user_shutdown);
+    if (door_down.load()) {
+      rc = rc ? rc : 1;
+      // Actors of a dead shop may never finish: do not wait for them.
+      sys.await_actors_before_shutdown(false);
+    }
     api.stop();
     http.stop();
   }

@@ -13,7 +13,7 @@ struct Row {
   int http;
 };
 
-constexpr std::array<Row, 17> kRows = {{
+constexpr std::array<Row, 20> kRows = {{
     {Errc::ok, "ok", 200},
     {Errc::invalid_request, "invalid_request", 400},
     {Errc::card_exists, "card_exists", 409},
@@ -31,6 +31,9 @@ constexpr std::array<Row, 17> kRows = {{
     {Errc::projection_lagging, "projection_lagging", 503},
     {Errc::balance_overflow, "balance_overflow", 422},
     {Errc::unavailable, "unavailable", 503},
+    {Errc::unauthorized, "unauthorized", 401},
+    {Errc::busy, "busy", 503},
+    {Errc::rate_limited, "rate_limited", 429},
 }};
 
 }  // namespace

@@ -27,6 +27,9 @@ enum class Errc : uint8_t {
   projection_lagging = 14,
   balance_overflow = 15,
   unavailable = 16,  // shutting down / actor gone; safe to retry with the same key
+  unauthorized = 17,  // a missing or wrong token (HTTP 401, CAF login)
+  busy = 18,          // a bounded queue is full (queries, sessions); retry later
+  rate_limited = 19,  // over the caller's request rate (HTTP 429)
 };
 
 // "card_not_found" etc.; "unknown" for values outside the enum.

@@ -102,7 +102,7 @@ ServerProcess::~ServerProcess() {
 bool ServerProcess::start(const std::string& exe, const std::string& data, const std::string& log_path,
                           const std::vector<std::string>& extra_args, std::string* error) {
   std::vector<std::string> args = {exe, "serve", "--data", data, "--http", "127.0.0.1:0",
-                                   "--caf", "127.0.0.1:0"};
+                                   "--caf", "127.0.0.1:0", "--no-rate-limit"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -542,11 +542,16 @@ Views capture(Client& c, const std::set<std::string>& users, const std::set<std:
     auto w = c.ask<WalletView>(wallet_atom::value, u, at);
     BOOST_REQUIRE_MESSAGE(w, "wallet " << u << ": " << c.why(w));
     v.wallets[u] = w->balance;
-    auto h = c.ask<std::vector<Purchase>>(history_atom::value, u, at);
-    BOOST_REQUIRE_MESSAGE(h, "history " << u << ": " << c.why(h));
-    for (auto& p : *h) {
-      v.histories[u].push_back(p.purchase_id);
-      BOOST_TEST(v.purchases.emplace(p.purchase_id, p).second, "purchase listed twice " << p.purchase_id);
+    // Every page of the user's history, following the cursor.
+    for (int64_t from = 0;;) {
+      auto h = c.ask<PurchasePage>(history_atom::value, u, from, kMaxPageLimit, at);
+      BOOST_REQUIRE_MESSAGE(h, "history " << u << ": " << c.why(h));
+      for (auto& p : h->purchases) {
+        v.histories[u].push_back(p.purchase_id);
+        BOOST_TEST(v.purchases.emplace(p.purchase_id, p).second, "purchase listed twice " << p.purchase_id);
+      }
+      if (h->next == 0) break;
+      from = h->next;
     }
   }
   for (const auto& id : cards) {
@@ -554,9 +559,13 @@ Views capture(Client& c, const std::set<std::string>& users, const std::set<std:
     BOOST_REQUIRE_MESSAGE(ci, "card " << id << ": " << c.why(ci));
     v.cards[id] = *ci;
   }
-  auto all = c.ask<std::vector<CardInfo>>(cards_atom::value, at);
-  BOOST_REQUIRE_MESSAGE(all, "cards: " << c.why(all));
-  v.card_list = *all;
+  for (std::string from;;) {
+    auto page = c.ask<CardPage>(cards_atom::value, from, kMaxPageLimit, at);
+    BOOST_REQUIRE_MESSAGE(page, "cards: " << c.why(page));
+    v.card_list.insert(v.card_list.end(), page->cards.begin(), page->cards.end());
+    if (page->next.empty()) break;
+    from = page->next;
+  }
   return v;
 }
 

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,7 +117,10 @@ inline std::vector<std::string> child_environment(const EnvVars& set) {
 // fork/exec of GIFTCARD_BINARY with `args`: stdout to `out_fd`, stderr to
 // `err_fd`. Everything is prepared before fork(); the child of this
 // multi-threaded process calls only async-signal-safe functions before exec.
-inline pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, int out_fd, int err_fd) {
+// `max_file_bytes` > 0: the child's RLIMIT_FSIZE, with SIGXFSZ ignored, so
+// that a write past it fails with EFBIG like on a full disk.
+inline pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, int out_fd, int err_fd,
+                   uint64_t max_file_bytes = 0) {
   std::vector<std::string> all{GIFTCARD_BINARY};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -138,6 +142,11 @@ inline pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, int
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
     ::close_range(3, ~0U, 0);  // no CAF sockets or pipes of the test leak into the child
+    if (max_file_bytes > 0) {
+      struct rlimit lim{max_file_bytes, max_file_bytes};
+      ::setrlimit(RLIMIT_FSIZE, &lim);
+      ::signal(SIGXFSZ, SIG_IGN);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     static const char msg[] = "exec of giftcard failed\n";
     [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);

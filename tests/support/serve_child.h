@@ -31,6 +31,8 @@ struct ServeArgs {
   // A crash-point run may end during recovery: then the constructor returns
   // with ready() false and the exit status in last_status(), instead of failing.
   bool may_exit_before_ready = false;
+  // > 0: no file of the server may grow past this (a full disk, see spawn()).
+  uint64_t max_file_bytes = 0;
 };
 
 class ServeChild {
@@ -46,7 +48,7 @@ class ServeChild {
     int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log < 0) throw std::runtime_error("cannot open " + log_path);
     started_ = Clock::now();
-    pid_ = spawn(args, a.env, out[1], log);
+    pid_ = spawn(args, a.env, out[1], log, a.max_file_bytes);
     ::close(out[1]);
     ::close(log);
     out_fd_ = out[0];
