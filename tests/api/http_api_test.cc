@@ -1099,7 +1099,7 @@ void check_no_secret_in_log(Server& srv, const std::vector<std::string>& secrets
 BOOST_AUTO_TEST_CASE(flag_tokens_guard_every_route) {
   TempDir dir;
   const std::string admin = random_token("adm-"), api = random_token("api-");
-  Server srv(dir.str("data"), dir.str("serve.log"), ServeArgs{"127.0.0.1:0", {"--admin-token", admin, "--api-token", api}, {}});
+  Server srv(dir.str("data"), dir.str("serve.log"), ServeArgs{"127.0.0.1:0", {"--admin-token", admin, "--api-token", api, "--no-rate-limit"}, {}});
   check_guards(srv, admin, api);
   require_clean_stop(srv);
   check_no_secret_in_log(srv, {admin, api});
@@ -1110,7 +1110,7 @@ BOOST_AUTO_TEST_CASE(environment_tokens_on_all_interfaces) {
   const std::string admin = random_token("env-adm-"), api = random_token("env-api-");
   // 0.0.0.0 is not loopback: serve starts because both tokens are set.
   Server srv(dir.str("data"), dir.str("serve.log"),
-             ServeArgs{"0.0.0.0:0", {}, {{"GIFTCARD_ADMIN_TOKEN", admin}, {"GIFTCARD_API_TOKEN", api}}});
+             ServeArgs{"0.0.0.0:0", {"--no-rate-limit"}, {{"GIFTCARD_ADMIN_TOKEN", admin}, {"GIFTCARD_API_TOKEN", api}}});
   check_guards(srv, admin, api);
   require_clean_stop(srv);
   check_no_secret_in_log(srv, {admin, api});
@@ -1120,7 +1120,7 @@ BOOST_AUTO_TEST_CASE(bearer_scheme_is_case_insensitive) {
   // RFC 9110 §11.1: the authentication scheme is a case-insensitive token.
   TempDir dir;
   const std::string admin = random_token("adm-"), api = random_token("api-");
-  Server srv(dir.str("data"), dir.str("serve.log"), ServeArgs{"127.0.0.1:0", {"--admin-token", admin, "--api-token", api}, {}});
+  Server srv(dir.str("data"), dir.str("serve.log"), ServeArgs{"127.0.0.1:0", {"--admin-token", admin, "--api-token", api, "--no-rate-limit"}, {}});
   HttpConnection c(srv.port());
   for (const char* scheme : {"bearer ", "BEARER ", "Bearer "}) {
     auto r = c.get("/api/events?limit=1", {{"Authorization", scheme + admin}});
