@@ -12,6 +12,7 @@
 #include <string>
 
 #include "actors/messages.h"
+#include "actors/query_pool.h"
 #include "projections/history.h"
 #include "projections/projection_db.h"
 #include "store/event_store.h"
@@ -68,6 +69,9 @@ struct AwaitMsg {  // reply (the projections' position) once they include `posit
 struct AwaitExpired {
   uint64_t id = 0;
 };
+struct QueryDone {  // query pool -> shop: query `id` has its answer (shop_actor.cc)
+  uint64_t id = 0;
+};
 
 using card_actor = caf::typed_actor<
     caf::replies_to<create_atom, CardSpec>::with<CardInfo>,
@@ -97,7 +101,8 @@ using projection_driver_actor = caf::typed_actor<
 // The shop as this process sees it: the public interface plus passivation and
 // drain. It is published as `shop_actor` (remote_actor checks a subset).
 using shop_internal_actor = shop_actor::extend<caf::reacts_to<PassivateReq>,
-                                               caf::replies_to<DrainMsg>::with<bool>>;
+                                               caf::replies_to<DrainMsg>::with<bool>,
+                                               caf::reacts_to<QueryDone>>;
 
 // Shared by all actors of one shop. Outlives them.
 struct ShopConfig {
@@ -115,6 +120,10 @@ struct ShopConfig {
   // How long a query waits for the projections to reach its `after`
   // position before it fails with projection_lagging. Default: 5 s.
   std::chrono::milliseconds projection_wait{5000};
+  // The query pool the shop makes for itself when ShopContext::queries is
+  // null: its threads, and how many queries may wait for one (beyond: busy).
+  size_t query_threads = 2;
+  size_t max_queued_queries = 1024;
   // Wall clock (micros). Default: now_micros. Tests inject their own.
   std::function<Micros()> clock;
 };
@@ -136,6 +145,13 @@ struct ShopContext {
   EventStore* store = nullptr;  // REQUIRES: outlives every actor of the shop
   ProjectionDb* projections = nullptr;  // REQUIRES: on `store`; outlives the shop
   ProjectionHistory* history = nullptr;  // optional (time travel); kept up by the driver
+  // Where the shop's queries (card, cards, wallet, lookup, history) run. Null:
+  // the shop makes its own from config (query_threads, max_queued_queries) at
+  // its first query and stops it when it exits. If set, the caller owns it
+  // and must stop() it after the shop has exited and before `projections` or
+  // the actor system go away (its jobs read the projections and message the
+  // shop).
+  QueryPool* queries = nullptr;
   ShopConfig config;
   ShopMetrics metrics;
   Micros now() const;
@@ -172,3 +188,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::CreditCmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::LogAdvanced)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::AwaitMsg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::AwaitExpired)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(giftcard::QueryDone)

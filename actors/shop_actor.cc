@@ -1,5 +1,8 @@
 #include "actors/shop_actor.h"
 
+#include <functional>
+#include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include "actors/card_actor.h"
@@ -17,6 +20,8 @@ struct Entry {
   uint64_t sent = 0;  // work units routed to it
 };
 
+caf::error closing() { return make_error(Errc::unavailable, "the shop is shutting down"); }
+
 struct ShopState {
   static inline const char* name = "giftcard.shop";
   ShopContext* ctx = nullptr;
@@ -24,6 +29,21 @@ struct ShopState {
   std::unordered_map<std::string, Entry<wallet_actor>> wallets;
   projection_driver_actor driver;
   bool draining = false;
+  // Queries on the query pool, by id, until their QueryDone: each answers
+  // its caller (true: with the result the job left; false: "shutting down",
+  // without looking at the result, which a job may still be writing).
+  std::unordered_map<uint64_t, std::function<void(bool)>> queries;
+  uint64_t last_query = 0;
+  std::unique_ptr<QueryPool> own_pool;  // when ctx->queries is null
+
+  // Runs when the shop exits (stateful_actor::on_exit, on the shop's own
+  // thread): no job of our own pool runs any more, and every query not yet
+  // answered hears "shutting down" instead of nothing.
+  ~ShopState() {
+    if (own_pool) own_pool->stop();
+    auto left = std::move(queries);
+    for (auto& [id, answer] : left) answer(false);
+  }
 };
 
 using Self = shop_internal_actor::stateful_pointer<ShopState>;
@@ -52,8 +72,6 @@ wallet_actor route_wallet(Self self, const std::string& user) {
 }
 
 caf::error invalid(const std::string& why) { return make_error(Errc::invalid_request, why); }
-
-caf::error closing() { return make_error(Errc::unavailable, "the shop is shutting down"); }
 
 // Drains every live actor, at most kDrainWindow at a time, and replies once
 // all have answered. The window matters: making 100k+ actors runnable at once
@@ -107,15 +125,58 @@ caf::result<bool> drain(Self self) {
   return rp;
 }
 
-template <class T>
-caf::result<T> to_result(caf::expected<T>&& x) {
-  if (x) return std::move(*x);
-  return std::move(x.error());
+QueryPool* query_pool(Self self) {
+  auto& st = self->state;
+  if (st.ctx->queries) return st.ctx->queries;
+  if (!st.own_pool)
+    st.own_pool = std::make_unique<QueryPool>(st.ctx->config.query_threads,
+                                              st.ctx->config.max_queued_queries);
+  return st.own_pool.get();
 }
 
-// Answers `query` (-> caf::expected<T>) from the projections once they
-// include log position `after`: at once if they do, else when the driver says
-// so, or projection_lagging after config.projection_wait.
+// Runs `query` (-> caf::expected<T>) on the query pool and answers `rp` with
+// its result. The job leaves the result in a slot shared with the shop and
+// sends the shop a QueryDone; the shop delivers. A pool thread never calls
+// deliver(): CAF 0.17.6's response_promise::deliver_impl sends through
+// self->context(), the execution unit of whichever scheduler thread runs the
+// shop at that moment (libcaf_core/src/response_promise.cpp). A full pool
+// answers busy at once.
+template <class T, class Query>
+void run_query(Self self, caf::typed_response_promise<T> rp, Query query) {
+  auto& st = self->state;
+  QueryPool* pool = query_pool(self);
+  const uint64_t id = ++st.last_query;
+  auto slot = std::make_shared<std::optional<caf::expected<T>>>();
+  caf::actor_addr shop = self->address();  // weak: a queued job keeps no shop alive
+  bool posted = pool->try_post([slot, shop, id, query = std::move(query)]() mutable {
+    try {
+      slot->emplace(query());
+    } catch (const std::exception& e) {
+      slot->emplace(make_error(Errc::unavailable, std::string("query failed: ") + e.what()));
+    }
+    if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(shop))
+      caf::anon_send(caf::actor_cast<shop_internal_actor>(strong), QueryDone{id});
+  });
+  if (!posted) {
+    if (pool->stopped()) rp.deliver(closing());
+    else rp.deliver(make_error(Errc::busy, "too many queries in progress; retry later"));
+    return;
+  }
+  st.queries.emplace(id, [rp, slot](bool done) mutable {
+    if (!done || !*slot) {
+      rp.deliver(closing());
+    } else if (auto& x = **slot) {
+      rp.deliver(std::move(*x));
+    } else {
+      rp.deliver(std::move(x.error()));
+    }
+  });
+}
+
+// Answers `query` (-> caf::expected<T>) from the projections, on the query
+// pool, once they include log position `after`: at once if they do, else
+// when the driver says so, or projection_lagging after
+// config.projection_wait. The query never runs on the shop actor.
 template <class T, class Query>
 caf::result<T> projected(Self self, int64_t after, Query query) {
   auto& st = self->state;
@@ -125,17 +186,21 @@ caf::result<T> projected(Self self, int64_t after, Query query) {
   if (after > head)
     return invalid("position " + std::to_string(after) + " is not in the log (last position " +
                    std::to_string(head) + ")");
-  if (st.ctx->projections->position() >= after) return to_result(query());
   auto rp = self->template make_response_promise<T>();
+  if (st.ctx->projections->position() >= after) {
+    run_query<T>(self, rp, std::move(query));
+    return rp;
+  }
   self->request(st.driver, caf::infinite, AwaitMsg{after})
-      .then(
-          [rp, query](int64_t) mutable {
-            auto x = query();
-            if (x) rp.deliver(std::move(*x));
-            else rp.deliver(std::move(x.error()));
-          },
-          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      .then([self, rp, query](int64_t) mutable { run_query<T>(self, rp, std::move(query)); },
+            [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
   return rp;
+}
+
+std::string check_limit(int64_t limit) {
+  if (limit < 1 || limit > kMaxPageLimit)
+    return "limit must be 1.." + std::to_string(kMaxPageLimit);
+  return {};
 }
 
 caf::error storage_error(const Status& s) { return make_error(errc_for(s), s.message()); }
@@ -217,7 +282,7 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
       },
       [=](card_atom, std::string& id, int64_t after) -> caf::result<CardInfo> {
         if (auto e = check_card_id(id); !e.empty()) return invalid(e);
-        return projected<CardInfo>(self, after, [db, id]() -> caf::expected<CardInfo> {
+        return projected<CardInfo>(self, after, [db, id = std::move(id)]() -> caf::expected<CardInfo> {
           CardView c;
           int64_t pos = db->position();
           Status s = db->Card(id, &c);
@@ -226,21 +291,29 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
           return card_info(c, pos);
         });
       },
-      [=](cards_atom, int64_t after) -> caf::result<std::vector<CardInfo>> {
-        return projected<std::vector<CardInfo>>(
-            self, after, [db]() -> caf::expected<std::vector<CardInfo>> {
+      [=](cards_atom, std::string& from, int64_t limit, int64_t after) -> caf::result<CardPage> {
+        if (!from.empty())
+          if (auto e = check_card_id(from); !e.empty()) return invalid("from: " + e);
+        if (auto e = check_limit(limit); !e.empty()) return invalid(e);
+        return projected<CardPage>(
+            self, after, [db, from = std::move(from), limit]() -> caf::expected<CardPage> {
+              const auto n = static_cast<size_t>(limit);
               std::vector<CardView> cs;
-              int64_t pos = db->position();
-              if (Status s = db->Cards(&cs); !s.ok()) return storage_error(s);
-              std::vector<CardInfo> out;
-              out.reserve(cs.size());
-              for (const auto& c : cs) out.push_back(card_info(c, pos));
-              return out;
+              CardPage page;
+              page.position = db->position();
+              if (Status s = db->Cards(from, n + 1, &cs); !s.ok()) return storage_error(s);
+              if (cs.size() > n) {
+                page.next = cs[n].id;
+                cs.resize(n);
+              }
+              page.cards.reserve(cs.size());
+              for (const auto& c : cs) page.cards.push_back(card_info(c, page.position));
+              return page;
             });
       },
       [=](wallet_atom, std::string& user, int64_t after) -> caf::result<WalletView> {
         if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-        return projected<WalletView>(self, after, [db, user]() -> caf::expected<WalletView> {
+        return projected<WalletView>(self, after, [db, user = std::move(user)]() -> caf::expected<WalletView> {
           int64_t pos = db->position();
           int64_t balance = 0;
           if (Status s = db->Balance(user, &balance); !s.ok()) return storage_error(s);
@@ -250,7 +323,7 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
       [=](lookup_atom, std::string& purchase_id, int64_t after) -> caf::result<Purchase> {
         if (purchase_id.empty() || purchase_id.size() > 128)
           return invalid("purchase_id must be 1..128 characters");
-        return projected<Purchase>(self, after, [db, purchase_id]() -> caf::expected<Purchase> {
+        return projected<Purchase>(self, after, [db, purchase_id = std::move(purchase_id)]() -> caf::expected<Purchase> {
           PurchaseView p;
           Status s = db->Purchase(purchase_id, &p);
           if (s.IsNotFound()) return make_error(Errc::purchase_not_found, "no purchase " + purchase_id);
@@ -258,16 +331,26 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
           return purchase_of(p);
         });
       },
-      [=](history_atom, std::string& user, int64_t after) -> caf::result<std::vector<Purchase>> {
+      [=](history_atom, std::string& user, int64_t from, int64_t limit,
+          int64_t after) -> caf::result<PurchasePage> {
         if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-        return projected<std::vector<Purchase>>(
-            self, after, [db, user]() -> caf::expected<std::vector<Purchase>> {
+        if (from < 0) return invalid("from must be a log position >= 0");
+        if (auto e = check_limit(limit); !e.empty()) return invalid(e);
+        return projected<PurchasePage>(
+            self, after, [db, user = std::move(user), from, limit]() -> caf::expected<PurchasePage> {
+              const auto n = static_cast<size_t>(limit);
               std::vector<PurchaseView> ps;
-              if (Status s = db->UserPurchases(user, SIZE_MAX, &ps); !s.ok()) return storage_error(s);
-              std::vector<Purchase> out;
-              out.reserve(ps.size());
-              for (const auto& p : ps) out.push_back(purchase_of(p));
-              return out;
+              PurchasePage page;
+              page.position = db->position();
+              if (Status s = db->UserPurchases(user, from, n + 1, &ps); !s.ok())
+                return storage_error(s);
+              if (ps.size() > n) {
+                page.next = ps[n].position;
+                ps.resize(n);
+              }
+              page.purchases.reserve(ps.size());
+              for (const auto& p : ps) page.purchases.push_back(purchase_of(p));
+              return page;
             });
       },
       [=](status_atom) -> caf::result<ShopStatus> {
@@ -295,6 +378,14 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
           answer(st.wallets);
       },
       [=](DrainMsg&) -> caf::result<bool> { return drain(self); },
+      [=](QueryDone& done) {
+        auto& queries = self->state.queries;
+        auto it = queries.find(done.id);
+        if (it == queries.end()) return;
+        auto answer = std::move(it->second);
+        queries.erase(it);
+        answer(true);
+      },
   };
 }
 

@@ -182,7 +182,9 @@ void caf_seeds() {
                              std::string("key-1")));
   caf_seed(sys, 13, "message-credit",
            caf::make_message(credit_atom::value, std::string("alice"), int64_t{500}, std::string("k")));
-  caf_seed(sys, 13, "message-history", caf::make_message(history_atom::value, std::string("alice"), int64_t{0}));
+  caf_seed(sys, 13, "message-history",
+           caf::make_message(history_atom::value, std::string("alice"), int64_t{0},
+                             kDefaultPageLimit, int64_t{0}));
   caf_seed(sys, 13, "message-reply-purchase", caf::make_message(p));
   caf_seed(sys, 13, "message-reply-error", caf::make_message(make_error(Errc::out_of_stock, "sold out")));
 }

@@ -2,6 +2,7 @@
 
 #include <cereal/types/string.hpp>
 
+#include <algorithm>
 #include <set>
 
 #include "events/bounded_archive.h"
@@ -357,14 +358,17 @@ Status ProjectionDb::Card(const std::string& id, CardView* out) const {
   return decode(v, out);
 }
 
-Status ProjectionDb::Cards(std::vector<CardView>* out) const {
+Status ProjectionDb::Cards(std::vector<CardView>* out) const { return Cards("", SIZE_MAX, out); }
+
+Status ProjectionDb::Cards(const std::string& from, size_t limit, std::vector<CardView>* out) const {
   out->clear();
+  if (limit == 0) return Status::OK();
   std::shared_lock lock(gen_mu_);
   Status inner;
-  Status s = store_->KvScan(key(gen_, 'c'), "", [&](std::string_view, std::string_view v) {
+  Status s = store_->KvScan(key(gen_, 'c'), key(gen_, 'c', from), [&](std::string_view, std::string_view v) {
     out->emplace_back();
     inner = decode(v, &out->back());
-    return inner.ok();
+    return inner.ok() && out->size() < limit;
   });
   return s.ok() ? inner : s;
 }
@@ -427,10 +431,17 @@ Status purchases_by_index(EventStore* store, uint32_t gen, const std::string& pr
 
 Status ProjectionDb::UserPurchases(const std::string& user, size_t limit,
                                    std::vector<PurchaseView>* out) const {
+  return UserPurchases(user, 0, limit, out);
+}
+
+Status ProjectionDb::UserPurchases(const std::string& user, int64_t from, size_t limit,
+                                   std::vector<PurchaseView>* out) const {
   std::shared_lock lock(gen_mu_);
   std::string prefix = key(gen_, 'u', user);
   prefix.push_back('\0');
-  return purchases_by_index(store_, gen_, prefix, "", limit, out);
+  // 'u' user '\0' pos:be64 sorts by position within a user: seek to `from`.
+  return purchases_by_index(store_, gen_, prefix,
+                            user_purchase_key(gen_, user, std::max<int64_t>(from, 0)), limit, out);
 }
 
 Status ProjectionDb::RecentPurchases(size_t limit, std::vector<PurchaseView>* out,

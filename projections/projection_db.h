@@ -78,7 +78,11 @@ class ProjectionDb {
 
   // --- Queries (always one generation, consistent as of some checkpoint) ---
   Status Card(const std::string& id, CardView* out) const;  // NotFound
-  Status Cards(std::vector<CardView>* out) const;            // by id
+  Status Cards(std::vector<CardView>* out) const;            // all, by id
+  // One page of cards in id order: the first id >= `from` ("" = the first
+  // card) on, at most `limit`. Seeks to `from`; reads only what it returns.
+  // (Ask for limit + 1 to learn the next page's `from`.)
+  Status Cards(const std::string& from, size_t limit, std::vector<CardView>* out) const;
   // Balance of a user; 0 for a user with no wallet events (SPEC §4).
   Status Balance(const std::string& user, int64_t* out) const;
   // Wallets in user-id order, starting at the first id >= `from` that starts
@@ -88,6 +92,12 @@ class ProjectionDb {
   Status Purchase(const std::string& purchase_id, PurchaseView* out) const;  // NotFound
   // A user's purchases in log order; at most `limit`.
   Status UserPurchases(const std::string& user, size_t limit, std::vector<PurchaseView>* out) const;
+  // One page of them: those at log position >= `from` (a purchase's position
+  // is its CodeAssigned's), at most `limit`. Seeks in the user's index to
+  // `from`, so a page deep into a long history costs what a first page does.
+  // (Ask for limit + 1 to learn the next page's `from`.)
+  Status UserPurchases(const std::string& user, int64_t from, size_t limit,
+                       std::vector<PurchaseView>* out) const;
   // The newest purchases at or before position `at_or_before` first, at most
   // `limit` (the admin viewer's recent purchases, also as of a past position).
   Status RecentPurchases(size_t limit, std::vector<PurchaseView>* out,

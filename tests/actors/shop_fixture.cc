@@ -49,6 +49,8 @@ void ShopFixture::start(ShopConfig config) {
   ctx_->store = store_.get();
   ctx_->projections = projections_.get();
   ctx_->config = std::move(config);
+  queries_ = std::make_unique<QueryPool>(ctx_->config.query_threads, ctx_->config.max_queued_queries);
+  ctx_->queries = queries_.get();
   cfg_ = std::make_unique<caf::actor_system_config>();
   register_message_types(*cfg_);
   cfg_->set("logger.console", caf::atom("none"));
@@ -70,6 +72,9 @@ void ShopFixture::stop() {
     self->send_exit(shop_, caf::exit_reason::user_shutdown);
   }
   shop_ = nullptr;
+  // Queued queries are dropped (the shop answers them "shutting down" as it
+  // exits); running ones finish. Before the system goes: jobs message the shop.
+  queries_->stop();
   sys_.reset();  // waits for every actor
   store_->Close();
 }
@@ -110,7 +115,33 @@ caf::expected<Purchase> ShopFixture::lookup(const std::string& purchase_id, int6
   return call<Purchase>(lookup_atom::value, purchase_id, head(after));
 }
 caf::expected<std::vector<Purchase>> ShopFixture::history(const std::string& user, int64_t after) {
-  return call<std::vector<Purchase>>(history_atom::value, user, head(after));
+  std::vector<Purchase> out;
+  const int64_t at = head(after);
+  for (int64_t from = 0;;) {
+    auto page = history_page(user, from, kMaxPageLimit, at);
+    if (!page) return std::move(page.error());
+    for (auto& p : page->purchases) out.push_back(std::move(p));
+    if (page->next == 0) return out;
+    from = page->next;
+  }
+}
+caf::expected<std::vector<CardInfo>> ShopFixture::cards(int64_t after) {
+  std::vector<CardInfo> out;
+  const int64_t at = head(after);
+  for (std::string from;;) {
+    auto page = cards_page(from, kMaxPageLimit, at);
+    if (!page) return std::move(page.error());
+    for (auto& c : page->cards) out.push_back(std::move(c));
+    if (page->next.empty()) return out;
+    from = page->next;
+  }
+}
+caf::expected<PurchasePage> ShopFixture::history_page(const std::string& user, int64_t from,
+                                                      int64_t limit, int64_t after) {
+  return call<PurchasePage>(history_atom::value, user, from, limit, head(after));
+}
+caf::expected<CardPage> ShopFixture::cards_page(const std::string& from, int64_t limit, int64_t after) {
+  return call<CardPage>(cards_atom::value, from, limit, head(after));
 }
 
 std::vector<CodeSpec> ShopFixture::codes(const std::string& prefix, int n, Micros expires_at) {

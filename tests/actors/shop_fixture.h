@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "actors/errors.h"
+#include "actors/query_pool.h"
 #include "actors/shop_actor.h"
 #include "store/event_store.h"
 #include "store/rocks_event_store.h"
@@ -32,6 +33,9 @@ class ShopFixture {
   shop_actor shop() const { return caf::actor_cast<shop_actor>(shop_); }
   EventStore* store() { return store_.get(); }
   ShopContext& ctx() { return *ctx_; }
+  // The shop's query pool (made here from the config's query_threads and
+  // max_queued_queries, as serve does): a test may block it with jobs of its own.
+  QueryPool& queries() { return *queries_; }
   const std::string& dir() const { return dir_; }
 
   // Blocking calls (10 s timeout).
@@ -46,7 +50,13 @@ class ShopFixture {
   caf::expected<WalletView> wallet(const std::string& user, int64_t after = -1);
   caf::expected<CardInfo> card(const std::string& id, int64_t after = -1);
   caf::expected<Purchase> lookup(const std::string& purchase_id, int64_t after = -1);
+  // All of a user's purchases / all cards: every page, kMaxPageLimit a call.
   caf::expected<std::vector<Purchase>> history(const std::string& user, int64_t after = -1);
+  caf::expected<std::vector<CardInfo>> cards(int64_t after = -1);
+  // One page, arguments as given (but `after` < 0: the log's head).
+  caf::expected<PurchasePage> history_page(const std::string& user, int64_t from, int64_t limit,
+                                           int64_t after = -1);
+  caf::expected<CardPage> cards_page(const std::string& from, int64_t limit, int64_t after = -1);
   ProjectionDb& projections() { return *projections_; }
 
   // n codes "<prefix>-000001"...
@@ -63,6 +73,7 @@ class ShopFixture {
   bool own_dir_ = false;
   std::unique_ptr<EventStore> store_;
   std::unique_ptr<ProjectionDb> projections_;
+  std::unique_ptr<QueryPool> queries_;
   std::unique_ptr<ShopContext> ctx_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;

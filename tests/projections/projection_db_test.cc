@@ -534,6 +534,127 @@ void queries_answer_from_the_models(bool rocks) {
 }
 BOTH_BACKENDS(queries_answer_from_the_models)
 
+// Pages: Cards(from, limit) and UserPurchases(user, from, limit) start at
+// their cursor (an id, a log position), stop at `limit`, and pages chained by
+// "the first one not returned" give every item exactly once, in order.
+void pages_start_at_their_cursor(bool rocks) {
+  TestStore s(rocks);
+  auto results = write_small_shop(s.get());
+  auto db = open_db(s.get());
+  BOOST_REQUIRE(db->CatchUp().ok());
+  auto card_ids = [](const std::vector<CardView>& cs) {
+    Strings out;
+    for (const auto& c : cs) out.push_back(c.id);
+    return out;
+  };
+  std::vector<CardView> cs;
+  BOOST_REQUIRE(db->Cards("", 1, &cs).ok());
+  BOOST_TEST(card_ids(cs) == (Strings{"c"}));
+  BOOST_REQUIRE(db->Cards("", 100, &cs).ok());
+  BOOST_TEST(card_ids(cs) == (Strings{"c", "d"}));
+  BOOST_REQUIRE(db->Cards("c", 100, &cs).ok());  // inclusive
+  BOOST_TEST(card_ids(cs) == (Strings{"c", "d"}));
+  BOOST_REQUIRE(db->Cards("c0", 100, &cs).ok());  // between two ids: the next one
+  BOOST_TEST(card_ids(cs) == (Strings{"d"}));
+  BOOST_REQUIRE(db->Cards("d", 1, &cs).ok());
+  BOOST_TEST(card_ids(cs) == (Strings{"d"}));
+  BOOST_REQUIRE(db->Cards("e", 100, &cs).ok());
+  BOOST_TEST(cs.empty());
+  BOOST_REQUIRE(db->Cards("", 0, &cs).ok());
+  BOOST_TEST(cs.empty());
+
+  const int64_t p1 = results["p1"].first_position, p3 = results["p3"].first_position,
+                p4 = results["p4"].first_position;
+  std::vector<PurchaseView> ps;
+  BOOST_REQUIRE(db->UserPurchases("alice", 0, 100, &ps).ok());
+  BOOST_TEST(ids(ps) == (Strings{"p1", "p3", "p4"}));
+  BOOST_REQUIRE(db->UserPurchases("alice", -7, 100, &ps).ok());  // before the start: the start
+  BOOST_TEST(ids(ps) == (Strings{"p1", "p3", "p4"}));
+  BOOST_REQUIRE(db->UserPurchases("alice", p1, 1, &ps).ok());
+  BOOST_TEST(ids(ps) == (Strings{"p1"}));
+  BOOST_REQUIRE(db->UserPurchases("alice", p1 + 1, 100, &ps).ok());
+  BOOST_TEST(ids(ps) == (Strings{"p3", "p4"}));
+  BOOST_REQUIRE(db->UserPurchases("alice", p3, 100, &ps).ok());  // inclusive
+  BOOST_TEST(ids(ps) == (Strings{"p3", "p4"}));
+  BOOST_REQUIRE(db->UserPurchases("alice", p4, 100, &ps).ok());
+  BOOST_TEST(ids(ps) == (Strings{"p4"}));
+  BOOST_REQUIRE(db->UserPurchases("alice", p4 + 1, 100, &ps).ok());
+  BOOST_TEST(ps.empty());
+  BOOST_REQUIRE(db->UserPurchases("alice", INT64_MAX, 100, &ps).ok());
+  BOOST_TEST(ps.empty());
+  BOOST_REQUIRE(db->UserPurchases("alice", 0, 0, &ps).ok());
+  BOOST_TEST(ps.empty());
+  BOOST_REQUIRE(db->UserPurchases("al", 0, 100, &ps).ok());  // a prefix of two users: neither
+  BOOST_TEST(ps.empty());
+  BOOST_REQUIRE(db->UserPurchases("alfred", p1, 100, &ps).ok());
+  BOOST_TEST(ids(ps) == (Strings{"p5"}));
+
+  // A long history interleaved with a neighbour's ("whale" and "whale1"
+  // share a prefix), walked in pages of several sizes.
+  append(s.get(), {{"card-w", CardCreated{"w", "Card W", 1, 1}}});
+  constexpr int kCodes = 2600;
+  std::vector<CodeSpec> codes;
+  for (int i = 0; i < kCodes; ++i) codes.push_back({"W-" + std::to_string(i), 0});
+  append(s.get(), {{"card-w", CodesAdded{"w", codes}}});
+  append(s.get(), {{"wallet-whale", WalletCredited{"whale", kCodes, kCodes, "k"}},
+                   {"wallet-whale1", WalletCredited{"whale1", kCodes, kCodes, "k"}}});
+  Strings whale;
+  std::vector<int64_t> whale_at;
+  int64_t left = kCodes, left1 = kCodes;
+  for (int i = 0; i < kCodes;) {
+    std::vector<std::pair<std::string, Event>> evs;
+    for (int j = 0; j < 200 && i < kCodes; ++j, ++i) {
+      const bool mine = i % 5 != 0;  // 4 of 5 to the whale
+      const std::string user = mine ? "whale" : "whale1";
+      const std::string pid = "pw" + std::to_string(i);
+      int64_t& bal = mine ? left : left1;
+      --bal;
+      evs.push_back({"card-w", CodeAssigned{"w", "W-" + std::to_string(i), pid, user, 1, "x" + pid}});
+      evs.push_back({"wallet-" + user, WalletDebited{user, 1, bal, pid, "w"}});
+      if (mine) whale.push_back(pid);
+    }
+    AppendResult r = append(s.get(), evs);
+    // This batch's purchases are at r.first_position + 2k (CodeAssigned first).
+    for (size_t k = 0; k < evs.size() / 2; ++k)
+      if (std::get<CodeAssigned>(evs[2 * k].second).user_id == "whale")
+        whale_at.push_back(r.first_position + 2 * static_cast<int64_t>(k));
+  }
+  BOOST_REQUIRE(db->CatchUp().ok());
+  BOOST_REQUIRE_EQUAL(whale.size(), whale_at.size());
+  for (size_t limit : {size_t{1}, size_t{7}, size_t{1000}, whale.size() - 1, whale.size(),
+                       whale.size() + 1}) {
+    BOOST_TEST_CONTEXT("limit " << limit) {
+      Strings got;
+      int64_t from = 0;
+      size_t pages = 0;
+      for (;;) {
+        // limit + 1, as the shop reads: the extra one is the next cursor.
+        BOOST_REQUIRE(db->UserPurchases("whale", from, limit + 1, &ps).ok());
+        ++pages;
+        BOOST_REQUIRE(!ps.empty() || from == 0);
+        const size_t take = std::min(limit, ps.size());
+        for (size_t k = 0; k < take; ++k) {
+          BOOST_REQUIRE_EQUAL(ps[k].user_id, "whale");
+          BOOST_REQUIRE_EQUAL(ps[k].position, whale_at[got.size()]);
+          got.push_back(ps[k].purchase_id);
+        }
+        if (ps.size() <= limit) break;
+        BOOST_REQUIRE_GT(ps[limit].position, ps[limit - 1].position);
+        from = ps[limit].position;
+      }
+      BOOST_TEST((got == whale));
+      BOOST_TEST(pages == (whale.size() + limit - 1) / limit);
+    }
+  }
+  BOOST_REQUIRE(db->UserPurchases("whale1", whale_at[5], 3, &ps).ok());
+  BOOST_REQUIRE_EQUAL(ps.size(), 3u);
+  for (const auto& p : ps) {
+    BOOST_TEST(p.user_id == "whale1");
+    BOOST_TEST(p.position > whale_at[5]);
+  }
+}
+BOTH_BACKENDS(pages_start_at_their_cursor)
+
 // Overlapping ranges are skipped; a gap is refused and changes nothing, also
 // when the batch starts with events that would fit.
 void exactly_once(bool rocks) {
