@@ -6,13 +6,27 @@
 // Limits enforced before a handler sees anything: the whole header must
 // arrive within `header_timeout` (slowloris) and fit in `max_header_bytes`
 // (431); a body larger than `max_body_bytes` is refused from its
-// Content-Length before it is read (413); a body that stalls gets 408;
-// Content-Length together with Transfer-Encoding is 400. Such connections are
-// closed after the answer.
+// Content-Length before it is read (413); a body that stalls gets 408.
+// Framing (RFC 9112): the only transfer coding accepted is exactly `chunked`
+// (another coding: 501; Transfer-Encoding in HTTP/1.0 or next to
+// Content-Length, several or malformed Content-Length, a missing or repeated
+// Host in HTTP/1.1, an obs-folded header line: 400); `Expect` may only be
+// `100-continue` (417). Such connections are closed after the answer, and no
+// byte after the header is ever read as a request.
+//
+// Then the HeaderCheck (authorization, rate limit) decides from the header
+// alone; then the body's bytes are reserved against a cap shared by all
+// connections (`max_buffered_body_bytes`, 503 busy beyond it) — from the
+// Content-Length, or chunk by chunk — and only then is `100 Continue` sent and
+// the body read. The reservation ends when the handler call returns (or the
+// connection fails). A chunked body's trailer fields are discarded.
 //
 // Handlers are asynchronous: they receive the request and a Responder, and may
 // answer from any thread, once. A handler may instead turn the connection
-// into an event stream (Responder::stream).
+// into an event stream (Responder::stream). An event-stream client is cut
+// (StreamSink::cut) when its queue passes max_stream_pending_bytes or
+// max_stream_backlog frames, or when a write to it does not complete within
+// stream_stall_timeout.
 #pragma once
 
 #include <atomic>
@@ -21,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/address.h"
@@ -33,6 +48,9 @@ using HttpResponse = http::response<http::string_body>;
 
 struct HttpLimits {
   size_t max_body_bytes = 16u << 20;  // 16 MiB: a 100,000-code import is ~2.5 MB
+  // Request-body bytes buffered at once over all connections (reserved from
+  // the header, released when the handler returns); beyond it: 503 busy.
+  size_t max_buffered_body_bytes = 64u << 20;
   size_t max_header_bytes = 8u << 10;
   // The request header (first byte to blank line) must arrive within this;
   // it is also how long an idle keep-alive connection is kept.
@@ -45,6 +63,12 @@ struct HttpLimits {
   // Frames queued for one event-stream client before it counts as too slow
   // and is disconnected (it can resume with Last-Event-ID).
   size_t max_stream_backlog = 8192;
+  // Bytes queued for one event-stream client and not yet written to its
+  // socket; past it the client is cut. (A single frame larger than this is
+  // still sent to a client that has nothing else pending.)
+  size_t max_stream_pending_bytes = 1u << 20;
+  // An event-stream write that has not completed within this cuts the client.
+  std::chrono::seconds stream_stall_timeout{10};
   int io_threads = 2;
 };
 
@@ -56,6 +80,12 @@ class StreamSink {
   virtual void push(std::shared_ptr<const std::string> frame) = 0;
   // True once the client is gone or was too slow; stop pushing.
   virtual bool closed() const = 0;
+  // Bytes pushed and not yet written to the socket.
+  virtual size_t pending_bytes() const = 0;
+  // True iff the server closed the stream for being too slow (its queue
+  // passed max_stream_pending_bytes or max_stream_backlog, or a write stalled
+  // for stream_stall_timeout), as opposed to the client leaving or shutdown.
+  virtual bool cut() const = 0;
 };
 
 class Responder {
@@ -66,17 +96,26 @@ class Responder {
   // Sends `head` (status and headers only) and keeps the connection open as
   // an event stream; everything pushed to the sink follows it.
   virtual std::shared_ptr<StreamSink> stream(HttpResponse head) = 0;
+  // The client's IP address as text ("127.0.0.1", "::1").
+  virtual const std::string& peer() const = 0;
 };
 
 using HttpHandler = std::function<void(HttpRequest&&, std::shared_ptr<Responder>)>;
 
-// Builds the error responses the server itself sends (413, 431, 408, 400).
+// Builds the error responses the server itself sends (400, 408, 413, 417,
+// 431, 501, 503).
 using ProblemMaker = std::function<HttpResponse(int status, const std::string& code,
                                                 const std::string& detail)>;
 
+// Called once per request after its header has been read and passed the framing checks, before any
+// body byte is read and before a 100 Continue is sent. `peer` is the client's IP address as text
+// ("127.0.0.1", "::1"). A returned response is sent at once with Connection: close, the body is never
+// read, and the connection closes.
+using HeaderCheck = std::function<std::optional<HttpResponse>(const http::request_header<>& header, const std::string& peer)>;
+
 class HttpServer {
  public:
-  HttpServer(HttpLimits limits, HttpHandler handler, ProblemMaker problem);
+  HttpServer(HttpLimits limits, HttpHandler handler, ProblemMaker problem, HeaderCheck check = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -88,6 +127,10 @@ class HttpServer {
   // Requests handed to the handler and not yet answered.
   int64_t in_flight() const { return in_flight_.load(); }
   int64_t connections() const { return connections_.load(); }
+  // Event streams cut for being too slow (StreamSink::cut), total.
+  int64_t cut_streams() const;
+  // Request-body bytes reserved right now (max_buffered_body_bytes).
+  size_t buffered_body_bytes() const;
   // After stop_accepting(): every request answered and every connection closed
   // (a request already waiting on a connection is read and answered first).
   bool drained() const;
