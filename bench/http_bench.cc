@@ -5,6 +5,7 @@
 //   giftcard-http-bench purchase [--clients 1,8,64] [--seconds S] [--repeat R] ...
 //   giftcard-http-bench slow     [--clients 64] [--slowloris 32] [--viewers 16] [--rounds R] ...
 //   giftcard-http-bench wrk      [--clients 64] [--rounds R] [--script bench/http/purchase.lua] ...
+//   giftcard-http-bench whale    [--clients 8] [--readers 40] [--whale 45588] [--rounds R] ...
 //
 // Every subcommand starts `giftcard serve --data DIR --http 127.0.0.1:0 --caf
 // 127.0.0.1:0` (fork/exec; the bound ports come from its `ready http=... caf=...`
@@ -22,6 +23,15 @@
 //           --cut-limit seconds and that every viewer saw every event, in order.
 // wrk:      Debian's wrk with a Lua script (fresh keys) against the same server,
 //           alternating with this generator, as a cross-check of the generator.
+// whale:    issue #14 row 5. One user ("whale") with W purchases (seeded once,
+//           over HTTP); then the purchase load without, then with, R readers
+//           each walking the whale's history page by page (GET
+//           /api/users/whale/purchases?limit=1000&from=..., following `next`,
+//           from the start again at the end); rounds alternate the order. Both
+//           arms also poll an unrelated GET /api/cards/x every 20 ms. Reports
+//           purchase p50/p99 and purchases/s per arm, the readers' pages/s and
+//           page latency, and the card read's latency; the summary has the
+//           medians over the rounds side by side.
 //
 // Correctness of every purchase run: every 201 carries a distinct code; the
 // number of 201s equals the card's `assigned` (GET /api/cards/{id}?after=P);
@@ -104,6 +114,7 @@ struct Common {
   double seconds = 10;
   int64_t codes = 0;            // per run; 0: estimated
   int64_t est_rate = 50000;     // purchases/s assumed when sizing a run's codes
+  int server_query_threads = 0;  // 0: serve's default
 };
 
 struct PurchaseOpts {
@@ -118,6 +129,16 @@ struct SlowOpts {
   double slow_interval = 4;  // seconds between two header bytes
   double cut_limit = 11;     // a stalled header must be cut within this (server: 10 s)
   int rounds = 1;
+};
+
+struct WhaleOpts {
+  int clients = 8;         // purchasing connections (one buyer each)
+  int readers = 40;        // connections walking the whale's history
+  int64_t whale = 45588;   // the whale's purchases (issue #14: 45,588)
+  int64_t page = 1000;     // `limit` of each page (the API's largest)
+  int rounds = 3;          // rounds of (without, with); order alternates
+  int seed_connections = 16;
+  int card_poll_ms = 20;   // GET /api/cards/x period
 };
 
 struct WrkOpts {
@@ -360,6 +381,8 @@ struct RunSpec {
   double warmup = 2, seconds = 10;
   Fixture fixture;
   std::string key_prefix;
+  // Called as the measured window opens and as it closes (side loads).
+  std::function<void()> on_window_start, on_window_end;
 };
 
 
@@ -457,6 +480,7 @@ RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const RunSpe
   auto m1 = scrape(admin);
   uint64_t ok0 = sh.ok.load();
   sh.phase.store(1, std::memory_order_release);
+  if (spec.on_window_start) spec.on_window_start();
   const auto t0 = Clock::now();
   for (int i = 1; i <= static_cast<int>(std::ceil(spec.seconds)); ++i) {
     sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
@@ -468,6 +492,7 @@ RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const RunSpe
   sh.phase.store(2, std::memory_order_release);
   const auto t1 = Clock::now();
   auto c1 = cpu_snapshot(server.pid());
+  if (spec.on_window_end) spec.on_window_end();
   auto m2 = scrape(admin);
   auto deadline = Clock::now() + std::chrono::seconds(60);
   while (sh.running.load(std::memory_order_acquire) > 0 && Clock::now() < deadline)
@@ -912,6 +937,186 @@ class SlowClients {
   Clock::time_point started_;
 };
 
+// ------------------------------------------------------------------ whale readers
+
+// The side load of `whale`: `readers` connections walking the whale's
+// purchase pages in a loop, and one connection polling GET /api/cards/<card>.
+// Latencies are kept only inside the measured window (window_start() to
+// window_end(), which also stops everything).
+class WhaleSide {
+ public:
+  WhaleSide(HostPort at, int readers, int64_t page, std::string card, int card_poll_ms)
+      : at_(std::move(at)), page_(page), poll_ms_(card_poll_ms), readers_(static_cast<size_t>(readers)) {
+    card_.id = std::move(card);
+  }
+  ~WhaleSide() { stop(); }
+
+  void start() {
+    for (size_t i = 0; i < readers_.size(); ++i) threads_.emplace_back([this, i] { read(readers_[i]); });
+    threads_.emplace_back([this] { poll_card(); });
+  }
+  void window_start() {
+    t0_ = Clock::now();
+    measuring_.store(true, std::memory_order_release);
+  }
+  void window_end() {
+    measuring_.store(false, std::memory_order_release);
+    t1_ = Clock::now();
+    stop();
+  }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  // After window_end(): the report, and problems (transport errors, bad answers).
+  void report(json* out, std::vector<std::string>* problems) {
+    const double window = secs(t1_ - t0_);
+    std::vector<uint32_t> lat;
+    uint64_t pages = 0, walks = 0, busy = 0, errors = 0, bytes = 0;
+    std::string last_error;
+    for (auto& r : readers_) {
+      lat.insert(lat.end(), r.lat_us.begin(), r.lat_us.end());
+      pages += r.pages;
+      walks += r.walks;
+      busy += r.busy;
+      errors += r.errors;
+      bytes += r.bytes;
+      if (!r.last_error.empty()) last_error = r.last_error;
+    }
+    std::sort(lat.begin(), lat.end());
+    json rd = {{"readers", readers_.size()},
+               {"page_limit", page_},
+               {"pages", pages},
+               {"pages_per_s", window > 0 ? round_to(static_cast<double>(pages) / window, 0.1) : 0.0},
+               {"walks_completed", walks},
+               {"mb_per_s", window > 0 ? round_to(static_cast<double>(bytes) / 1e6 / window, 0.1) : 0.0},
+               {"busy_503", busy},
+               {"errors", errors},
+               {"page_p50_ms", percentile_ms(lat, 0.50)},
+               {"page_p99_ms", percentile_ms(lat, 0.99)},
+               {"page_max_ms", lat.empty() ? 0.0 : lat.back() / 1000.0}};
+    (*out)["whale_readers"] = rd;
+    std::sort(card_.lat_us.begin(), card_.lat_us.end());
+    (*out)["card_reads"] = {{"reads", card_.lat_us.size()},
+                            {"errors", card_.errors},
+                            {"p50_ms", percentile_ms(card_.lat_us, 0.50)},
+                            {"p99_ms", percentile_ms(card_.lat_us, 0.99)},
+                            {"max_ms", card_.lat_us.empty() ? 0.0 : card_.lat_us.back() / 1000.0}};
+    if (errors) problems->push_back(std::to_string(errors) + " whale page read(s) failed: " + last_error);
+    if (card_.errors) problems->push_back(std::to_string(card_.errors) + " GET /api/cards/" + card_.id +
+                                          " failed: " + card_.last_error);
+    if (!readers_.empty() && walks == 0 && window > 5)
+      problems->push_back("no reader finished a walk of the whale's history");
+  }
+
+ private:
+  struct Reader {
+    std::vector<uint32_t> lat_us;
+    uint64_t pages = 0, walks = 0, busy = 0, errors = 0, bytes = 0;
+    std::string last_error;
+  };
+  struct CardPoll {
+    std::vector<uint32_t> lat_us;
+    uint64_t errors = 0;
+    std::string last_error;
+    std::string id;
+  };
+
+  static uint32_t us_since(Clock::time_point t0) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+    return static_cast<uint32_t>(std::min<int64_t>(us, std::numeric_limits<uint32_t>::max()));
+  }
+
+  // `next` of a page without parsing the whole body: the top-level object's
+  // keys are sorted, so the body starts with {"next":<position or null>.
+  static std::optional<int64_t> next_of(const std::string& body, bool* ok) {
+    auto k = body.find("\"next\":");
+    *ok = k != std::string::npos;
+    if (!*ok) return std::nullopt;
+    const char* v = body.c_str() + k + 7;
+    if (std::strncmp(v, "null", 4) == 0) return std::nullopt;
+    char* end = nullptr;
+    long long n = std::strtoll(v, &end, 10);
+    *ok = end != v && n > 0;
+    return n;
+  }
+
+  void read(Reader& r) {
+    SyncClient c(at_);
+    int64_t from = 0;
+    const std::string base = "/api/users/whale/purchases?limit=" + std::to_string(page_) + "&from=";
+    while (!stop_) {
+      auto t0 = Clock::now();
+      Reply rep;
+      try {
+        rep = c.call(http::verb::get, base + std::to_string(from));
+      } catch (const std::exception& e) {
+        ++r.errors;
+        r.last_error = e.what();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      const bool in_window = measuring_.load(std::memory_order_acquire);
+      if (rep.status == 503 && rep.body.find("\"busy\"") != std::string::npos) {
+        if (in_window) ++r.busy;
+        continue;
+      }
+      bool ok = false;
+      auto next = rep.status == 200 ? next_of(rep.body, &ok) : std::nullopt;
+      if (!ok) {
+        ++r.errors;
+        r.last_error = "status " + std::to_string(rep.status) + ": " + rep.body.substr(0, 200);
+        from = 0;
+        continue;
+      }
+      if (in_window) {
+        r.lat_us.push_back(us_since(t0));
+        ++r.pages;
+        r.bytes += rep.body.size();
+      }
+      if (next) {
+        from = *next;
+      } else {
+        from = 0;
+        if (in_window) ++r.walks;
+      }
+    }
+  }
+
+  void poll_card() {
+    SyncClient c(at_);
+    const std::string target = "/api/cards/" + card_.id;
+    while (!stop_) {
+      auto t0 = Clock::now();
+      try {
+        Reply rep = c.call(http::verb::get, target);
+        if (rep.status != 200) {
+          ++card_.errors;
+          card_.last_error = "status " + std::to_string(rep.status) + ": " + rep.body.substr(0, 200);
+        } else if (measuring_.load(std::memory_order_acquire)) {
+          card_.lat_us.push_back(us_since(t0));
+        }
+      } catch (const std::exception& e) {
+        ++card_.errors;
+        card_.last_error = e.what();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms_));
+    }
+  }
+
+  HostPort at_;
+  int64_t page_;
+  CardPoll card_;
+  int poll_ms_;
+  std::vector<Reader> readers_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false}, measuring_{false};
+  Clock::time_point t0_, t1_;
+
+};
+
 // ------------------------------------------------------------------ wrk
 
 struct WrkResult {
@@ -1048,6 +1253,10 @@ int with_server(const Common& c, const std::string& what,
   std::cerr << "setup: " << what << ": starting " << exe << " serve --data " << data.string() << "\n";
   std::vector<std::string> extra;
   if (c.server_http_threads > 0) extra = {"--http-threads", std::to_string(c.server_http_threads)};
+  if (c.server_query_threads > 0) {
+    extra.push_back("--query-threads");
+    extra.push_back(std::to_string(c.server_query_threads));
+  }
   if (!server.start(exe, data.string(), log, extra, &why)) {
     std::cerr << "giftcard-http-bench: " << why << "\n";
     return 2;
@@ -1274,6 +1483,103 @@ int cmd_wrk(const Common& c, WrkOpts o) {
   });
 }
 
+// The whale: a card with `n` codes, one credit, then n purchases over
+// `connections` keep-alive connections. Returns the seconds it took.
+double seed_whale(const ServerProcess& server, SyncClient& admin, const WhaleOpts& o) {
+  auto t0 = Clock::now();
+  Fixture f = make_fixture("whale-card", "-", 0, o.whale);
+  seed(admin, f);  // the card and its codes (no buyers)
+  Reply cr = admin.call(http::verb::post, "/api/wallets/whale/credits",
+                        json{{"amount", kPrice * o.whale}}.dump(), "seed-whale");
+  if (cr.status != 201) throw std::runtime_error("credit whale: status " + std::to_string(cr.status) + ": " + cr.body);
+  std::atomic<int64_t> next{0};
+  std::mutex mu;
+  std::string failure;
+  std::vector<std::thread> ts;
+  const std::string body = json{{"card_id", f.card}, {"user_id", "whale"}}.dump();
+  for (int t = 0; t < o.seed_connections; ++t)
+    ts.emplace_back([&] {
+      try {
+        SyncClient c(server.http());
+        for (int64_t i; (i = next++) < o.whale;) {
+          Reply r = c.call(http::verb::post, "/api/purchases", body, "whale-" + std::to_string(i));
+          if (r.status != 201) throw std::runtime_error("status " + std::to_string(r.status) + ": " + r.body);
+        }
+      } catch (const std::exception& e) {
+        std::lock_guard lock(mu);
+        failure = e.what();
+        next = o.whale;
+      }
+    });
+  for (auto& t : ts) t.join();
+  if (!failure.empty()) throw std::runtime_error("whale purchase: " + failure);
+  json x = {{"id", "x"}, {"name", "The unrelated card"}, {"price", kPrice}, {"value", kPrice}};
+  Reply xr = admin.call(http::verb::post, "/api/cards", x.dump());
+  if (xr.status != 201) throw std::runtime_error("create card x: status " + std::to_string(xr.status));
+  return secs(Clock::now() - t0);
+}
+
+int cmd_whale(const Common& c, const WhaleOpts& o) {
+  return with_server(c, "whale", [&](ServerProcess& server, SyncClient& admin) {
+    const double seed_s = seed_whale(server, admin, o);
+    std::cerr << "setup: whale: " << o.whale << " purchases seeded in " << seed_s << " s\n";
+    {
+      json j = admin.get_json("/api/users/whale/purchases?limit=1");
+      if (j.at("next").is_null() && o.whale > 1) throw std::runtime_error("the whale has no second page");
+    }
+    int rc = 0;
+    std::map<bool, std::vector<double>> rate, p50, p99, card_p99, pages;
+    int run = 0;
+    for (int round = 0; round < o.rounds; ++round) {
+      std::vector<bool> order = round % 2 == 0 ? std::vector<bool>{false, true} : std::vector<bool>{true, false};
+      for (bool with : order) {
+        ++run;
+        std::string id = "wh" + std::to_string(run) + (with ? "-with" : "-without");
+        RunSpec spec;
+        spec.scenario = with ? "whale_readers" : "whale_baseline";
+        spec.clients = o.clients;
+        spec.threads = c.threads;
+        spec.warmup = c.warmup;
+        spec.seconds = c.seconds;
+        spec.fixture = make_fixture(id, id + "-u", o.clients, codes_for(c, o.clients));
+        spec.key_prefix = id + "-";
+        seed(admin, spec.fixture);
+        WhaleSide side(server.http(), with ? o.readers : 0, o.page, "x", o.card_poll_ms);
+        side.start();
+        spec.on_window_start = [&] { side.window_start(); };
+        spec.on_window_end = [&] { side.window_end(); };
+        RunOutcome r = run_load(server, admin, spec, [&](json* out) {
+          std::vector<std::string> problems;
+          side.report(out, &problems);
+          (*out)["side_problems"] = problems;
+        });
+        if (r.hang) return 3;
+        r.result["run"] = run;
+        r.result["round"] = round + 1;
+        r.result["whale_purchases"] = o.whale;
+        emit(r.result);
+        if (!r.verified) rc = 1;
+        rate[with].push_back(r.result["purchases_per_s"].get<double>());
+        p50[with].push_back(r.result["p50_ms"].get<double>());
+        p99[with].push_back(r.result["p99_ms"].get<double>());
+        card_p99[with].push_back(r.result["card_reads"]["p99_ms"].get<double>());
+        pages[with].push_back(r.result["whale_readers"]["pages_per_s"].get<double>());
+      }
+    }
+    auto arm = [&](bool with) {
+      json a = {{"median_purchases_per_s", median_of(rate[with])}, {"median_p50_ms", median_of(p50[with])},
+                {"median_p99_ms", median_of(p99[with])}, {"median_card_read_p99_ms", median_of(card_p99[with])},
+                {"purchases_per_s", rate[with]}, {"p99_ms", p99[with]}};
+      if (with) a["readers"] = o.readers, a["median_whale_pages_per_s"] = median_of(pages[with]);
+      return a;
+    };
+    emit({{"bench", "http"}, {"scenario", "whale_summary"}, {"clients", o.clients}, {"rounds", o.rounds},
+          {"whale_purchases", o.whale}, {"page_limit", o.page}, {"seed_s", round_to(seed_s, 0.01)},
+          {"without", arm(false)}, {"with", arm(true)}});
+    return rc;
+  });
+}
+
 void add_common(CLI::App* app, Common* c) {
   app->add_option("--giftcard", c->giftcard, "giftcard executable (default: next to this benchmark)");
   app->add_option("--data", c->data, "store directory (default: a fresh temp dir, removed unless --keep)");
@@ -1288,6 +1594,9 @@ void add_common(CLI::App* app, Common* c) {
   app->add_option("--codes", c->codes, "codes per run's card (default: sized from --est-rate)");
   app->add_option("--est-rate", c->est_rate, "purchases/s assumed when sizing a card's codes")
       ->capture_default_str();
+  app->add_option("--server-query-threads", c->server_query_threads,
+                  "pass --query-threads to giftcard serve (0: its default)")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -1301,6 +1610,7 @@ int main(int argc, char** argv) {
   PurchaseOpts po;
   SlowOpts so;
   WrkOpts wo;
+  WhaleOpts who;
 
   auto* purchase = app.add_subcommand("purchase", "keep-alive clients buying one hot card over HTTP");
   add_common(purchase, &common);
@@ -1330,6 +1640,18 @@ int main(int argc, char** argv) {
   wrk->add_option("--wrk", wo.wrk, "the wrk executable")->capture_default_str();
   wrk->add_option("--script", wo.script, "Lua script (default: bench/http/purchase.lua of the source tree)");
 
+  auto* whale = app.add_subcommand("whale", "purchase latency without and with readers paging one huge history");
+  add_common(whale, &common);
+  whale->add_option("--clients", who.clients, "purchasing connections (one buyer each)")->capture_default_str();
+  whale->add_option("--readers", who.readers, "connections walking the whale's purchase pages")
+      ->capture_default_str();
+  whale->add_option("--whale", who.whale, "purchases in the whale's history")->capture_default_str();
+  whale->add_option("--page", who.page, "limit of each page (1..1000)")->capture_default_str();
+  whale->add_option("--rounds", who.rounds, "rounds of (without, with); order alternates")->capture_default_str();
+  whale->add_option("--seed-connections", who.seed_connections, "connections seeding the whale's purchases")
+      ->capture_default_str();
+  whale->add_option("--card-poll-ms", who.card_poll_ms, "period of GET /api/cards/x")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (common.threads < 1 || common.seconds <= 0 || common.warmup < 0 || common.est_rate < 1) {
     std::cerr << "giftcard-http-bench: --threads, --seconds and --est-rate must be positive\n";
@@ -1349,6 +1671,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     return cmd_slow(common, so);
+  }
+  if (*whale) {
+    if (who.clients < 1 || who.readers < 1 || who.whale < 1 || who.rounds < 1 || who.page < 1 ||
+        who.page > 1000 || who.seed_connections < 1 || who.card_poll_ms < 1) {
+      std::cerr << "giftcard-http-bench: --clients, --readers, --whale, --rounds, --seed-connections and "
+                   "--card-poll-ms must be positive, --page 1..1000\n";
+      return 2;
+    }
+    return cmd_whale(common, who);
   }
   if (wo.clients < 1 || wo.rounds < 1 || wo.wrk_threads < 1) {
     std::cerr << "giftcard-http-bench: --clients, --rounds and --wrk-threads must be positive\n";
