@@ -134,10 +134,11 @@ void on_commit(Self self, CommitMsg& msg) {
           } else if (s.IsConflict()) {
             std::vector<std::string> codes;
             for (auto& k : msg.result.conflicts) codes.push_back(k.substr(5));  // "code/"
-            p.rp.deliver(make_error(Errc::duplicate_codes,
-                                    std::to_string(codes.size()) +
-                                        " code(s) already exist in the shop; nothing was added",
-                                    std::move(codes)));
+            // Counted before `codes` is moved: the order in which a call's
+            // arguments are evaluated is unspecified.
+            std::string detail = std::to_string(codes.size()) +
+                                 " code(s) already exist in the shop; nothing was added";
+            p.rp.deliver(make_error(Errc::duplicate_codes, std::move(detail), std::move(codes)));
           } else {
             p.rp.deliver(make_error(errc_for(s), s.message()));
           }

@@ -117,9 +117,19 @@ struct RebuildInfo {
   int64_t millis = 0;      // wall time of the rebuild
 };
 
+// CAF 0.17 cannot inspect a std::optional: on the wire a CodeSpec is code, a
+// presence flag and the expiry (0 when absent); loading sets the optional back.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, CodeSpec& x) {
-  return f(caf::meta::type_name("giftcard::CodeSpec"), x.code, x.expires_at);
+  bool has_expiry = x.expires_at.has_value();
+  Micros expires_at = x.expires_at.value_or(0);
+  auto load = [&]() -> caf::error {
+    if (has_expiry) x.expires_at = expires_at;
+    else x.expires_at.reset();
+    return caf::none;
+  };
+  return f(caf::meta::type_name("giftcard::CodeSpec"), x.code, has_expiry, expires_at,
+           caf::meta::load_callback(load));
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, CardSpec& x) {

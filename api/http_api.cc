@@ -591,11 +591,15 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
       };
       if (!c.is_object()) return bad("must be an object");
       Fields cf(c);
-      CodeSpec spec{cf.str("code"), 0};
+      CodeSpec spec{cf.str("code")};  // no expires_at: never expires
       std::string exp = cf.str("expires_at", false);
       if (cf.error) return bad(cf.error->detail);
-      if (c.contains("expires_at") && !parse_rfc3339(exp, &spec.expires_at))
-        return bad("expires_at must be an RFC 3339 UTC time, e.g. 2027-01-31T23:59:59Z");
+      if (c.contains("expires_at")) {  // any instant is an expiry, the epoch too
+        Micros at = 0;
+        if (!parse_rfc3339(exp, &at))
+          return bad("expires_at must be an RFC 3339 UTC time, e.g. 2027-01-31T23:59:59Z");
+        spec.expires_at = at;
+      }
       codes.push_back(std::move(spec));
     }
     return ask<AddCodesReply>(

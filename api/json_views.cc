@@ -32,7 +32,7 @@ struct EventData {
     nlohmann::json codes = nlohmann::json::array();
     for (const auto& c : x.codes) {
       nlohmann::json j = {{"code", c.code}};
-      if (c.expires_at != 0) j["expires_at"] = format_rfc3339(c.expires_at);
+      if (c.expires_at) j["expires_at"] = format_rfc3339(*c.expires_at);  // absent: never
       codes.push_back(std::move(j));
     }
     return {{"card_id", x.card_id}, {"codes", std::move(codes)}};

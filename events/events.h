@@ -11,6 +11,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -21,11 +22,13 @@
 
 namespace giftcard {
 
-// Every event struct is at class version 1. A payload from a newer writer is
-// refused rather than misread.
+// Every event struct is at class version 1; CodeSpec (nested in CodesAdded) is
+// at 2. A payload from a newer writer is refused rather than misread.
 constexpr std::uint32_t kEventClassVersion = 1;
-inline void check_class_version(std::uint32_t version) {
-  if (version > kEventClassVersion)
+constexpr std::uint32_t kCodeSpecClassVersion = 2;
+inline void check_class_version(std::uint32_t version,
+                                std::uint32_t newest = kEventClassVersion) {
+  if (version > newest)
     throw cereal::Exception("unknown class version " + std::to_string(version));
 }
 
@@ -47,15 +50,68 @@ void bounded_vector(A& ar, std::vector<T>& v, std::size_t min_element_bytes) {
   }
 }
 
-// One activation code as imported. expires_at == 0: never expires.
+// When a code stops being sellable: absent = never; any instant, the epoch and
+// earlier included, is an expiry. A code is expired at `now` iff
+// expires_at <= now (see is_expired).
+using Expiry = std::optional<Micros>;
+
+inline bool is_expired(const Expiry& expires_at, Micros now) {
+  return expires_at.has_value() && *expires_at <= now;
+}
+
+// One activation code as imported.
+//
+// Encoding (docs/STORAGE_FORMAT.md): class version 2 writes code, a u8
+// presence flag and the i64 expiry only when present. Version 1 (logs written
+// before) wrote code and an i64 that is always there, 0 meaning "never"; it
+// still decodes to exactly that. Version 0 (never written by giftcard) reads
+// as version 1.
 struct CodeSpec {
   std::string code;
-  Micros expires_at = 0;
+  Expiry expires_at;  // std::nullopt: never expires
+
+  CodeSpec() = default;
+  explicit CodeSpec(std::string c) : code(std::move(c)) {}
+  // The positional form of in-process callers written before the presence
+  // flag (tests, benches, the demo catalog): as then, 0 there means "never".
+  // It is NOT a way to express an expiry at the epoch; set expires_at for that.
+  CodeSpec(std::string c, Micros expires_at_or_0_for_never) : code(std::move(c)) {
+    if (expires_at_or_0_for_never != 0) expires_at = expires_at_or_0_for_never;
+  }
+  static CodeSpec expiring(std::string c, Micros at) {
+    CodeSpec s{std::move(c)};
+    s.expires_at = at;
+    return s;
+  }
+
   bool operator==(const CodeSpec&) const = default;
+
   template <class A>
-  void serialize(A& ar, std::uint32_t version) {
-    check_class_version(version);
-    ar(code, expires_at);
+  void save(A& ar, std::uint32_t /*version: always kCodeSpecClassVersion*/) const {
+    const std::uint8_t has_expiry = expires_at.has_value() ? 1 : 0;
+    ar(code, has_expiry);
+    if (has_expiry) ar(*expires_at);
+  }
+  template <class A>
+  void load(A& ar, std::uint32_t version) {
+    check_class_version(version, kCodeSpecClassVersion);
+    ar(code);
+    expires_at.reset();
+    if (version < 2) {  // v1: an i64 always present, 0 = never
+      Micros at = 0;
+      ar(at);
+      if (at != 0) expires_at = at;
+      return;
+    }
+    // Read as a byte: a bool holding anything but 0 or 1 is undefined behaviour.
+    std::uint8_t has_expiry = 0;
+    ar(has_expiry);
+    if (has_expiry > 1) throw cereal::Exception("bad expiry flag in CodeSpec");
+    if (has_expiry) {
+      Micros at = 0;
+      ar(at);
+      expires_at = at;
+    }
   }
 };
 
@@ -80,7 +136,8 @@ struct CodesAdded {
   void serialize(A& ar, std::uint32_t version) {
     check_class_version(version);
     ar(card_id);
-    bounded_vector(ar, codes, 16);  // u64 length + i64 expires_at at least
+    // v2 CodeSpec: u64 code length + u8 expiry flag at least (v1: 16 bytes).
+    bounded_vector(ar, codes, 9);
   }
 };
 
@@ -177,7 +234,7 @@ std::string wallet_stream(std::string_view user_id);
 
 }  // namespace giftcard
 
-CEREAL_CLASS_VERSION(giftcard::CodeSpec, 1)
+CEREAL_CLASS_VERSION(giftcard::CodeSpec, giftcard::kCodeSpecClassVersion)
 CEREAL_CLASS_VERSION(giftcard::CardCreated, 1)
 CEREAL_CLASS_VERSION(giftcard::CodesAdded, 1)
 CEREAL_CLASS_VERSION(giftcard::CodeAssigned, 1)

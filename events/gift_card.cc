@@ -2,6 +2,7 @@
 
 #include <unordered_set>
 
+#include "events/time_util.h"
 #include "events/validate.h"
 
 namespace giftcard {
@@ -87,9 +88,15 @@ Decision decide_add(const AddCodes& c, const CardState& s) {
     const auto& spec = c.codes[i];
     if (auto err = check_code(spec.code); !err.empty())
       return Decision::reject(Errc::invalid_request, "codes[" + std::to_string(i) + "]: " + err);
-    if (spec.expires_at < 0)
+    // An expiry at or before now, the epoch and earlier included, is already
+    // past: refused rather than stored as a code that can never be sold, whose
+    // claim would block a corrected import of the same code for good.
+    if (is_expired(spec.expires_at, c.now))
       return Decision::reject(Errc::invalid_request,
-                              "codes[" + std::to_string(i) + "]: bad expires_at");
+                              "codes[" + std::to_string(i) + "]: expires_at " +
+                                  format_rfc3339(*spec.expires_at) +
+                                  " is not in the future (the code is already expired)"
+                                  "; nothing was added");
     if ((!seen.insert(spec.code).second || s.index.count(spec.code)) &&
         reported.insert(spec.code).second)
       d.conflicts.push_back(spec.code);
@@ -144,7 +151,7 @@ Reservation reserve(CardState& s, Micros now) {
     if (slot.status != CodeStatus::available || slot.held) continue;
     slot.held = true;
     ++s.held;
-    if (slot.expires_at != 0 && slot.expires_at <= now) {
+    if (is_expired(slot.expires_at, now)) {
       r.expired.push_back(slot.code);
       continue;
     }
@@ -183,8 +190,7 @@ void release(CardState& s, const std::string& code) {
 std::vector<std::string> sweep_expired(CardState& s, Micros now) {
   std::vector<std::string> out;
   for (auto& slot : s.slots) {
-    if (slot.status == CodeStatus::available && !slot.held && slot.expires_at != 0 &&
-        slot.expires_at <= now) {
+    if (slot.status == CodeStatus::available && !slot.held && is_expired(slot.expires_at, now)) {
       slot.held = true;
       ++s.held;
       out.push_back(slot.code);

@@ -27,7 +27,7 @@ enum class CodeStatus : uint8_t { available, assigned, revoked, expired };
 
 struct CodeSlot {
   std::string code;
-  Micros expires_at = 0;
+  Expiry expires_at;  // std::nullopt: never expires
   CodeStatus status = CodeStatus::available;
   bool held = false;
   bool queued = false;  // has an entry in CardState::queue
@@ -71,7 +71,9 @@ void evolve_in_place(CardState& s, const Event& e);
 
 // Validates and decides. AddCodes reports duplicates within the batch and
 // against this card in `conflicts` (system-wide uniqueness is enforced by the
-// store's claims, see store/event_store.h).
+// store's claims, see store/event_store.h). AddCodes refuses (invalid_request,
+// nothing added) a batch holding a code already expired at `now`, i.e. with
+// expires_at <= now — the epoch and earlier included.
 Decision decide(const CardCommand& cmd, const CardState& s);
 
 // The result of reserve(): a held code, or out_of_stock; in both cases the
@@ -91,7 +93,7 @@ bool hold(CardState& s, const std::string& code);
 // Drops a hold without a status change (rejected or failed commit): the code
 // goes back to the front of the queue.
 void release(CardState& s, const std::string& code);
-// Available, unheld codes whose expires_at <= now; holds them.
+// Available, unheld codes whose expires_at <= now (is_expired); holds them.
 std::vector<std::string> sweep_expired(CardState& s, Micros now);
 
 }  // namespace giftcard

@@ -5,7 +5,10 @@
 namespace giftcard {
 namespace {
 
-constexpr uint32_t kCardSnapshotVersion = 1;
+// Card snapshot v2: a slot's expiry is a u8 presence flag and, only when
+// present, the i64 instant. v1 (an i64 always there, 0 = never) is refused like
+// any damaged snapshot: the actor refolds its stream once and saves a v2.
+constexpr uint32_t kCardSnapshotVersion = 2;
 constexpr uint32_t kWalletSnapshotVersion = 1;
 
 template <class F>
@@ -24,7 +27,11 @@ std::string encode_snapshot(const CardState& s) {
   StringOutputArchive ar(out);
   ar(kCardSnapshotVersion, s.exists, s.id, s.name, s.price, s.value);
   ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.slots.size())));
-  for (const auto& slot : s.slots) ar(slot.code, slot.expires_at, static_cast<uint8_t>(slot.status));
+  for (const auto& slot : s.slots) {
+    ar(slot.code, static_cast<uint8_t>(slot.expires_at.has_value() ? 1 : 0));
+    if (slot.expires_at) ar(*slot.expires_at);
+    ar(static_cast<uint8_t>(slot.status));
+  }
   return out;
 }
 
@@ -45,8 +52,15 @@ Status decode_snapshot(std::string_view bytes, CardState* out) {
     s.slots.reserve(n);
     for (cereal::size_type i = 0; i < n; ++i) {
       CodeSlot slot;
-      uint8_t status = 0;
-      ar(slot.code, slot.expires_at, status);
+      uint8_t has_expiry = 0, status = 0;
+      ar(slot.code, has_expiry);
+      if (has_expiry > 1) return Status::Corruption("bad expiry flag in card snapshot");
+      if (has_expiry) {
+        Micros at = 0;
+        ar(at);
+        slot.expires_at = at;
+      }
+      ar(status);
       if (status > static_cast<uint8_t>(CodeStatus::expired))
         return Status::Corruption("bad code status in snapshot");
       slot.status = static_cast<CodeStatus>(status);

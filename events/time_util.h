@@ -1,5 +1,6 @@
 // Timestamps are int64 microseconds since the Unix epoch, UTC ("micros").
-// 0 means "none" where a field is optional (e.g. a code that never expires).
+// 0 is the epoch, 1970-01-01T00:00:00Z, like any other instant: an optional time
+// is a std::optional (e.g. a code's expiry, events/events.h), never 0 for "none".
 #pragma once
 
 #include <cstdint>

@@ -1735,3 +1735,157 @@ BOOST_AUTO_TEST_CASE(event_stream_live_and_resumed) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ===========================================================================
+// Domain edge cases of issue #14 §6 against the real server: an expiry at or
+// before the Unix epoch is an expiry, never "never" (events/events.h,
+// CodeSpec v2), and importing an already expired code is refused whole; the
+// duplicate_codes detail counts the codes it lists.
+BOOST_AUTO_TEST_SUITE(domain_edges)
+
+namespace {
+
+json code_with_expiry(const std::string& code, const std::string& expires_at) {
+  return {{"code", code}, {"expires_at", expires_at}};
+}
+
+// The leading count of a detail such as "2 code(s) already exist ..."; -1 if none.
+int64_t leading_count(const std::string& detail) {
+  size_t n = 0;
+  while (n < detail.size() && std::isdigit(static_cast<unsigned char>(detail[n]))) ++n;
+  return n == 0 ? -1 : std::stoll(detail.substr(0, n));
+}
+
+// Now + `ahead` as RFC 3339 UTC, whole seconds rounded up.
+std::string rfc3339_in(std::chrono::seconds ahead) {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + ahead) + 1;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(expiry_at_or_before_the_epoch_is_never_sold) {
+  TempDir dir;
+  Server srv(dir.str("data"), dir.str("serve.log"));
+  HttpConnection c(srv.port());
+  BOOST_REQUIRE(c.post("/api/cards", card_body("edge-1", 100)).status == 201);
+  fund(c, "eve", 1000);
+  const int64_t p0 = log_position(srv.port());
+
+  // Was stored as 0 = "never expires" and sold: now an expiry, already past,
+  // refused with the index and the instant. The same for an instant before the
+  // epoch (was "bad expires_at"), the epoch with an offset, and a batch that
+  // holds one such code among good ones: nothing of it is added.
+  const std::vector<std::pair<json, std::string>> refused = {
+      {json::array({code_with_expiry("EPOCH-0001", "1970-01-01T00:00:00Z")}), "codes[0]"},
+      {json::array({code_with_expiry("PRE-0001", "1969-12-31T23:59:59Z")}), "codes[0]"},
+      {json::array({code_with_expiry("EPOCH-0002", "1970-01-01T01:00:00+01:00")}), "codes[0]"},
+      {json::array({json{{"code", "LIVE-0001"}}, code_with_expiry("EPOCH-0003", "1970-01-01T00:00:00.000000Z"),
+                    code_with_expiry("LIVE-0002", "2099-01-01T00:00:00Z")}),
+       "codes[1]"},
+      {json::array({code_with_expiry("OLD-0001", "0001-01-01T00:00:00Z")}), "codes[0]"},
+  };
+  for (const auto& [codes, where] : refused) {
+    auto r = c.post("/api/cards/edge-1/codes", json{{"codes", codes}});
+    CHECK_PROBLEM(r, 400, "invalid_request");
+    const std::string detail = r.json().is_object() ? jstr(r.json(), "detail") : "";
+    BOOST_TEST(detail.rfind(where + ": expires_at ", 0) == 0u, r.describe());
+    BOOST_TEST(detail.find("already expired") != std::string::npos, r.describe());
+  }
+  BOOST_TEST(log_position(srv.port()) == p0, "a refused import changed the log");
+
+  // Nothing was sold: out of stock, nothing counted as available or expired.
+  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "edge-1"}, {"user_id", "eve"}}, key("e-1")),
+                409, "out_of_stock");
+  json v = expect_json(c.get("/api/cards/edge-1?after=" + std::to_string(p0)), 200, "edge-1");
+  BOOST_TEST(jint(v, "available") == 0);
+  BOOST_TEST(jint(v, "expired") == 0);
+  BOOST_TEST(jint(v, "assigned") == 0);
+
+  // The refused codes were not claimed: with a corrected expiry they import.
+  json fixed = {{"codes", json::array({code_with_expiry("EPOCH-0001", "2099-01-01T00:00:00Z"),
+                                       json{{"code", "PRE-0001"}}})}};
+  json added = expect_json(c.post("/api/cards/edge-1/codes", fixed), 201, "corrected import");
+  BOOST_TEST(jint(added, "added") == 2);
+  // GET /api/events shows the expiry that is there and none for "never".
+  bool seen = false;
+  for (const auto& e : all_events(c)) {
+    if (e.value("type", "") != "CodesAdded" || !e.contains("data")) continue;
+    const json& cs = e["data"]["codes"];
+    BOOST_REQUIRE(cs.is_array() && cs.size() == 2u);
+    BOOST_TEST(jstr(cs[0], "code") == "EPOCH-0001");
+    BOOST_TEST(jstr(cs[0], "expires_at") == "2099-01-01T00:00:00.000000Z", e.dump());
+    BOOST_TEST(jstr(cs[1], "code") == "PRE-0001");
+    BOOST_TEST(!cs[1].contains("expires_at"), e.dump());
+    seen = true;
+  }
+  BOOST_TEST(seen, "no CodesAdded in GET /api/events");
+  auto b = c.post("/api/purchases", json{{"card_id", "edge-1"}, {"user_id", "eve"}}, key("e-2"));
+  BOOST_TEST(jstr(expect_json(b, 201, "purchase"), "code") == "EPOCH-0001");
+
+  // An expiry still ahead at import is accepted, then expires like any other:
+  // never sold after it, recorded as expired.
+  BOOST_REQUIRE(c.post("/api/cards", card_body("edge-2", 100)).status == 201);
+  const auto ahead = by_build(std::chrono::seconds(2), std::chrono::seconds(10));
+  json soon = {{"codes", json::array({code_with_expiry("SOON-0001", rfc3339_in(ahead))})}};
+  BOOST_REQUIRE(expect_json(c.post("/api/cards/edge-2/codes", soon), 201, "soon").value("added", 0) == 1);
+  std::this_thread::sleep_for(ahead + std::chrono::milliseconds(1500));
+  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "edge-2"}, {"user_id", "eve"}}, key("e-3")),
+                409, "out_of_stock");
+  // The CodesExpired that the purchase attempt found is appended after its
+  // answer: wait for it.
+  json v2;
+  for (auto until = Clock::now() + by_build(10s, 30s); Clock::now() < until;
+       std::this_thread::sleep_for(50ms)) {
+    const int64_t p1 = log_position(srv.port());
+    v2 = expect_json(c.get("/api/cards/edge-2?after=" + std::to_string(p1)), 200, "edge-2");
+    if (jint(v2, "expired") == 1) break;
+  }
+  BOOST_TEST(jint(v2, "expired") == 1, v2.dump());
+  BOOST_TEST(jint(v2, "available") == 0, v2.dump());
+
+  require_clean_stop(srv);
+  require_verified(dir.str("data"));
+}
+
+// A code that another card holds: 409 duplicate_codes whose detail counts the
+// codes it lists (it once said "0 code(s)": the count was taken after the
+// list had been moved into the error).
+BOOST_AUTO_TEST_CASE(duplicate_codes_detail_counts_the_listed_codes) {
+  TempDir dir;
+  Server srv(dir.str("data"), dir.str("serve.log"));
+  HttpConnection c(srv.port());
+  make_card(c, "dup-a", 100, {"DUP-0001", "DUP-0002", "DUP-0003"});
+  BOOST_REQUIRE(c.post("/api/cards", card_body("dup-b", 100)).status == 201);
+  const int64_t p0 = log_position(srv.port());
+
+  struct Case {
+    std::string card;
+    std::vector<std::string> batch, conflicts;
+  };
+  const std::vector<Case> cases = {
+      {"dup-b", {"DUP-0001", "NEW-0001"}, {"DUP-0001"}},                  // another card's: store claim
+      {"dup-b", {"DUP-0002", "NEW-0002", "DUP-0003"}, {"DUP-0002", "DUP-0003"}},
+      {"dup-a", {"NEW-0003", "DUP-0001"}, {"DUP-0001"}},                  // this card's: decided
+  };
+  for (const auto& k : cases) {
+    auto r = c.post("/api/cards/" + k.card + "/codes", codes_body(k.batch));
+    CHECK_PROBLEM(r, 409, "duplicate_codes");
+    json j = r.json();
+    BOOST_REQUIRE_MESSAGE(j.is_object() && j.contains("codes") && j["codes"].is_array(), r.describe());
+    auto listed = j["codes"].get<std::vector<std::string>>();
+    std::sort(listed.begin(), listed.end());
+    BOOST_TEST(listed == k.conflicts, r.describe());
+    BOOST_TEST(leading_count(jstr(j, "detail")) == static_cast<int64_t>(listed.size()), r.describe());
+  }
+  BOOST_TEST(log_position(srv.port()) == p0, "a refused batch changed the log");
+  json b = expect_json(c.get("/api/cards/dup-b?after=" + std::to_string(p0)), 200, "dup-b");
+  BOOST_TEST(jint(b, "available") == 0);
+  require_clean_stop(srv);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,6 @@
 // Tests of the event payload codec (events/codec.h): round trips for every
-// event type, rejection of corrupt or hostile payloads, and the pinned v1
-// on-disk format.
+// event type, rejection of corrupt or hostile payloads, and the pinned v1 and
+// v2 (CodeSpec) on-disk formats.
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
@@ -62,6 +62,8 @@ std::vector<Event> small_samples() {
       CardCreated{"", "", 0, 0},
       CardCreated{"x", std::string("nul\0inside", 10), kMax, kMin},
       CodesAdded{"card-1", {{"AAAA-0001", 0}, {"BBBB-0002", 1767225600000000}, {"", -1}}},
+      CodesAdded{"card-3", {CodeSpec::expiring("EPOCH", 0), CodeSpec{"NEVER"},
+                            CodeSpec::expiring("MIN", kMin)}},
       CodesAdded{"card-2", {}},
       CodesAdded{"", {{"CCCC", kMax}}},
       CodeAssigned{"card-1", "ABCD-1234", "p-0001", "alice@example.com", 1500, "key-1"},
@@ -329,8 +331,10 @@ BOOST_AUTO_TEST_CASE(random_mutations_never_crash) {
       ++decoded_ok;
       // Whatever decoded re-encodes to the same size (the class version
       // fields are not checked, so bytes may differ there) and is stable.
+      // Except a CodesAdded whose CodeSpec version was mutated to 0 or 1: it
+      // decodes with the v1 layout and re-encodes as v2.
       const std::string again = encode_payload(out);
-      BOOST_REQUIRE(again.size() == bytes.size());
+      if (type_of(out) != EventType::CodesAdded) BOOST_REQUIRE(again.size() == bytes.size());
       Event twice = sentinel();
       BOOST_REQUIRE(decode_payload(type_of(out), again, &twice).ok());
       BOOST_REQUIRE((twice == out));
@@ -372,12 +376,126 @@ BOOST_AUTO_TEST_CASE(golden_v1) {
 
   for (const auto& [event, hex] :
        {std::pair{assigned, assigned_hex}, std::pair{added, added_hex}}) {
-    BOOST_TEST(to_hex(encode_payload(event)) == hex);
     Event out = sentinel();
     Status st = decode_payload(type_of(event), from_hex(hex), &out);
     BOOST_TEST(st.ok(), st.ToString());
     BOOST_TEST((out == event));
   }
+  // CodeAssigned is still written as v1; CodesAdded is written with CodeSpec
+  // v2 now (golden_v2_code_spec), its v1 bytes only decode.
+  BOOST_TEST(to_hex(encode_payload(assigned)) == assigned_hex);
+  Event out = sentinel();
+  BOOST_REQUIRE(decode_payload(EventType::CodesAdded, from_hex(added_hex), &out).ok());
+  const auto& codes = std::get<CodesAdded>(out).codes;
+  BOOST_REQUIRE(codes.size() == 2u);
+  BOOST_TEST(!codes[0].expires_at.has_value());  // v1's 0: never, as it meant
+  BOOST_TEST((codes[1].expires_at == Expiry{1767225600000000}));
+}
+
+// A v1 CodeSpec's i64 is "never" when 0 and an expiry otherwise — also a
+// negative one, which no writer produced (decide refused it). Version 0 reads
+// as version 1.
+BOOST_AUTO_TEST_CASE(v1_code_spec_zero_means_never) {
+  // clang-format off
+  const std::string v1_hex =
+      "01000000"                                      // CodesAdded class version 1
+      "0100000000000000" "63"                         // "c"
+      "0300000000000000"                              // 3 codes
+      "01000000"                                      // CodeSpec class version 1
+      "0100000000000000" "41" "0000000000000000"      // "A", 0: never
+      "0100000000000000" "42" "c0bdf0ffffffffff"      // "B", -1000000: 1969-12-31T23:59:59Z
+      "0100000000000000" "43" "0100000000000000";     // "C", 1 µs after the epoch
+  // clang-format on
+  for (const char* version : {"01000000", "00000000"}) {
+    std::string hex = v1_hex;
+    hex.replace(hex.find("0300000000000000") + 16, 8, version);
+    BOOST_TEST_INFO("CodeSpec class version " << version);
+    Event out = sentinel();
+    Status st = decode_payload(EventType::CodesAdded, from_hex(hex), &out);
+    BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
+    const auto& codes = std::get<CodesAdded>(out).codes;
+    BOOST_REQUIRE(codes.size() == 3u);
+    BOOST_TEST(!codes[0].expires_at.has_value());
+    BOOST_TEST((codes[1].expires_at == Expiry{-1'000'000}));
+    BOOST_TEST((codes[2].expires_at == Expiry{1}));
+    // Written back as v2, the meaning is kept: absent, -1000000, 1.
+    Event again = sentinel();
+    BOOST_REQUIRE(decode_payload(EventType::CodesAdded, encode_payload(out), &again).ok());
+    BOOST_TEST((again == out));
+  }
+}
+
+// Pins the v2 CodeSpec format (CodesAdded class version 1 around it): a u8
+// presence flag, and the i64 expiry only when present. "Never" is absent; an
+// expiry at or before the epoch is an expiry. Never edit these bytes.
+BOOST_AUTO_TEST_CASE(golden_v2_code_spec) {
+  const Event added = CodesAdded{
+      "card-1",
+      {CodeSpec{"AAAA-0001"}, CodeSpec::expiring("BBBB-0002", 1767225600000000),
+       CodeSpec::expiring("EPOCH-001", 0), CodeSpec::expiring("PRE-EPOCH", -1'000'000)}};
+  // clang-format off
+  const std::string added_hex =
+      "01000000"                                      // CodesAdded class version 1
+      "0600000000000000" "636172642d31"               // "card-1"
+      "0400000000000000"                              // 4 codes
+      "02000000"                                      // CodeSpec class version 2
+      "0900000000000000" "414141412d30303031"         // "AAAA-0001"
+      "00"                                            // never expires
+      "0900000000000000" "424242422d30303032"         // "BBBB-0002"
+      "01" "0040204648470600"                         // 2026-01-01T00:00:00Z
+      "0900000000000000" "45504f43482d303031"         // "EPOCH-001"
+      "01" "0000000000000000"                         // 1970-01-01T00:00:00Z
+      "0900000000000000" "5052452d45504f4348"         // "PRE-EPOCH"
+      "01" "c0bdf0ffffffffff";                        // 1969-12-31T23:59:59Z
+  // clang-format on
+  BOOST_TEST(to_hex(encode_payload(added)) == added_hex);
+  Event out = sentinel();
+  Status st = decode_payload(EventType::CodesAdded, from_hex(added_hex), &out);
+  BOOST_TEST(st.ok(), st.ToString());
+  BOOST_TEST((out == added));
+  const auto& codes = std::get<CodesAdded>(out).codes;
+  BOOST_REQUIRE(codes.size() == 4u);
+  BOOST_TEST(!codes[0].expires_at.has_value());
+  BOOST_TEST((codes[2].expires_at == Expiry{0}));
+  BOOST_TEST((codes[3].expires_at == Expiry{-1'000'000}));
+}
+
+// Absent and 0 are different values and stay different through the codec.
+BOOST_AUTO_TEST_CASE(absent_and_zero_expiry_round_trip_apart) {
+  const Event never = CodesAdded{"c", {CodeSpec{"AAAA"}}};
+  const Event epoch = CodesAdded{"c", {CodeSpec::expiring("AAAA", 0)}};
+  BOOST_TEST(!(never == epoch));
+  BOOST_TEST(encode_payload(never) != encode_payload(epoch));
+  for (const Event& e : {never, epoch}) {
+    Event out = sentinel();
+    BOOST_REQUIRE(decode_payload(EventType::CodesAdded, encode_payload(e), &out).ok());
+    BOOST_TEST((out == e));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_code_spec_flag_or_version_is_refused) {
+  const std::string good = encode_payload(CodesAdded{"c", {CodeSpec{"AAAA"}}});
+  // u32 version, u64 1, "c", u64 1, u32 CodeSpec version, u64 4, "AAAA", u8 flag
+  const size_t version_at = 4 + 8 + 1 + 8;
+  const size_t flag_at = version_at + 4 + 8 + 4;
+  BOOST_REQUIRE(good.size() == flag_at + 1);
+  BOOST_REQUIRE(good[version_at] == 2);
+  BOOST_REQUIRE(good[flag_at] == 0);
+  for (char flag : {'\x02', '\x7f', '\xff'}) {
+    std::string bad = good;
+    bad[flag_at] = flag;
+    Event out = sentinel();
+    BOOST_TEST(decode_payload(EventType::CodesAdded, bad, &out).IsCorruption());
+    BOOST_TEST((out == sentinel()));
+  }
+  std::string newer = good;
+  newer[version_at] = 3;
+  Event out = sentinel();
+  BOOST_TEST(decode_payload(EventType::CodesAdded, newer, &out).IsCorruption());
+  // Flag 1 with its expiry missing: truncated.
+  std::string truncated = good;
+  truncated[flag_at] = 1;
+  BOOST_TEST(decode_payload(EventType::CodesAdded, truncated, &out).IsCorruption());
 }
 
 BOOST_AUTO_TEST_CASE(type_tags_are_stable) {

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "events/gift_card.h"
+#include "events/snapshot.h"
+#include "events/time_util.h"
 #include "events/validate.h"
 
 namespace giftcard {
@@ -28,10 +30,19 @@ CardState given(const std::vector<Event>& events) {
 
 Event created(const std::string& id = kCard) { return CardCreated{id, "Steam 50", 4999, 5000}; }
 
-Event added(std::vector<std::string> codes, Micros expires_at = 0) {
-  CodesAdded e{kCard, {}};
-  for (auto& c : codes) e.codes.push_back({std::move(c), expires_at});
-  return e;
+// Codes with one expiry each; std::nullopt: never expire.
+std::vector<CodeSpec> specs(std::vector<std::string> codes, Expiry expires_at = std::nullopt) {
+  std::vector<CodeSpec> out;
+  for (auto& c : codes) {
+    CodeSpec spec{std::move(c)};
+    spec.expires_at = expires_at;
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+Event added(std::vector<std::string> codes, Expiry expires_at = std::nullopt) {
+  return CodesAdded{kCard, specs(std::move(codes), expires_at)};
 }
 
 Event assigned(const std::string& code, const std::string& purchase = "p-1") {
@@ -62,7 +73,7 @@ std::string dump(const CardState& s) {
     << s.available << ',' << s.assigned << ',' << s.revoked << ',' << s.expired << ',' << s.held
     << "|slots:";
   for (const auto& sl : s.slots)
-    o << sl.code << '/' << sl.expires_at << '/' << static_cast<int>(sl.status) << '/' << sl.held
+    o << sl.code << '/' << (sl.expires_at ? std::to_string(*sl.expires_at) : "never") << '/' << static_cast<int>(sl.status) << '/' << sl.held
       << ';';
   std::map<std::string, uint32_t> sorted(s.index.begin(), s.index.end());
   o << "|index:";
@@ -122,12 +133,6 @@ void check_counters(const CardState& s, int64_t available, int64_t assigned_n, i
   BOOST_TEST(s.expired == expired_n);
   BOOST_TEST(s.held == held);
   BOOST_TEST(invariant_violation(s) == "");
-}
-
-std::vector<CodeSpec> specs(std::vector<std::string> codes, Micros expires_at = 0) {
-  std::vector<CodeSpec> out;
-  for (auto& c : codes) out.push_back({std::move(c), expires_at});
-  return out;
 }
 
 void check_rejected(const Decision& d, Errc want) {
@@ -229,7 +234,8 @@ BOOST_AUTO_TEST_CASE(add_codes_accepted) {
   BOOST_TEST(s.slots.size() == 3u);
   BOOST_TEST(s.slots[0].code == "AAAA-1");
   BOOST_TEST(s.slots[2].code == "CCCC-3");
-  BOOST_TEST(slot_of(s, "CCCC-3").expires_at == 1767225600000000);
+  BOOST_TEST((slot_of(s, "CCCC-3").expires_at == Expiry{1767225600000000}));
+  BOOST_TEST(!slot_of(s, "AAAA-1").expires_at.has_value());
   BOOST_TEST((slot_of(s, "BBBB-2").status == CodeStatus::available));
 }
 
@@ -427,7 +433,7 @@ BOOST_AUTO_TEST_CASE(reserve_out_of_stock_reports_all_expired) {
 }
 
 BOOST_AUTO_TEST_CASE(reserve_does_not_expire_codes_without_expiry) {
-  CardState s = given({created(), added({"NEVER"}, 0)});
+  CardState s = given({created(), added({"NEVER"})});
   Reservation r = reserve(s, INT64_MAX);
   BOOST_TEST(to_string(r.error) == to_string(Errc::ok));
   BOOST_TEST(r.code == "NEVER");
@@ -666,7 +672,7 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
   struct Model {
     CodeStatus status = CodeStatus::available;
     bool held = false;
-    Micros expires_at = 0;
+    Expiry expires_at;
   };
   std::map<std::string, Model> model;
   std::vector<std::string> all;         // every code ever added
@@ -695,11 +701,14 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
       std::vector<CodeSpec> batch;
       const size_t n = 1 + pick(5);
       for (size_t i = 0; i < n; ++i) {
-        Micros exp = pick(3) == 0 ? now + static_cast<Micros>(pick(200)) : 0;
-        batch.push_back({"CODE-" + std::to_string(next_code++), exp});
+        // Expiring soon, but after now: an expiry at or before now is refused.
+        Expiry exp;
+        if (pick(3) == 0) exp = now + 1 + static_cast<Micros>(pick(200));
+        batch.push_back(CodeSpec{"CODE-" + std::to_string(next_code++)});
+        batch.back().expires_at = exp;
       }
       const bool dup = !all.empty() && pick(4) == 0;
-      if (dup) batch.push_back({all[pick(all.size())], 0});
+      if (dup) batch.push_back(CodeSpec{all[pick(all.size())]});
       Decision d = decide(AddCodes{kCard, batch, now}, s);
       if (dup) {
         BOOST_REQUIRE(d.error == Errc::duplicate_codes);
@@ -720,7 +729,7 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
         Model& m = model.at(c);
         BOOST_REQUIRE_MESSAGE(m.status == CodeStatus::available && !m.held,
                               "reserve reported unavailable/held code as expired: " << c);
-        BOOST_REQUIRE(m.expires_at != 0 && m.expires_at <= now);
+        BOOST_REQUIRE(is_expired(m.expires_at, now));
         m.held = true;
         expiring.push_back(c);
         ++expired_seen;
@@ -729,7 +738,7 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
         Model& m = model.at(r.code);
         BOOST_REQUIRE_MESSAGE(m.status == CodeStatus::available && !m.held,
                               "reserve returned held or unavailable code " << r.code);
-        BOOST_REQUIRE(m.expires_at == 0 || m.expires_at > now);
+        BOOST_REQUIRE(!is_expired(m.expires_at, now));
         m.held = true;
         reserved.push_back(r.code);
         ++reservations;
@@ -739,7 +748,7 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
         // Out of stock means no sellable code exists.
         for (const auto& [code, m] : model)
           BOOST_REQUIRE_MESSAGE(!(m.status == CodeStatus::available && !m.held &&
-                                  (m.expires_at == 0 || m.expires_at > now)),
+                                  !is_expired(m.expires_at, now)),
                                 "out_of_stock while " << code << " is sellable");
         ++outs;
       }
@@ -763,7 +772,7 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
         }
       } else {
         s = evolve(s, expired(expiring));
-        for (const auto& c : expiring) model.at(c) = Model{CodeStatus::expired, false, 0};
+        for (const auto& c : expiring) model.at(c) = Model{CodeStatus::expired, false, {}};
       }
       expiring.clear();
     } else if (kind < 90 && !all.empty()) {
@@ -787,13 +796,13 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
         model.at(c).held = false;
       } else {
         s = evolve(s, revoked(c));
-        model.at(c) = Model{CodeStatus::revoked, false, 0};
+        model.at(c) = Model{CodeStatus::revoked, false, {}};
       }
     } else if (kind < 98) {
       for (const auto& c : sweep_expired(s, now)) {
         Model& m = model.at(c);
         BOOST_REQUIRE(m.status == CodeStatus::available && !m.held);
-        BOOST_REQUIRE(m.expires_at != 0 && m.expires_at <= now);
+        BOOST_REQUIRE(is_expired(m.expires_at, now));
         m.held = true;
         expiring.push_back(c);
       }
@@ -855,6 +864,123 @@ BOOST_AUTO_TEST_CASE(duplicate_codes_are_reported_once) {
   Decision d = decide(AddCodes{"c", {{"AAAA", 0}, {"AAAA", 0}, {"AAAA", 0}, {"OLD-1", 0}, {"OLD-1", 0}}, 0}, s);
   BOOST_TEST(d.error == Errc::duplicate_codes);
   BOOST_TEST(d.conflicts == (std::vector<std::string>{"AAAA", "OLD-1"}));
+}
+
+// ------------------------------------------- expiry at or before the epoch
+// (issue #14 §6). An absent expiry is "never"; every instant is an expiry,
+// the epoch (0) and earlier included: 0 no longer means "never".
+
+BOOST_AUTO_TEST_CASE(epoch_and_pre_epoch_expiries_are_expired) {
+  CardState s = given({created(), added({"EPOCH"}, Micros{0}), added({"PRE-EPOCH"}, -1'000'000),
+                       added({"NEVER"}), added({"FAR-PAST"}, INT64_MIN)});
+  BOOST_TEST((slot_of(s, "EPOCH").expires_at == Expiry{0}));
+  BOOST_TEST(!slot_of(s, "NEVER").expires_at.has_value());
+  // At the epoch itself the epoch code is already expired (expires_at <= now).
+  Reservation r = reserve(s, 0);
+  BOOST_TEST(to_string(r.error) == to_string(Errc::ok));
+  BOOST_TEST(r.code == "NEVER");
+  BOOST_TEST(r.expired == (std::vector<std::string>{"EPOCH", "PRE-EPOCH"}),
+             boost::test_tools::per_element());
+  // Nothing else is sellable: the far-past code is found expired too.
+  r = reserve(s, 0);
+  BOOST_TEST(to_string(r.error) == to_string(Errc::out_of_stock));
+  BOOST_TEST(r.expired == (std::vector<std::string>{"FAR-PAST"}), boost::test_tools::per_element());
+  check_counters(s, 4, 0, 0, 0, 4);
+
+  // The sweep finds them the same way, at any later time.
+  CardState t = given({created(), added({"EPOCH"}, Micros{0}), added({"PRE-EPOCH"}, -1),
+                       added({"NEVER"})});
+  BOOST_TEST(sweep_expired(t, 1'700'000'000'000'000) ==
+                 (std::vector<std::string>{"EPOCH", "PRE-EPOCH"}),
+             boost::test_tools::per_element());
+  // Before the epoch, the epoch code is not yet expired.
+  CardState u = given({created(), added({"EPOCH"}, Micros{0})});
+  BOOST_TEST(sweep_expired(u, -1).empty());
+  BOOST_TEST(reserve(u, -1).code == "EPOCH");
+}
+
+BOOST_AUTO_TEST_CASE(is_expired_absent_is_never) {
+  BOOST_TEST(!is_expired(std::nullopt, INT64_MAX));
+  BOOST_TEST(is_expired(Expiry{0}, 0));
+  BOOST_TEST(is_expired(Expiry{0}, 1));
+  BOOST_TEST(!is_expired(Expiry{0}, -1));
+  BOOST_TEST(is_expired(Expiry{-1}, 0));
+  BOOST_TEST(is_expired(Expiry{INT64_MIN}, INT64_MIN));
+  BOOST_TEST(!is_expired(Expiry{INT64_MAX}, INT64_MAX - 1));
+}
+
+// The positional constructor kept for in-process callers written before the
+// presence flag: 0 there still means "never"; an explicit Expiry{0} does not.
+BOOST_AUTO_TEST_CASE(code_spec_constructors) {
+  BOOST_TEST(!CodeSpec{"A"}.expires_at.has_value());
+  BOOST_TEST(!(CodeSpec{"A", 0}.expires_at.has_value()));
+  BOOST_TEST((CodeSpec{"A", 5}.expires_at == Expiry{5}));
+  BOOST_TEST((CodeSpec{"A", -5}.expires_at == Expiry{-5}));
+  BOOST_TEST((CodeSpec::expiring("A", 0).expires_at == Expiry{0}));
+  BOOST_TEST(!(CodeSpec{"A"} == CodeSpec::expiring("A", 0)));
+}
+
+// Importing an already expired code is refused, the whole batch with it:
+// stored, it could never be sold, and its system-wide claim would block a
+// corrected import of the same code for good.
+BOOST_AUTO_TEST_CASE(add_codes_refuses_already_expired_codes) {
+  CardState s = given({created()});
+  const Micros now = 1'800'000'000'000'000;
+  for (Micros bad : {Micros{0}, Micros{-1}, Micros{-1'000'000}, INT64_MIN, now - 1, now}) {
+    BOOST_TEST_INFO("expires_at " << bad);
+    auto batch = specs({"GOOD-0001"}, now + 1'000'000);
+    batch.push_back(CodeSpec::expiring("BAD-0001", bad));
+    batch.push_back(CodeSpec{"NEVER-0001"});
+    Decision d = decide(AddCodes{kCard, batch, now}, s);
+    check_rejected(d, Errc::invalid_request);
+    BOOST_TEST(d.detail.find("codes[1]") == 0u, d.detail);
+    BOOST_TEST(d.detail.find("already expired") != std::string::npos, d.detail);
+    BOOST_TEST(d.detail.find(format_rfc3339(bad)) != std::string::npos, d.detail);
+    BOOST_TEST(d.conflicts.empty());
+  }
+  // Still in the future: accepted, and expires as any other code.
+  auto batch = specs({"SOON-0001"}, now + 1);
+  batch.push_back(CodeSpec{"NEVER-0001"});
+  Decision d = decide(AddCodes{kCard, batch, now}, s);
+  BOOST_REQUIRE(d.ok());
+  s = evolve(s, d.events[0]);
+  BOOST_TEST(reserve(s, now).code == "SOON-0001");
+  release(s, "SOON-0001");
+  Reservation r = reserve(s, now + 1);
+  BOOST_TEST(r.code == "NEVER-0001");
+  BOOST_TEST(r.expired == (std::vector<std::string>{"SOON-0001"}), boost::test_tools::per_element());
+}
+
+// Card snapshots keep "never" and an expiry at or before the epoch apart.
+BOOST_AUTO_TEST_CASE(snapshot_keeps_absent_and_epoch_expiry_apart) {
+  CardState s = given({created(), added({"NEVER"}), added({"EPOCH"}, Micros{0}),
+                       added({"PRE-EPOCH"}, -1), added({"LATER"}, 1'767'225'600'000'000),
+                       assigned("LATER")});
+  const std::string bytes = encode_snapshot(s);
+  CardState back;
+  Status st = decode_snapshot(bytes, &back);
+  BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
+  check_counters(back, 3, 1, 0, 0, 0);
+  BOOST_TEST(!slot_of(back, "NEVER").expires_at.has_value());
+  BOOST_TEST((slot_of(back, "EPOCH").expires_at == Expiry{0}));
+  BOOST_TEST((slot_of(back, "PRE-EPOCH").expires_at == Expiry{-1}));
+  BOOST_TEST(encode_snapshot(back) == bytes);
+  BOOST_TEST(sweep_expired(back, 0) == (std::vector<std::string>{"EPOCH", "PRE-EPOCH"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(reserve(back, 0).code == "NEVER");
+
+  // Version 1 snapshots (an i64 expiry, 0 = never) are refused: a snapshot is a
+  // cache, and the actor refolds its stream, whose v1 events still decode.
+  std::string v1 = bytes;
+  v1[0] = 1;
+  BOOST_TEST(decode_snapshot(v1, &back).IsCorruption());
+  // A presence flag other than 0 or 1 is corruption.
+  CardState one = given({created(), added({"NEVER"})});
+  std::string flag = encode_snapshot(one);
+  BOOST_REQUIRE(flag.size() >= 2);
+  BOOST_REQUIRE(flag[flag.size() - 2] == 0);  // ... "NEVER", flag 0, status 0
+  flag[flag.size() - 2] = 2;
+  BOOST_TEST(decode_snapshot(flag, &back).IsCorruption());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
