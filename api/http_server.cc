@@ -69,6 +69,54 @@ Coding classify_transfer_encoding(std::string_view value) {
   }
 }
 
+}  // namespace
+
+bool scan_obs_fold(std::string_view raw, bool* line_start) {
+  bool folded = false;
+  for (char c : raw) {
+    if (*line_start && is_ows(c)) folded = true;
+    *line_start = c == '\n';
+  }
+  return folded;
+}
+
+std::optional<FramingRefusal> framing_refusal(const http::request_header<>& req, bool folded,
+                                              bool parser_chunked) {
+  const bool http11 = req.version() >= 11;
+  auto refuse = [](int status, const char* code, const char* detail) {
+    return std::optional<FramingRefusal>(FramingRefusal{status, code, detail});
+  };
+  if (folded) return refuse(400, "invalid_request", "obsolete line folding in the request header");
+  if (size_t hosts = req.count(http::field::host); hosts > 1 || (http11 && hosts == 0))
+    return refuse(400, "invalid_request",
+                  hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header");
+  const size_t lengths = req.count(http::field::content_length);
+  if (lengths > 1 ||
+      (lengths == 1 && view(req[http::field::content_length]).find(',') != std::string_view::npos))
+    return refuse(400, "invalid_request", "more than one Content-Length");
+  if (size_t codings = req.count(http::field::transfer_encoding); codings > 0) {
+    if (!http11) return refuse(400, "invalid_request", "Transfer-Encoding in an HTTP/1.0 request");
+    if (lengths > 0)
+      return refuse(400, "invalid_request", "Content-Length and Transfer-Encoding must not both be sent");
+    if (codings > 1)
+      return refuse(501, "not_implemented", "the only supported Transfer-Encoding is chunked");
+    switch (classify_transfer_encoding(view(req[http::field::transfer_encoding]))) {
+      case Coding::chunked: break;
+      case Coding::unsupported:
+        return refuse(501, "not_implemented", "the only supported Transfer-Encoding is chunked");
+      case Coding::malformed: return refuse(400, "invalid_request", "malformed Transfer-Encoding");
+    }
+    if (!parser_chunked)  // cannot happen: Beast agrees on `chunked`
+      return refuse(501, "not_implemented", "the only supported Transfer-Encoding is chunked");
+  }
+  if (size_t expects = req.count(http::field::expect); expects > 0)
+    if (expects > 1 || !iequals_ascii(trim_ows(view(req[http::field::expect])), "100-continue"))
+      return refuse(417, "expectation_failed", "the only supported expectation is 100-continue");
+  return std::nullopt;
+}
+
+namespace {
+
 std::string peer_of(const tcp::socket& s) {
   beast::error_code ec;
   auto ep = s.remote_endpoint(ec);
@@ -343,11 +391,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void scan_folds(size_t used) {
-    const char* p = static_cast<const char*>(buffer_.data().data());
-    for (size_t i = 0; i < used; ++i) {
-      if (line_start_ && is_ows(p[i])) folded_ = true;
-      line_start_ = p[i] == '\n';
-    }
+    if (scan_obs_fold({static_cast<const char*>(buffer_.data().data()), used}, &line_start_))
+      folded_ = true;
   }
 
   void on_header(beast::error_code ec) {
@@ -375,40 +420,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // Framing (RFC 9112): anything that two parsers could read differently
     // is refused, and the connection closes without reading further.
-    if (folded_)
-      return fail(400, "invalid_request", "obsolete line folding in the request header");
-    if (size_t hosts = req.count(http::field::host); hosts > 1 || (http11 && hosts == 0))
-      return fail(400, "invalid_request",
-                  hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header");
-    const size_t lengths = req.count(http::field::content_length);
-    if (lengths > 1 || (lengths == 1 && view(req[http::field::content_length]).find(',') !=
-                                            std::string_view::npos))
-      return fail(400, "invalid_request", "more than one Content-Length");
-    if (size_t codings = req.count(http::field::transfer_encoding); codings > 0) {
-      if (!http11)
-        return fail(400, "invalid_request", "Transfer-Encoding in an HTTP/1.0 request");
-      if (lengths > 0)
-        return fail(400, "invalid_request",
-                    "Content-Length and Transfer-Encoding must not both be sent");
-      if (codings > 1)
-        return fail(501, "not_implemented", "the only supported Transfer-Encoding is chunked");
-      switch (classify_transfer_encoding(view(req[http::field::transfer_encoding]))) {
-        case Coding::chunked: break;
-        case Coding::unsupported:
-          return fail(501, "not_implemented", "the only supported Transfer-Encoding is chunked");
-        case Coding::malformed:
-          return fail(400, "invalid_request", "malformed Transfer-Encoding");
-      }
-      if (!parser_->chunked())  // cannot happen: Beast agrees on `chunked`
-        return fail(501, "not_implemented", "the only supported Transfer-Encoding is chunked");
-    }
-    bool send_continue = false;
-    if (size_t expects = req.count(http::field::expect); expects > 0) {
-      if (expects > 1 || !iequals_ascii(trim_ows(view(req[http::field::expect])), "100-continue"))
-        return fail(417, "expectation_failed", "the only supported expectation is 100-continue");
-      // RFC 9110 §10.1.1: ignored in an HTTP/1.0 request.
-      send_continue = http11 && !parser_->is_done();
-    }
+    if (auto why = framing_refusal(req, folded_, parser_->chunked()))
+      return fail(why->status, why->code, why->detail);
+    // RFC 9110 §10.1.1: ignored in an HTTP/1.0 request.
+    const bool send_continue = req.count(http::field::expect) > 0 && http11 && !parser_->is_done();
 
     // Authorization and rate limits, from the header alone.
     if (srv_->check) {

@@ -37,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "api/address.h"
 
@@ -112,6 +113,23 @@ using ProblemMaker = std::function<HttpResponse(int status, const std::string& c
 // ("127.0.0.1", "::1"). A returned response is sent at once with Connection: close, the body is never
 // read, and the connection closes.
 using HeaderCheck = std::function<std::optional<HttpResponse>(const http::request_header<>& header, const std::string& peer)>;
+
+// The framing rules (RFC 9112) the server enforces on a parsed request
+// header, also used by the fuzz harness to judge requests as the server does.
+// `folded`: a header line started with SP or HTAB in the raw bytes (Beast
+// unfolds such lines silently; see scan_obs_fold). `parser_chunked`: Beast's
+// parser decided the body is chunked. Nullopt: the framing is acceptable.
+struct FramingRefusal {
+  int status = 400;
+  std::string code;
+  std::string detail;
+};
+std::optional<FramingRefusal> framing_refusal(const http::request_header<>& req, bool folded,
+                                              bool parser_chunked);
+// Scans raw header bytes for a line that starts with SP or HTAB. `line_start`
+// carries whether the previous chunk ended a line (start a header with false:
+// the request line cannot be folded). True if a folded line was seen.
+bool scan_obs_fold(std::string_view raw, bool* line_start);
 
 class HttpServer {
  public:

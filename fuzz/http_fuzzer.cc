@@ -75,7 +75,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     p.header_limit(static_cast<uint32_t>(limits.max_header_bytes));
     p.body_limit(limits.max_body_bytes);
     beast::error_code ec;
+    const std::string_view before = in;
     feed(p, in, true, ec);  // Session::read_header / on_header
+    bool line_start = false;
+    const bool folded = scan_obs_fold(before.substr(0, before.size() - in.size()), &line_start);
     if (ec == http::error::end_of_stream) return 0;  // closed between requests
     if (ec == http::error::header_limit)
       return server_fails(431, "request_header_fields_too_large", "request headers too large"), 0;
@@ -83,8 +86,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return server_fails(413, "payload_too_large", "request body too large"), 0;
     if (ec) return server_fails(400, "invalid_request", "malformed HTTP request: " + ec.message()), 0;
     const auto& head = p.get();
-    if (head.count(http::field::content_length) && head.count(http::field::transfer_encoding))
-      return server_fails(400, "invalid_request", "Content-Length and Transfer-Encoding"), 0;
+    if (auto why = framing_refusal(head, folded, p.chunked()))
+      return server_fails(why->status, why->code, why->detail), 0;
+    // The API's header check (token, rate limit) runs in call_api, as in the
+    // server after the framing checks.
     if (auto n = p.content_length(); n && *n > limits.max_body_bytes)
       return server_fails(413, "payload_too_large", "request body too large"), 0;
     p.eager(true);
