@@ -293,7 +293,6 @@ struct HttpApi::Impl {
   std::array<std::atomic<uint64_t>, 6> responses{};  // by status class 1xx..5xx
   RateLimiter limiter;
   RateLimiter refusals;  // 401s per peer address
-  std::atomic<uint64_t> streams_refused{0};
 
   // Reads that the route answers itself (a page of the log, the admin
   // views, a time-travel replay of tens of milliseconds) run on the shop's
@@ -728,16 +727,19 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     head.set(http::field::content_type, "text/event-stream");
     head.set(http::field::cache_control, "no-store");
     head.set(http::field::connection, "keep-alive");
-    count(200);
-    if (hub.viewers() >= opts.max_stream_viewers && ++streams_refused)
+    // The stream opens only once the hub has admitted the viewer: a refused
+    // one gets a plain 503, never a 200 that goes quiet.
+    Status s = hub.attach(
+        [&] {
+          count(200);
+          return r->stream(std::move(head));
+        },
+        after_pos);
+    if (s.IsBusy())
       return send_problem(r, Problem{503, "busy",
                                      "too many open event streams (" +
                                          std::to_string(opts.max_stream_viewers) + "); retry later", {}});
-    auto sink = r->stream(std::move(head));
-    if (Status s = hub.attach(sink, after_pos); !s.ok())
-      sink->push(std::make_shared<const std::string>(
-          "event: error\ndata: " + json(s.IsBusy() ? "too many open event streams" : "the stream cannot start")
-                                        .dump() + "\n\n"));
+    if (!s.ok()) return send_problem(r, Problem{400, "invalid_request", s.message(), {}});
     return;
   }
 
@@ -961,7 +963,7 @@ std::string HttpApi::Impl::metrics_text() {
          hub.cut_viewers());
   metric("giftcard_event_stream_viewers_refused_total", "counter",
          "Event-stream viewers refused at the cap (503 busy).",
-         hub.refused_viewers() + streams_refused.load());
+         hub.refused_viewers());
   metric("giftcard_http_rate_limited_total", "counter",
          "Requests refused with 429 (over the caller's rate).",
          limiter.limited() + refusals.limited());
