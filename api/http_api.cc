@@ -715,7 +715,9 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     if (auto last = req["Last-Event-ID"]; !last.empty()) {
       Query lq;
       lq.items.emplace_back("Last-Event-ID", std::string(last));
-      if (auto p = int_param(lq, "Last-Event-ID", 0, &after_pos)) return send_problem(r, *p);
+      if (int_param(lq, "Last-Event-ID", 0, &after_pos))
+        return send_problem(r, Problem{400, "invalid_request",
+                                       "header Last-Event-ID must be a non-negative integer", {}});
     }
     if (after_pos >= 0 &&
         ctx->store->LastPosition() - after_pos > static_cast<int64_t>(opts.max_stream_backfill))

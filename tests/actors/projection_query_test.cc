@@ -24,14 +24,6 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 using Backend = ShopFixture::Backend;
 
-template <class T>
-Errc err(const caf::expected<T>& x) {
-  return x ? Errc::ok : errc_of(x.error());
-}
-template <class T>
-std::string what(const caf::expected<T>& x) {
-  return x ? std::string("ok") : std::string(to_string(errc_of(x.error()))) + ": " + detail_of(x.error());
-}
 
 // A request with arguments exactly as given (the fixture's query helpers
 // turn a negative `after` into the log head).

@@ -12,11 +12,7 @@ namespace giftcard::test {
 namespace {
 
 Errc err(const caf::error& e) { return errc_of(e); }
-
-template <class T>
-Errc err(const caf::expected<T>& x) {
-  return x ? Errc::ok : errc_of(x.error());
-}
+using giftcard::test::err;  // and of a caf::expected (shop_fixture.h)
 
 ShopConfig fast_passivation() {
   ShopConfig c;

@@ -29,14 +29,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Backend = ShopFixture::Backend;
 
-template <class T>
-Errc err(const caf::expected<T>& x) {
-  return x ? Errc::ok : errc_of(x.error());
-}
-template <class T>
-std::string what(const caf::expected<T>& x) {
-  return x ? std::string("ok") : std::string(to_string(errc_of(x.error()))) + ": " + detail_of(x.error());
-}
 
 // Polls `cond` every millisecond for up to `limit`.
 template <class F>

@@ -81,4 +81,15 @@ class ShopFixture {
   bool stopped_ = false;
 };
 
+// The outcome of a request: its error code (ok on success), and a readable
+// "code: detail" for test messages.
+template <class T>
+Errc err(const caf::expected<T>& x) {
+  return x ? Errc::ok : errc_of(x.error());
+}
+template <class T>
+std::string what(const caf::expected<T>& x) {
+  return x ? std::string("ok") : std::string(to_string(errc_of(x.error()))) + ": " + detail_of(x.error());
+}
+
 }  // namespace giftcard::test

@@ -374,12 +374,8 @@ BOOST_AUTO_TEST_CASE(a_full_disk_says_storage_unavailable_and_nothing_more) {
   c.default_headers = {{"Authorization", "Bearer " + kAdmin}};
   test::HttpReply failed;
   for (int batch = 0; batch < 40 && failed.status == 0; ++batch) {
-    nlohmann::json codes = nlohmann::json::array();
-    for (int i = 0; i < 5000; ++i)
-      codes.push_back({{"code", "FULL-" + std::to_string(batch) + "-" + std::to_string(i) +
-                                    "-XXXXXXXXXXXXXXXXXXXXXXXX"}});
-    auto r = c.post("/api/cards/steam-50/codes", nlohmann::json{{"codes", codes}});
-    if (r.status != 201) failed = r;
+    auto imp = test::import_filler_codes(c, "steam-50", "FULL", batch, 5000, 40);
+    if (imp.reply.status != 201) failed = imp.reply;
   }
   BOOST_REQUIRE_MESSAGE(failed.status != 0, "the store never filled up: " << server.log());
   BOOST_TEST(failed.status == 503, failed.describe());

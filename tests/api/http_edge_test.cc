@@ -53,6 +53,7 @@ using test::by_build;
 using test::Headers;
 using test::HttpConnection;
 using test::HttpReply;
+using test::import_filler_codes;
 using test::ms_since;
 using test::ServeArgs;
 using test::ServeChild;
@@ -632,16 +633,9 @@ BOOST_AUTO_TEST_CASE(event_stream_client_that_never_reads_is_cut) {
   // ~8 MB of history: 32 CodesAdded events of 3,500 60-character codes.
   size_t history = 0;
   for (int b = 0; b < 32; ++b) {
-    json codes = json::array();
-    for (int i = 0; i < 3500; ++i) {
-      std::string code = "EDGE-" + std::to_string(b) + "-" + std::to_string(i) + "-";
-      code.resize(60, 'Q');
-      codes.push_back({{"code", code}});
-    }
-    std::string body = json{{"codes", codes}}.dump();
-    history += body.size();
-    auto r = admin.post("/api/cards/steam-50/codes", std::string_view(body));
-    BOOST_REQUIRE_MESSAGE(r.status == 201, "codes: " << r.describe());
+    auto imp = import_filler_codes(admin, "steam-50", "EDGE", b, 3500, 60);
+    history += imp.body_bytes;
+    BOOST_REQUIRE_MESSAGE(imp.reply.status == 201, "codes: " << imp.reply.describe());
   }
   const int64_t head = log_position(srv.port());
   auto cut_total = [&]() -> int64_t {

@@ -196,16 +196,9 @@ size_t make_backlog(uint16_t port, int batches) {
   BOOST_REQUIRE_MESSAGE(r.status == 201, "create card: " << r.describe());
   size_t bytes = 0;
   for (int b = 0; b < batches; ++b) {
-    json arr = json::array();
-    for (int k = 0; k < 2000; ++k) {
-      std::string code = "B" + std::to_string(b) + "-" + std::to_string(k) + "-";
-      code.resize(64, 'Q');
-      arr.push_back({{"code", code}});
-    }
-    std::string body = json{{"codes", arr}}.dump();
-    bytes += body.size();
-    auto a = c.post("/api/cards/big/codes", std::string_view(body));
-    BOOST_REQUIRE_MESSAGE(a.status == 201, "import " << b << ": " << a.describe());
+    auto imp = test::import_filler_codes(c, "big", "B", b, 2000, 64);
+    bytes += imp.body_bytes;
+    BOOST_REQUIRE_MESSAGE(imp.reply.status == 201, "import " << b << ": " << imp.reply.describe());
   }
   auto f = c.post("/api/wallets/buyer/credits", json{{"amount", 1000000}}, {{"Idempotency-Key", "fund"}});
   BOOST_REQUIRE_MESSAGE(f.status == 201, "fund: " << f.describe());

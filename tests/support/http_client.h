@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
@@ -399,6 +400,30 @@ inline std::vector<SseEvent> take_sse_events(std::string* buf) {
     }
     if (any) out.push_back(std::move(ev));
   }
+  return out;
+}
+
+// One POST /api/cards/{card}/codes of `count` distinct filler codes, each
+// padded to `length` characters ("<prefix>-<batch>-<i>-QQQ..."), for tests
+// that need a big log quickly. Returns the request (its body size is the
+// history it adds) and the reply.
+struct CodeImport {
+  size_t body_bytes = 0;
+  HttpReply reply;
+};
+inline CodeImport import_filler_codes(HttpConnection& c, const std::string& card,
+                                      const std::string& prefix, int batch, int count,
+                                      size_t length) {
+  nlohmann::json codes = nlohmann::json::array();
+  for (int i = 0; i < count; ++i) {
+    std::string code = prefix + "-" + std::to_string(batch) + "-" + std::to_string(i) + "-";
+    code.resize(std::max(length, code.size()), 'Q');
+    codes.push_back({{"code", code}});
+  }
+  std::string body = nlohmann::json{{"codes", codes}}.dump();
+  CodeImport out;
+  out.body_bytes = body.size();
+  out.reply = c.post("/api/cards/" + card + "/codes", std::string_view(body));
   return out;
 }
 
