@@ -31,9 +31,10 @@ extern char** environ;
 
 namespace giftcard::test {
 
-// ASan+UBSan at -O1 (make asan) runs several times slower: suites do less
-// work and wait longer there. The server's own limits are the same in both.
-#if defined(__SANITIZE_ADDRESS__)
+// ASan+UBSan at -O1 (make asan) and TSan (make tsan) run several times slower
+// and use several times the memory: suites do less work, wait longer and allow
+// a larger RSS there. The server's own limits are the same in all builds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 inline constexpr bool kSanitized = true;
 #else
 inline constexpr bool kSanitized = false;
