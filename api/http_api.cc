@@ -379,6 +379,21 @@ struct HttpApi::Impl {
                    }});
   }
 
+  // As ask(), for a reply that is expensive to render (a page of up to 1,000
+  // items): the JSON is built on the query pool, never on a CAF worker, where
+  // it would hold up the purchases queued behind it (a 1,000-purchase page
+  // is milliseconds of nlohmann::json). A full pool renders it in place.
+  template <class T, class OnOk, class... Ts>
+  void ask_rendered(std::shared_ptr<Responder> r, OnOk on_ok, Ts... xs) {
+    ask<T>(
+        r,
+        [this, on_ok](T& reply) {
+          auto job = [on_ok, reply = std::make_shared<T>(std::move(reply))] { on_ok(*reply); };
+          if (!pool->try_post(job)) job();
+        },
+        xs...);
+  }
+
   // ---- auth
   enum class Guard { none, api, admin };
   bool authorized(const http::request_header<>& req, Guard g) const {
@@ -543,14 +558,15 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
       int64_t limit = 0;
       if (auto p = page_limit(q, &limit)) return send_problem(r, *p);
       const std::string* from = q.find("from");
-      return ask<CardPage>(
+      return ask_rendered<CardPage>(
           r,
           [this, r](const CardPage& page) {
-            json arr = json::array();
+            json body = json::object();
+            json& arr = body["cards"] = json::array();
             for (const auto& c : page.cards) arr.push_back(to_json(c));
-            send_json(r, 200, {{"cards", arr},
-                               {"next", page.next.empty() ? json(nullptr) : json(page.next)},
-                               {"position", page.position}});
+            body["next"] = page.next.empty() ? json(nullptr) : json(page.next);
+            body["position"] = page.position;
+            send_json(r, 200, body);
           },
           cards_atom::value, from ? *from : std::string(), limit, after);
     }
@@ -671,14 +687,15 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     int64_t limit = 0, from = 0;
     if (auto p = page_limit(q, &limit)) return send_problem(r, *p);
     if (auto p = int_param(q, "from", 0, &from)) return send_problem(r, *p);
-    return ask<PurchasePage>(
+    return ask_rendered<PurchasePage>(
         r,
         [this, r](const PurchasePage& page) {
-          json arr = json::array();
+          json body = json::object();
+          json& arr = body["purchases"] = json::array();
           for (const auto& p : page.purchases) arr.push_back(to_json(p));
-          send_json(r, 200, {{"purchases", arr},
-                             {"next", page.next == 0 ? json(nullptr) : json(page.next)},
-                             {"position", page.position}});
+          body["next"] = page.next == 0 ? json(nullptr) : json(page.next);
+          body["position"] = page.position;
+          send_json(r, 200, body);
         },
         history_atom::value, seg[2], from, limit, after);
   }
