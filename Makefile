@@ -97,6 +97,7 @@ bench: build
 	$(BUILD)/giftcard-projection-bench restart --events 10000000 --runs 3 | tee $(BENCH_OUT)/restart.jsonl
 	$(BUILD)/giftcard-http-bench purchase --clients 1,8,64 --repeat 3 | tee $(BENCH_OUT)/http.jsonl
 	$(BUILD)/giftcard-http-bench slow --rounds 2 | tee $(BENCH_OUT)/http-slow.jsonl
+	$(BUILD)/giftcard-http-bench whale | tee $(BENCH_OUT)/http-whale.jsonl
 
 # Issue #7: giftcard and the PostgreSQL peer side by side, alternating, in one run
 # (bench/compare/run.sh; ~45 min). Raw results in bench/results/compare-DATE/; the table
