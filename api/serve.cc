@@ -154,8 +154,9 @@ int run_serve(const ServeOptions& o) {
     gate_opts.api_token = o.api_token;
     gate_opts.max_sessions = o.max_caf_sessions;
     auto gate = spawn_gate(sys, public_shop, gate_opts, &gate_stats);
-    // Never published, never serialized: no peer can address it.
-    auto watchdog = sys.spawn([&, shop, gate](caf::event_based_actor* self) -> caf::behavior {
+    // Never published, never serialized: no peer can address it. (The int is
+    // unused: an argument-less function actor trips UBSan inside CAF 0.17.6.)
+    auto watchdog = sys.spawn([&, shop, gate](caf::event_based_actor* self, int) -> caf::behavior {
       self->monitor(shop);
       self->monitor(gate);
       self->set_down_handler([&](caf::down_msg&) {
@@ -165,7 +166,7 @@ int run_serve(const ServeOptions& o) {
         ::kill(::getpid(), SIGTERM);
       });
       return {[](int) {}};
-    });
+    }, 0);
     if (o.demo && store->LastPosition() == 0) {
       if (auto err = seed_demo_catalog(sys, public_shop); !err.empty()) {
         std::cerr << "giftcard serve: demo catalog: " << err << "\n";
