@@ -666,7 +666,9 @@ uint16_t HttpServer::start(const HostPort& address, std::string* error) {
     return 0;
   }
   tcp::endpoint ep(ip, address.port);
-  auto& acc = impl_->acceptor.emplace(impl_->ioc);
+  // On a strand of its own: accept completions and stop_accepting()'s close
+  // never run at the same time on the two I/O threads.
+  auto& acc = impl_->acceptor.emplace(net::make_strand(impl_->ioc));
   if (acc.open(ep.protocol(), ec); !ec) acc.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acc.bind(ep, ec);
   if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
@@ -686,10 +688,11 @@ uint16_t HttpServer::start(const HostPort& address, std::string* error) {
 
 void HttpServer::stop_accepting() {
   if (impl_->draining.exchange(true)) return;
-  net::post(impl_->ioc, [this] {
-    beast::error_code ignored;
-    if (impl_->acceptor) impl_->acceptor->close(ignored);
-  });
+  if (impl_->acceptor)
+    net::post(impl_->acceptor->get_executor(), [this] {
+      beast::error_code ignored;
+      impl_->acceptor->close(ignored);
+    });
   std::lock_guard lock(impl_->sessions_mu);
   for (auto& w : impl_->sessions)
     if (auto s = w.lock()) s->drain();

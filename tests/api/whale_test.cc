@@ -174,7 +174,7 @@ BOOST_AUTO_TEST_CASE(whale_readers_do_not_stall_purchases) {
         }
       });
     for (auto& t : ts) t.join();
-    BOOST_REQUIRE_MESSAGE(problems.empty(), problems.front());
+    BOOST_REQUIRE_MESSAGE(problems.empty(), (problems.empty() ? std::string() : problems.front()));
   }
   BOOST_TEST_MESSAGE("setup: " << kWhale << " whale purchases in " << ms(Clock::now() - t_setup)
                                << " ms");
