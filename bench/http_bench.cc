@@ -1299,6 +1299,20 @@ int with_server(const Common& c, const std::string& what,
 
 void emit(const json& j) { std::cout << j.dump() << std::endl; }
 
+// One measured run of `clients` buyers on a fresh fixture named `id`
+// (fresh card, fresh buyers, keys unique to the run).
+RunSpec run_spec(const Common& c, const std::string& scenario, const std::string& id, int clients) {
+  RunSpec spec;
+  spec.scenario = scenario;
+  spec.clients = clients;
+  spec.threads = c.threads;
+  spec.warmup = c.warmup;
+  spec.seconds = c.seconds;
+  spec.fixture = make_fixture(id, id + "-u", clients, codes_for(c, clients));
+  spec.key_prefix = id + "-";
+  return spec;
+}
+
 int cmd_purchase(const Common& c, const PurchaseOpts& o) {
   return with_server(c, "purchase", [&](ServerProcess& server, SyncClient& admin) {
     int rc = 0;
@@ -1308,14 +1322,7 @@ int cmd_purchase(const Common& c, const PurchaseOpts& o) {
       for (int n : o.clients) {
         ++run;
         std::string id = "h" + std::to_string(run) + "-c" + std::to_string(n);
-        RunSpec spec;
-        spec.scenario = "purchase";
-        spec.clients = n;
-        spec.threads = c.threads;
-        spec.warmup = c.warmup;
-        spec.seconds = c.seconds;
-        spec.fixture = make_fixture(id, id + "-u", n, codes_for(c, n));
-        spec.key_prefix = id + "-";
+        RunSpec spec = run_spec(c, "purchase", id, n);
         auto t0 = Clock::now();
         seed(admin, spec.fixture);
         std::cerr << "setup: " << id << ": " << spec.fixture.codes << " codes, " << n << " buyers seeded in "
@@ -1354,14 +1361,7 @@ int cmd_slow(const Common& c, const SlowOpts& o) {
       for (bool attack : order) {
         ++run;
         std::string id = "s" + std::to_string(run) + (attack ? "-with" : "-without");
-        RunSpec spec;
-        spec.scenario = attack ? "slow_clients" : "baseline";
-        spec.clients = o.clients;
-        spec.threads = c.threads;
-        spec.warmup = c.warmup;
-        spec.seconds = c.seconds;
-        spec.fixture = make_fixture(id, id + "-u", o.clients, codes_for(c, o.clients));
-        spec.key_prefix = id + "-";
+        RunSpec spec = run_spec(c, attack ? "slow_clients" : "baseline", id, o.clients);
         seed(admin, spec.fixture);
         std::unique_ptr<SlowClients> side;
         if (attack) {
@@ -1535,14 +1535,7 @@ int cmd_whale(const Common& c, const WhaleOpts& o) {
       for (bool with : order) {
         ++run;
         std::string id = "wh" + std::to_string(run) + (with ? "-with" : "-without");
-        RunSpec spec;
-        spec.scenario = with ? "whale_readers" : "whale_baseline";
-        spec.clients = o.clients;
-        spec.threads = c.threads;
-        spec.warmup = c.warmup;
-        spec.seconds = c.seconds;
-        spec.fixture = make_fixture(id, id + "-u", o.clients, codes_for(c, o.clients));
-        spec.key_prefix = id + "-";
+        RunSpec spec = run_spec(c, with ? "whale_readers" : "whale_baseline", id, o.clients);
         seed(admin, spec.fixture);
         WhaleSide side(server.http(), with ? o.readers : 0, o.page, "x", o.card_poll_ms);
         side.start();

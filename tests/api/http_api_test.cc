@@ -136,15 +136,6 @@ json expect_json(const HttpReply& r, int status, const std::string& what) {
 Headers key(const std::string& k) { return {{"Idempotency-Key", k}}; }
 Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
-int64_t log_position(uint16_t port) {
-  HttpConnection c(port);
-  auto r = c.get("/healthz");
-  BOOST_REQUIRE_MESSAGE(r.status == 200, "GET /healthz: " << r.describe());
-  int64_t p = jint(r.json(), "position", -1);
-  BOOST_REQUIRE_MESSAGE(p >= 0, "GET /healthz: " << r.describe());
-  return p;
-}
-
 json card_body(const std::string& id, int64_t price, const std::string& name = "") {
   return {{"id", id}, {"name", name.empty() ? "Card " + id : name}, {"price", price}, {"value", price}};
 }

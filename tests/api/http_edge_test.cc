@@ -158,14 +158,7 @@ void expect_one_refusal(const std::string& what, const std::string& received, bo
   BOOST_TEST(test::iequals(r.connection, "close"), what << ": no Connection: close: " << r.describe());
 }
 
-int64_t log_position(uint16_t port) {
-  HttpConnection c(port);
-  auto r = c.get("/healthz");
-  BOOST_REQUIRE_MESSAGE(r.status == 200, "GET /healthz: " << r.describe());
-  json j = r.json();
-  BOOST_REQUIRE(j.is_object() && j.contains("position"));
-  return j["position"].get<int64_t>();
-}
+using test::log_position;
 
 // GET /api/cards/<id> once the read side has caught up with the whole log.
 int card_status(uint16_t port, const std::string& id) {

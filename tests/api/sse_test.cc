@@ -178,14 +178,7 @@ HttpConnection admin_connection(uint16_t port) {
   return c;
 }
 
-int64_t log_position(uint16_t port) {
-  HttpConnection c(port);
-  auto r = c.get("/healthz");
-  BOOST_REQUIRE_MESSAGE(r.status == 200, "GET /healthz: " << r.describe());
-  json j = r.json();
-  BOOST_REQUIRE(j.is_object() && j.contains("position"));
-  return j["position"].get<int64_t>();
-}
+using test::log_position;
 
 // Card "big" (price 1) with `batches` imports of 2,000 64-character codes
 // (~160 KB of stream each), and a wallet "buyer" funded for every code.

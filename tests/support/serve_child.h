@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 
 namespace giftcard::test {
@@ -200,5 +201,16 @@ class ServeChild {
   Clock::time_point started_;
   std::optional<int> last_status_;
 };
+
+// The server's last committed log position, from GET /healthz.
+inline int64_t log_position(uint16_t port) {
+  HttpConnection c(port);
+  auto r = c.get("/healthz");
+  BOOST_REQUIRE_MESSAGE(r.status == 200, "GET /healthz: " << r.describe());
+  auto j = r.json();
+  BOOST_REQUIRE_MESSAGE(j.is_object() && j.contains("position") && j["position"].is_number_integer(),
+                        "GET /healthz: " << r.describe());
+  return j["position"].get<int64_t>();
+}
 
 }  // namespace giftcard::test
