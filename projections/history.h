@@ -1,6 +1,6 @@
 // ProjectionHistory: the shop as of any earlier log position, answered from a
 // checkpoint plus a short replay — never from position 1 (the admin viewer's
-// time travel, SPEC §6).
+// time travel, docs/CONTRACT.md "Admin viewer").
 //
 // Every kEvery positions it stores a *history checkpoint*: every card view
 // and the wallet float (the sum of all balances) exactly as of that position.

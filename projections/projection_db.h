@@ -87,7 +87,7 @@ class ProjectionDb {
   // card) on, at most `limit`. Seeks to `from`; reads only what it returns.
   // (Ask for limit + 1 to learn the next page's `from`.)
   Status Cards(const std::string& from, size_t limit, std::vector<CardView>* out) const;
-  // Balance of a user; 0 for a user with no wallet events (SPEC §4).
+  // Balance of a user; 0 for a user with no wallet events (docs/CONTRACT.md, "Domain").
   Status Balance(const std::string& user, int64_t* out) const;
   // Wallets in user-id order, starting at the first id >= `from` that starts
   // with `prefix`; at most `limit`.
