@@ -42,6 +42,7 @@
 #include "actors/errors.h"
 #include "actors/shop_actor.h"
 #include "api/node_config.h"
+#include "bench/support/bench_support.h"
 #include "store/rocks_event_store.h"
 
 namespace giftcard {
@@ -194,12 +195,6 @@ void step(caf::event_based_actor* self, Shared* sh, Worker* w) {
 caf::behavior worker(caf::event_based_actor* self, Shared* sh, Worker* w) {
   step(self, sh, w);
   return {[=](stop_atom) { finish(self, sh, w); }};
-}
-
-int64_t peak_rss_mb() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024;  // KiB on Linux
 }
 
 int64_t current_rss_mb() {
@@ -541,7 +536,7 @@ int run_purchase(Options o) {
   }
   store.reset();
   if (!out.empty()) {
-    out["peak_rss_mb"] = peak_rss_mb();
+    out["peak_rss_mb"] = bench::peak_rss_mb();
     std::cout << out.dump() << std::endl;
   }
   if (remove_data) std::filesystem::remove_all(data, ec);

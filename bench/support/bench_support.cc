@@ -85,6 +85,12 @@ int64_t peak_rss_mb(pid_t pid) {
   return 0;
 }
 
+int64_t peak_rss_mb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;  // KiB on Linux
+}
+
 std::string self_dir() {
   std::error_code ec;
   auto p = std::filesystem::read_symlink("/proc/self/exe", ec);

@@ -1,7 +1,7 @@
 // What the benchmarks share: a `giftcard serve` child process started on
 // loopback ports and read back from its ready line, /proc readings (CPU ticks,
 // peak RSS, load average), latency percentiles and JSON-friendly rounding.
-// Used by giftcard-http-bench and giftcard-remote-bench; never by the product.
+// Used by the giftcard benchmarks (not the PostgreSQL peer); never by the product.
 #pragma once
 
 #include <sys/types.h>
@@ -36,6 +36,8 @@ int64_t proc_ticks(const std::string& stat_path);
 int64_t proc_ticks(pid_t pid);
 // VmHWM (peak RSS) of a process, in MiB.
 int64_t peak_rss_mb(pid_t pid);
+// Peak RSS of this process (getrusage ru_maxrss), in MiB.
+int64_t peak_rss_mb();
 // The directory of this executable (to find `giftcard` beside it).
 std::string self_dir();
 
