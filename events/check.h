@@ -9,9 +9,17 @@
 
 namespace giftcard {
 
-// Prints "<file>:<line>: check failed: <what> (<detail>)" to stderr and aborts.
-[[noreturn]] void check_failed(const char* file, int line, const char* what,
-                               std::string_view detail = {});
+// Prints "<file>:<line>: check failed: <what> (<detail>)" to stderr and
+// aborts — unless a test installed a handler, which is called instead and
+// returns (the code then goes on past the failed check).
+void check_failed(const char* file, int line, const char* what, std::string_view detail = {});
+
+// For negative controls only (the deterministic simulation, which counts a
+// failed check as a caught bug and ends the seed): nullptr restores abort.
+// Not thread-safe against concurrent check failures; set it before the run.
+using CheckHandler = void (*)(const char* file, int line, const char* what,
+                              std::string_view detail);
+void set_check_handler_for_testing(CheckHandler handler);
 
 }  // namespace giftcard
 

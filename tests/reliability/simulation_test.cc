@@ -46,9 +46,12 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "actors/errors.h"
+#include "events/check.h"
 #include "actors/internal.h"
 #include "actors/shop_actor.h"
 #include "projections/projection_db.h"
@@ -162,6 +165,29 @@ struct SeedRun {
   uint64_t trace = 1469598103934665603ull;  // FNV-1a over the loop's decisions and every answer
 };
 
+// A GIFTCARD_CHECK that fails during a seed (events/check.h) ends the seed as a
+// failure instead of aborting the test: the paired assertions are part of
+// what catches a broken writer core.
+std::mutex g_check_mu;
+std::string g_check_failure;  // GUARDED_BY(g_check_mu): the first failed check of the seed
+
+void record_check(const char* file, int line, const char* what, std::string_view detail) {
+  std::lock_guard<std::mutex> lock(g_check_mu);
+  if (g_check_failure.empty())
+    g_check_failure = std::string("GIFTCARD_CHECK failed at ") + file + ":" +
+                      std::to_string(line) + ": " + what + " " + std::string(detail);
+}
+
+std::string peek_check_failure() {
+  std::lock_guard<std::mutex> lock(g_check_mu);
+  return g_check_failure;
+}
+
+std::string take_check_failure() {
+  std::lock_guard<std::mutex> lock(g_check_mu);
+  return std::exchange(g_check_failure, {});
+}
+
 constexpr Micros kEpoch = 1'780'000'000'000'000;  // 2026-05-28, simulated
 constexpr uint64_t kMaxSteps = 200000;
 
@@ -178,6 +204,8 @@ class Simulation {
   }
 
   SeedRun run() {
+    set_check_handler_for_testing(&record_check);
+    take_check_failure();
     plan();
     start_node();
     loop();
@@ -188,6 +216,8 @@ class Simulation {
         stop_node();
     }
     mix_answers();
+    set_check_handler_for_testing(nullptr);
+    if (auto c = take_check_failure(); !c.empty() && run_.failure.empty()) run_.failure = c;
     if (opt_.verbose) print_calls();
     run_.store = store_.counters();
     run_.bug_fired = store_.bug_fired();
@@ -684,6 +714,7 @@ class Simulation {
   void loop() {
     uint64_t idle = 0;
     while (run_.failure.empty()) {
+      if (auto c = peek_check_failure(); !c.empty()) return fail(c);
       if (++run_.steps > kMaxSteps)
         return hang("not quiescent after " + std::to_string(kMaxSteps) + " steps");
       const bool jobs = node_->sched->pending() > 0;
