@@ -1,4 +1,4 @@
-// The HTTP+JSON API of SPEC §4 on top of HttpServer: routing, bearer-token
+// The HTTP+JSON API (docs/API.md) on top of HttpServer: routing, bearer-token
 // authentication, strict JSON input, RFC 9457 problem details, Server-Sent
 // Events of the log, Prometheus metrics and health.
 //

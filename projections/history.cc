@@ -7,14 +7,14 @@
 #include <cereal/types/vector.hpp>
 
 #include "events/bounded_archive.h"
+#include "events/coding.h"
 
 namespace giftcard {
 namespace {
 
 std::string checkpoint_key(int64_t position) {
   std::string k(1, 'H');
-  uint64_t inv = ~static_cast<uint64_t>(position);
-  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((inv >> (8 * i)) & 0xff));
+  put_be64(k, ~static_cast<uint64_t>(position));  // newest first
   return k;
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "events/bounded_archive.h"
+#include "events/coding.h"
 #include "store/crash_point.h"
 #include "store/log_scanner.h"
 
@@ -20,20 +21,15 @@ namespace {
 //   'g' gen:be32 'p' purchase_id         -> PurchaseView (cereal)
 //   'g' gen:be32 'u' user '\0' pos:be64  -> purchase_id   (a user's purchases)
 //   'g' gen:be32 'r' ~pos:be64           -> purchase_id   (newest first)
+// Integers: events/coding.h.
 const std::string kActiveKey = "A";
-
-void put_be(std::string& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t get_be(std::string_view in, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[static_cast<size_t>(i)]);
-  return v;
-}
+constexpr size_t kActiveValueBytes = kFixed32Bytes;                 // generation
+constexpr size_t kCheckpointValueBytes = 2 * kFixed64Bytes;         // position, recorded_at
+constexpr size_t kBalanceValueBytes = kFixed64Bytes;
 
 std::string gen_prefix(uint32_t gen) {
   std::string k(1, 'g');
-  put_be(k, gen, 4);
+  put_be32(k, gen);
   return k;
 }
 std::string key(uint32_t gen, char kind, std::string_view rest = {}) {
@@ -45,23 +41,19 @@ std::string key(uint32_t gen, char kind, std::string_view rest = {}) {
 std::string user_purchase_key(uint32_t gen, const std::string& user, int64_t pos) {
   std::string k = key(gen, 'u', user);
   k.push_back('\0');
-  put_be(k, static_cast<uint64_t>(pos), 8);
+  put_be64(k, static_cast<uint64_t>(pos));
   return k;
 }
 std::string recent_key(uint32_t gen, int64_t pos) {
   std::string k = key(gen, 'r');
-  put_be(k, ~static_cast<uint64_t>(pos), 8);
+  put_be64(k, ~static_cast<uint64_t>(pos));
   return k;
 }
 
-std::string encode_i64(int64_t v) {
-  std::string s;
-  put_be(s, static_cast<uint64_t>(v), 8);
-  return s;
-}
+std::string encode_i64(int64_t v) { return encode_be64(static_cast<uint64_t>(v)); }
 Status decode_i64(std::string_view s, int64_t* v) {
-  if (s.size() != 8) return Status::Corruption("projection: bad integer value");
-  *v = static_cast<int64_t>(get_be(s, 8));
+  if (s.size() != kBalanceValueBytes) return Status::Corruption("projection: bad integer value");
+  *v = static_cast<int64_t>(get_be64(s));
   return Status::OK();
 }
 
@@ -85,6 +77,13 @@ Status decode(std::string_view in, T* out) {
   return Status::OK();
 }
 
+Status decode_checkpoint(std::string_view v, int64_t* pos, Micros* at) {
+  if (v.size() != kCheckpointValueBytes) return Status::Corruption("projection checkpoint damaged");
+  *pos = static_cast<int64_t>(get_be64(v));
+  *at = static_cast<int64_t>(get_be64(v.substr(kFixed64Bytes)));
+  return Status::OK();
+}
+
 Status read_checkpoint(EventStore* store, uint32_t gen, int64_t* pos, Micros* at) {
   std::string v;
   Status s = store->KvGet(key(gen, 'k'), &v);
@@ -94,15 +93,12 @@ Status read_checkpoint(EventStore* store, uint32_t gen, int64_t* pos, Micros* at
     return Status::OK();
   }
   if (!s.ok()) return s;
-  if (v.size() != 16) return Status::Corruption("projection checkpoint damaged");
-  *pos = static_cast<int64_t>(get_be(v, 8));
-  *at = static_cast<int64_t>(get_be(std::string_view(v).substr(8), 8));
-  return Status::OK();
+  return decode_checkpoint(v, pos, at);
 }
 std::string checkpoint_value(int64_t pos, Micros at) {
   std::string v;
-  put_be(v, static_cast<uint64_t>(pos), 8);
-  put_be(v, static_cast<uint64_t>(at), 8);
+  put_be64(v, static_cast<uint64_t>(pos));
+  put_be64(v, static_cast<uint64_t>(at));
   return v;
 }
 
@@ -142,15 +138,15 @@ Status ProjectionDb::OpenOnce(EventStore* store, std::unique_ptr<ProjectionDb>* 
   std::string v;
   Status s = store->KvGet(kActiveKey, &v);
   if (s.ok()) {
-    if (v.size() != 4) {
+    if (v.size() != kActiveValueBytes) {
       *damaged = true;
       return Status::Corruption("projection generation marker damaged");
     }
-    db->gen_ = static_cast<uint32_t>(get_be(v, 4));
+    db->gen_ = get_be32(v);
   } else if (s.IsNotFound()) {
     db->gen_ = 1;
     KvBatch b;
-    b.puts.emplace_back(kActiveKey, std::string("\0\0\0\1", 4));
+    b.puts.emplace_back(kActiveKey, encode_be32(1));
     // A store opened read-only has no projections yet; queries see empty models.
     if (Status w = store->KvWrite(b); !w.ok() && !w.IsInvalidArgument()) return w;
   } else {
@@ -323,9 +319,7 @@ Status ProjectionDb::Rebuild(RebuildReport* report, const std::function<void(int
                               std::to_string(live));
   KvBatch swap;
   swap.delete_prefixes.push_back(gen_prefix(old_gen));
-  std::string g;
-  put_be(g, new_gen, 4);
-  swap.puts.emplace_back(kActiveKey, g);
+  swap.puts.emplace_back(kActiveKey, encode_be32(new_gen));
   {
     std::unique_lock glock(gen_mu_);
     if (Status s = store_->KvWrite(swap); !s.ok()) return s;
@@ -463,12 +457,7 @@ Status ProjectionDb::LoadAll(ReadModels* out) const {
     std::string_view rest = k.substr(p.size() + 1);
     switch (k[p.size()]) {
       case 'k':
-        if (v.size() != 16) {
-          inner = Status::Corruption("projection checkpoint damaged");
-        } else {
-          out->position = static_cast<int64_t>(get_be(v, 8));
-          out->recorded_at = static_cast<int64_t>(get_be(v.substr(8), 8));
-        }
+        inner = decode_checkpoint(v, &out->position, &out->recorded_at);
         break;
       case 'b':
         inner = decode_i64(v, &out->balances[std::string(rest)]);

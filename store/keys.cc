@@ -2,22 +2,6 @@
 
 namespace giftcard::keys {
 
-void put_be64(std::string& out, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-}
-
-uint64_t get_be64(std::string_view in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
-  return v;
-}
-
-uint32_t get_be32(std::string_view in) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
-  return v;
-}
-
 std::string event_key(int64_t position) {
   std::string k(1, kEvent);
   put_be64(k, static_cast<uint64_t>(position));
@@ -25,7 +9,7 @@ std::string event_key(int64_t position) {
 }
 
 bool parse_event_key(std::string_view key, int64_t* position) {
-  if (key.size() != 9 || key[0] != kEvent) return false;
+  if (key.size() != kEventKeyBytes || key[0] != kEvent) return false;
   *position = static_cast<int64_t>(get_be64(key.substr(1)));
   return true;
 }
@@ -44,7 +28,8 @@ std::string stream_key(std::string_view stream, int64_t version) {
 }
 
 bool parse_stream_key(std::string_view key, std::string_view stream, int64_t* version) {
-  if (key.size() != stream.size() + 10 || key[0] != kStream ||
+  // 's' stream '\0' version:u64
+  if (key.size() != 1 + stream.size() + 1 + kFixed64Bytes || key[0] != kStream ||
       key.substr(1, stream.size()) != stream || key[stream.size() + 1] != '\0')
     return false;
   *version = static_cast<int64_t>(get_be64(key.substr(stream.size() + 2)));

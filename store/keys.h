@@ -7,12 +7,17 @@
 //   'c' claim-key                    -> claim value      (unique keys)
 //   'n' stream                       -> version:u64 data crc32c:u32 (snapshot)
 //   'm' name                         -> meta (format version)
-//   'p' key                          -> projection space (EventStore::Kv*)
+//   'p' key                          -> projection space (ProjectionKv), each
+//                                       value followed by crc32c:u32 (RocksDB)
+// Integers are encoded by events/coding.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "events/coding.h"
 
 namespace giftcard::keys {
 
@@ -23,9 +28,17 @@ constexpr char kSnapshot = 'n';
 constexpr char kMeta = 'm';
 constexpr char kProjection = 'p';
 
-void put_be64(std::string& out, uint64_t v);
-uint64_t get_be64(std::string_view in);  // REQUIRES: in.size() >= 8
-uint32_t get_be32(std::string_view in);  // REQUIRES: in.size() >= 4
+// The big-endian codec, under the names store/ has always used.
+using giftcard::get_be32;
+using giftcard::get_be64;  // REQUIRES: in.size() >= 8
+using giftcard::put_be64;
+
+// Sizes of the fixed parts (bytes).
+constexpr size_t kEventKeyBytes = 1 + kFixed64Bytes;         // 'e' position
+constexpr size_t kStreamIndexValueBytes = kFixed64Bytes;     // position
+constexpr size_t kSnapshotHeaderBytes = kFixed64Bytes;       // version, before the data
+constexpr size_t kSnapshotOverheadBytes = kSnapshotHeaderBytes + kCrc32cBytes;  // version + crc
+constexpr size_t kProjectionTrailerBytes = kCrc32cBytes;     // crc32c after each 'p' value
 
 std::string event_key(int64_t position);
 // False if `key` is not a well-formed event key.

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "events/coding.h"
 #include "events/envelope.h"
 #include "store/crash_point.h"
 #include "store/keys.h"
@@ -24,32 +25,29 @@ namespace {
 constexpr std::string_view kFormatName = "format";
 constexpr std::string_view kFormatValue = "giftcard-log-1";
 
-// The one place rocksdb::Status becomes ours.
 // Projection values carry a CRC-32C trailer over key and value: a damaged
 // read model is reported (Corruption), never served as data.
-constexpr size_t kKvCrcBytes = 4;
-
 std::string seal_kv(std::string_view full_key, std::string_view value) {
-  uint32_t crc = crc32c(value, crc32c(full_key));
   std::string out;
-  out.reserve(value.size() + kKvCrcBytes);
+  out.reserve(value.size() + keys::kProjectionTrailerBytes);
   out.append(value);
-  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  put_be32(out, crc32c(value, crc32c(full_key)));
   return out;
 }
 
 // Strips and checks the trailer; *value views into `stored`.
 Status open_kv(std::string_view full_key, std::string_view stored, std::string_view* value) {
-  if (stored.size() < kKvCrcBytes)
+  if (stored.size() < keys::kProjectionTrailerBytes)
     return Status::Corruption("projection value damaged (too short); rebuild the projections");
-  std::string_view v = stored.substr(0, stored.size() - kKvCrcBytes);
-  uint32_t want = keys::get_be32(stored.substr(stored.size() - kKvCrcBytes));
+  std::string_view v = stored.substr(0, stored.size() - keys::kProjectionTrailerBytes);
+  uint32_t want = get_be32(stored.substr(v.size()));
   if (crc32c(v, crc32c(full_key)) != want)
     return Status::Corruption("projection value damaged (checksum mismatch); rebuild the projections");
   *value = v;
   return Status::OK();
 }
 
+// The one place rocksdb::Status becomes ours.
 Status from_rocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::OK();
   std::string msg = what + ": " + s.ToString();
@@ -114,9 +112,10 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     std::vector<std::string> event_keys;
     for (it->Seek(keys::stream_key(stream, std::max<int64_t>(from_version, 1)));
          it->Valid() && event_keys.size() < max && it->key().starts_with(prefix); it->Next()) {
-      if (it->value().size() != 8) return Status::Corruption("bad stream index entry");
-      event_keys.push_back(keys::event_key(
-          static_cast<int64_t>(keys::get_be64(std::string_view(it->value().data(), 8)))));
+      if (it->value().size() != keys::kStreamIndexValueBytes)
+        return Status::Corruption("bad stream index entry");
+      event_keys.push_back(keys::event_key(static_cast<int64_t>(
+          get_be64(std::string_view(it->value().data(), it->value().size())))));
     }
     if (!it->status().ok()) return from_rocks(it->status(), "reading stream " + stream);
     // One batched lookup for the whole page (recovery reads long streams).
@@ -180,12 +179,12 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), keys::snapshot_key(stream), &v);
     if (!s.ok()) return from_rocks(s, "loading snapshot");
-    if (v.size() < 12) return Status::NotFound("snapshot damaged (short)");
-    uint32_t stored = keys::get_be32(std::string_view(v).substr(v.size() - 4));
-    if (crc32c(std::string_view(v).substr(0, v.size() - 4)) != stored)
+    if (v.size() < keys::kSnapshotOverheadBytes) return Status::NotFound("snapshot damaged (short)");
+    const std::string_view sealed = std::string_view(v).substr(0, v.size() - kCrc32cBytes);
+    if (crc32c(sealed) != get_be32(std::string_view(v).substr(sealed.size())))
       return Status::NotFound("snapshot damaged (checksum)");
-    snap->version = static_cast<int64_t>(keys::get_be64(v));
-    snap->data = v.substr(8, v.size() - 12);
+    snap->version = static_cast<int64_t>(get_be64(v));
+    snap->data = v.substr(keys::kSnapshotHeaderBytes, v.size() - keys::kSnapshotOverheadBytes);
     return Status::OK();
   }
 
@@ -323,9 +322,8 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     index.reserve(events.size());
     for (const auto& e : events) {
       batch.Put(keys::event_key(e.position), encode_record(e));
-      std::string pos;
-      keys::put_be64(pos, static_cast<uint64_t>(e.position));
-      index.emplace_back(keys::stream_key(e.stream, e.version), std::move(pos));
+      index.emplace_back(keys::stream_key(e.stream, e.version),
+                         encode_be64(static_cast<uint64_t>(e.position)));
     }
     std::sort(index.begin(), index.end());
     for (const auto& [k, v] : index) batch.Put(k, v);
@@ -338,10 +336,10 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     if (!claims.empty()) GIFTCARD_CRASH_POINT("idempotency.mid_batch");
     for (const auto& [stream, snap] : snapshots) {
       std::string v;
-      keys::put_be64(v, static_cast<uint64_t>(snap.version));
+      v.reserve(snap.data.size() + keys::kSnapshotOverheadBytes);
+      put_be64(v, static_cast<uint64_t>(snap.version));
       v.append(snap.data);
-      uint32_t crc = crc32c(v);
-      for (int sh = 24; sh >= 0; sh -= 8) v.push_back(static_cast<char>((crc >> sh) & 0xff));
+      put_be32(v, crc32c(v));
       batch.Put(keys::snapshot_key(stream), v);
     }
     if (!snapshots.empty()) GIFTCARD_CRASH_POINT("snapshot.mid_batch");

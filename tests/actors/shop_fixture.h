@@ -11,6 +11,7 @@
 #include "actors/shop_actor.h"
 #include "store/event_store.h"
 #include "store/rocks_event_store.h"
+#include "tests/support/replies.h"  // err(), what(), same_purchase()
 
 namespace giftcard::test {
 
@@ -80,16 +81,5 @@ class ShopFixture {
   shop_internal_actor shop_;
   bool stopped_ = false;
 };
-
-// The outcome of a request: its error code (ok on success), and a readable
-// "code: detail" for test messages.
-template <class T>
-Errc err(const caf::expected<T>& x) {
-  return x ? Errc::ok : errc_of(x.error());
-}
-template <class T>
-std::string what(const caf::expected<T>& x) {
-  return x ? std::string("ok") : std::string(to_string(errc_of(x.error()))) + ": " + detail_of(x.error());
-}
 
 }  // namespace giftcard::test

@@ -1,230 +1,4 @@
-#include "api/admin_page.h"
-
-// The page is three files: markup (GET /admin), style (GET /admin/app.css) and
-// script (GET /admin/app.js), each a raw string here. They are served under a
-// CSP without 'unsafe-inline' or 'unsafe-eval' (api/http_api.cc), so nothing
-// here may be inline: no <script> or <style> element with content, no style=
-// or on...= attribute (in the markup or in anything the script builds), no
-// javascript: URL, no eval, new Function or string setTimeout. The script
-// wires every control with addEventListener, handles the login form's submit
-// itself (form-action 'none'), and sizes the stock bars through the CSSOM
-// (element.style.flexGrow), which the CSP allows.
-//
-// The page fetches nothing but this server's own /admin/app.*,
-// /api/admin/*, /api/events and /api/events/stream (connect-src 'self'), and
-// writes data into the DOM only through textContent, never as HTML.
-//
-// Secrets: an activation code is cut to its last 4 characters the moment an
-// event is parsed (sanitize); the full code is never kept, let alone shown.
-
-namespace giftcard {
-namespace {
-
-// ------------------------------------------------------------------- markup
-constexpr std::string_view kHtml = R"HTML(<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>giftcard admin</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/admin/app.css">
-<script src="/admin/app.js" defer></script>
-</head>
-<body>
-<header>
-  <h1>giftcard admin</h1>
-  <span id="conn" class="pill" hidden>connecting</span>
-  <span class="spacer"></span>
-  <span id="mode-pill" class="pill" hidden></span>
-  <button id="signout" type="button" hidden>Forget token</button>
-</header>
-<div id="error" role="alert" hidden></div>
-
-<section id="login" hidden>
-  <h2>Admin token</h2>
-  <p>This viewer shows the shop's data to holders of the admin token only (the server's
-     <code>--admin-token</code> or <code>GIFTCARD_ADMIN_TOKEN</code>). It is kept in this
-     tab's session storage and sent as a bearer token.</p>
-  <form id="login-form" autocomplete="off">
-    <input id="token" type="password" placeholder="admin token" aria-label="admin token" required>
-    <button type="submit">Open</button>
-  </form>
-  <p id="login-error" role="alert"></p>
-</section>
-
-<div id="app" hidden>
-  <section id="travelbar" aria-label="time travel">
-    <button id="live-btn" type="button" class="on" title="follow the head of the log">&#9679; Live</button>
-    <input id="slider" type="range" min="0" max="0" value="0" step="1" aria-label="log position">
-    <label>position <input id="pos-input" type="number" min="0" step="1"></label>
-    <label>as of <input id="time-input" type="datetime-local" step="1"> <span id="tz" class="sub"></span></label>
-    <div id="asof"></div>
-  </section>
-  <main>
-    <section id="totals" aria-label="totals">
-      <div class="tile"><div class="label">Cards</div><div class="value" id="t-cards"></div></div>
-      <div class="tile"><div class="label">Codes available</div><div class="value" id="t-available"></div></div>
-      <div class="tile"><div class="label">Codes sold</div><div class="value" id="t-sold"></div></div>
-      <div class="tile"><div class="label">Revenue</div><div class="value" id="t-revenue"></div></div>
-      <div class="tile"><div class="label">Wallet float</div><div class="value" id="t-float"></div></div>
-    </section>
-
-    <section class="panel" id="cards-panel">
-      <h2>Cards <span class="note" id="cards-note"></span></h2>
-      <table>
-        <thead><tr><th>Card</th><th class="num">Price</th><th class="num">Value</th>
-          <th class="stock">Code stock</th><th class="num">Sold</th><th class="num">Revenue</th><th></th></tr></thead>
-        <tbody id="cards"></tbody>
-      </table>
-      <div class="pager">
-        <button id="cards-prev" type="button">&lsaquo; Prev</button>
-        <button id="cards-next" type="button">Next &rsaquo;</button>
-        <span class="grow"></span>
-        <label>from card id <input id="cards-jump" type="search" placeholder="e.g. steam"></label>
-      </div>
-    </section>
-
-    <section class="panel" id="wallets-panel">
-      <h2>Wallets <span class="note" id="wallets-note"></span></h2>
-      <input id="wallet-q" type="search" placeholder="search user id prefix" aria-label="search wallets">
-      <table>
-        <thead><tr><th>User</th><th class="num">Balance</th></tr></thead>
-        <tbody id="wallets"></tbody>
-      </table>
-      <div class="pager">
-        <button id="wallets-prev" type="button">&lsaquo; Prev</button>
-        <button id="wallets-next" type="button">Next &rsaquo;</button>
-      </div>
-    </section>
-
-    <section class="panel" id="purchases-panel">
-      <h2>Recent purchases <span class="note" id="purchases-note"></span></h2>
-      <table>
-        <thead><tr><th>Time</th><th>User</th><th>Card</th><th class="num">Price</th><th>Code</th></tr></thead>
-        <tbody id="purchases"></tbody>
-      </table>
-    </section>
-
-    <section class="panel" id="tail-panel">
-      <h2>Event log <span class="note" id="tail-note"></span></h2>
-      <ul id="tail"></ul>
-    </section>
-  </main>
-</div>
-</body>
-</html>
-)HTML";
-
-// -------------------------------------------------------------------- style
-constexpr std::string_view kCss = R"CSS(:root {
-  --bg: #f3f4f7; --panel: #fff; --ink: #1c2230; --muted: #687086; --line: #e1e4ea;
-  --avail: #2f9e5e; --assigned: #3c6fd8; --expired: #a0a6b2; --revoked: #d24a4a;
-  --low: #e08600; --travel: #7048d0; --head: #1c2230;
-}
-* { box-sizing: border-box; }
-[hidden] { display: none !important; }
-body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-       background: var(--bg); color: var(--ink); }
-header { display: flex; align-items: center; gap: 14px; padding: 10px 20px;
-         background: var(--head); color: #fff; }
-body.travel header { background: var(--travel); }
-header h1 { font-size: 16px; margin: 0; font-weight: 600; letter-spacing: .2px; }
-header .spacer { flex: 1; }
-.pill { font-size: 12px; padding: 2px 9px; border-radius: 10px; background: #4a5266; color: #fff; }
-.pill.live { background: var(--avail); }
-.pill.down { background: var(--revoked); }
-button { font: inherit; padding: 4px 11px; border: 1px solid #c9ced8; background: #fff;
-         color: var(--ink); border-radius: 4px; cursor: pointer; }
-button:hover:not(:disabled) { border-color: var(--ink); }
-button:disabled { opacity: .45; cursor: default; }
-header button { background: transparent; color: #fff; border-color: rgba(255,255,255,.4); }
-input { font: inherit; padding: 3px 6px; border: 1px solid #c9ced8; border-radius: 4px; }
-#error { background: #fdecec; color: #8a1f1f; padding: 6px 20px; border-bottom: 1px solid #f3c4c4; }
-
-#travelbar { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; padding: 10px 20px;
-             background: var(--panel); border-bottom: 1px solid var(--line); }
-#slider { flex: 1; min-width: 220px; accent-color: var(--head); }
-body.travel #slider { accent-color: var(--travel); }
-#pos-input { width: 9em; }
-#live-btn.on { background: var(--avail); border-color: var(--avail); color: #fff; }
-#asof { width: 100%; color: var(--muted); font-size: 13px; }
-body.travel #asof { color: var(--travel); font-weight: 600; }
-
-main { padding: 14px 20px 30px; display: grid; gap: 14px;
-       grid-template-columns: repeat(3, minmax(0, 1fr)); }
-.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 6px;
-         padding: 12px 14px; min-width: 0; }
-body.travel .panel { border-color: #d8cdf5; }
-main.stale .panel, main.stale .tile { opacity: .55; transition: opacity .15s .15s; }
-.panel h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted);
-            margin: 0 0 10px; display: flex; align-items: center; gap: 8px; }
-.panel h2 .note { text-transform: none; letter-spacing: 0; font-weight: normal; }
-#totals { grid-column: 1 / -1; display: grid; grid-template-columns: repeat(5, 1fr); gap: 14px;
-          padding: 0; background: none; border: none; }
-.tile { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; }
-.tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .5px; }
-.tile .value { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
-#cards-panel { grid-column: 1 / -1; }
-table { width: 100%; border-collapse: collapse; }
-th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px;
-     border-bottom: 1px solid var(--line); padding: 4px 6px; }
-td { border-bottom: 1px solid #f0f1f4; padding: 5px 6px; vertical-align: middle; }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12.5px; }
-.sub { color: var(--muted); font-size: 12px; }
-.muted { color: var(--muted); }
-.empty { color: var(--muted); padding: 8px 6px; }
-
-.card-row.low td:first-child { box-shadow: inset 3px 0 var(--low); }
-.card-row.out td:first-child { box-shadow: inset 3px 0 var(--revoked); }
-.stock { width: 46%; }
-.bar { display: flex; height: 14px; border-radius: 3px; overflow: hidden; background: #eef0f3; }
-.bar span { flex-basis: 0; min-width: 2px; }
-.bar .available, .legend i.available { background: var(--avail); }
-.bar .assigned, .legend i.assigned { background: var(--assigned); }
-.bar .expired, .legend i.expired { background: var(--expired); }
-.bar .revoked, .legend i.revoked { background: var(--revoked); }
-.legend { font-size: 12px; color: var(--muted); margin-top: 2px; font-variant-numeric: tabular-nums; }
-.legend i { display: inline-block; width: 8px; height: 8px; border-radius: 2px; margin: 0 3px 0 8px; }
-.legend i:first-child { margin-left: 0; }
-.badge { font-size: 11px; padding: 1px 6px; border-radius: 8px; color: #fff; white-space: nowrap; }
-.badge.low { background: var(--low); }
-.badge.out { background: var(--revoked); }
-.pager { display: flex; gap: 8px; align-items: center; margin-top: 8px; flex-wrap: wrap; }
-.pager .grow { flex: 1; }
-.pager input { width: 12em; }
-#wallet-q { width: 100%; margin-bottom: 8px; }
-
-#tail { list-style: none; margin: 0; padding: 0; max-height: 520px; overflow-y: auto; }
-#tail li { display: grid; grid-template-columns: 4.2em 8.4em minmax(0, 1fr); gap: 6px;
-           padding: 4px 2px; border-bottom: 1px solid #f0f1f4; font-size: 13px; }
-#tail li.empty { display: block; }
-#tail li.fresh { animation: fresh 1.6s ease-out; }
-@keyframes fresh { from { background: #fff4c2; } to { background: transparent; } }
-#tail .type { font-size: 11px; font-weight: 600; }
-.t-CodeAssigned { color: var(--assigned); }
-.t-WalletCredited { color: var(--avail); }
-.t-WalletDebited { color: #9a5b00; }
-.t-CodeRevoked, .t-CodesExpired { color: var(--revoked); }
-.t-CardCreated, .t-CodesAdded { color: var(--muted); }
-
-#login { max-width: 420px; margin: 12vh auto; background: var(--panel); border: 1px solid var(--line);
-         border-radius: 8px; padding: 22px 26px; }
-#login h2 { margin: 0 0 6px; font-size: 18px; }
-#login p { color: var(--muted); margin: 6px 0 14px; }
-#login form { display: flex; gap: 8px; }
-#login input { flex: 1; }
-#login-error { color: var(--revoked); min-height: 1.4em; margin: 10px 0 0 !important; }
-@media (max-width: 1100px) {
-  main { grid-template-columns: minmax(0, 1fr); }
-  #totals { grid-template-columns: repeat(2, 1fr); }
-}
-)CSS";
-
-// ------------------------------------------------------------------- script
-constexpr std::string_view kJs =
-    R"JS('use strict';
+'use strict';
 (() => {
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'giftcard.admin_token';
@@ -503,8 +277,7 @@ function setConn(what) {
   p.className = 'pill ' + what;
   p.textContent = what === 'live' ? 'stream connected' : what === 'down' ? 'reconnecting' : 'connecting';
 }
-)JS"
-    R"JS(
+
 // ------------------------------------------------------------ loading
 function atParam() { return S.mode === 'travel' ? '&at=' + S.at : ''; }
 
@@ -639,8 +412,7 @@ async function positionAt(ms) {
   }
   return lo;
 }
-)JS"
-    R"JS(
+
 // ------------------------------------------------------------ rendering
 let renderTimer = null;
 function queueRender() {
@@ -930,8 +702,7 @@ $('wallets-prev').addEventListener('click', () => {
   S.walletFrom = S.walletBack.pop();
   reload(loadWallets);
 });
-)JS"
-    R"JS(
+
 // ------------------------------------------------------------ start
 $('tz').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
 (async () => {
@@ -944,12 +715,3 @@ $('tz').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local
   }
 })();
 })();
-)JS";
-
-}  // namespace
-
-std::string_view admin_page_html() { return kHtml; }
-std::string_view admin_page_css() { return kCss; }
-std::string_view admin_page_js() { return kJs; }
-
-}  // namespace giftcard
