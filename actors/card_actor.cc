@@ -188,6 +188,71 @@ void on_tick(Self self) {
   ask_passivation_or_tick(self, true, st.id, idle(st), useless);
 }
 
+// --- Commands: decide, hold what the append will change, append ----------
+
+caf::error refusal(const CardActorState& st) {
+  if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
+  return {};
+}
+
+caf::result<CardInfo> on_create(Self self, const CardSpec& spec) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  CardDecision d = decide(CreateCard{spec.id, spec.name, spec.price, spec.value}, st.card);
+  if (!d.ok()) return make_error(d.error, d.detail);
+  AppendRequest req;
+  req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
+  req.expected.emplace_back(st.stream, kNoStream);
+  auto rp = self->make_response_promise<CardInfo>();
+  append(self, std::move(req), PendingCreate{rp, std::get<CardCreated>(d.events.front())});
+  return rp;
+}
+
+caf::result<AddCodesReply> on_add_codes(Self self, const std::string& card_id,
+                                        std::vector<CodeSpec> codes) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  CardDecision d = decide(AddCodes{card_id, std::move(codes), st.ctx->now()}, st.card);
+  if (!d.ok()) return make_error(d.error, d.detail, std::move(d.conflicts));
+  auto& ev = std::get<CodesAdded>(d.events.front());
+  AppendRequest req;
+  req.claims.reserve(ev.codes.size());
+  for (const auto& c : ev.codes) req.claims.push_back(Claim{code_claim(c.code), st.id, false});
+  req.events.push_back(PendingEvent::of(st.stream, Event{ev}));
+  auto rp = self->make_response_promise<AddCodesReply>();
+  append(self, std::move(req), PendingAdd{rp, std::move(ev)});
+  return rp;
+}
+
+caf::result<int64_t> on_revoke(Self self, const std::string& card_id, const std::string& code) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  CardDecision d = decide(RevokeCode{card_id, code}, st.card);
+  if (!d.ok()) return make_error(d.error, d.detail);
+  hold(st.card, code);
+  AppendRequest req;
+  req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
+  auto rp = self->make_response_promise<int64_t>();
+  append(self, std::move(req), PendingRevoke{rp, code});
+  return rp;
+}
+
+// A wallet asks for the next code of a purchase: the card decides which, and
+// holds it until the wallet reports the commit (AssignedMsg) or the release.
+caf::result<Reserved> on_reserve(Self self, const ReserveMsg& m) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
+  if (st.card.price > m.budget)
+    return make_error(Errc::insufficient_funds, "balance " + std::to_string(m.budget) +
+                                                    " is below the price " +
+                                                    std::to_string(st.card.price));
+  Reservation r = reserve(st.card, st.ctx->now());
+  expire(self, std::move(r.expired));
+  if (r.error != Errc::ok) return make_error(r.error, "card " + st.id + " is out of stock");
+  return Reserved{std::move(r.code), st.card.price};
+}
+
 }  // namespace
 
 card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string id,
@@ -208,60 +273,20 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
   return {
       [=](create_atom, CardSpec& spec) -> caf::result<CardInfo> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        CardDecision d = decide(CreateCard{spec.id, spec.name, spec.price, spec.value}, st.card);
-        if (!d.ok()) return make_error(d.error, d.detail);
-        AppendRequest req;
-        req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
-        req.expected.emplace_back(st.stream, kNoStream);
-        auto rp = self->make_response_promise<CardInfo>();
-        append(self, std::move(req),
-               PendingCreate{rp, std::get<CardCreated>(d.events.front())});
-        return rp;
+        return on_create(self, spec);
       },
       [=](add_codes_atom, std::string& card_id,
           std::vector<CodeSpec>& codes) -> caf::result<AddCodesReply> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        CardDecision d = decide(AddCodes{card_id, std::move(codes), st.ctx->now()}, st.card);
-        if (!d.ok()) return make_error(d.error, d.detail, std::move(d.conflicts));
-        auto& ev = std::get<CodesAdded>(d.events.front());
-        AppendRequest req;
-        req.claims.reserve(ev.codes.size());
-        for (const auto& c : ev.codes) req.claims.push_back(Claim{code_claim(c.code), st.id, false});
-        req.events.push_back(PendingEvent::of(st.stream, Event{ev}));
-        auto rp = self->make_response_promise<AddCodesReply>();
-        append(self, std::move(req), PendingAdd{rp, std::move(ev)});
-        return rp;
+        return on_add_codes(self, card_id, std::move(codes));
       },
       [=](revoke_atom, std::string& card_id, std::string& code) -> caf::result<int64_t> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        CardDecision d = decide(RevokeCode{card_id, code}, st.card);
-        if (!d.ok()) return make_error(d.error, d.detail);
-        hold(st.card, code);
-        AppendRequest req;
-        req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
-        auto rp = self->make_response_promise<int64_t>();
-        append(self, std::move(req), PendingRevoke{rp, code});
-        return rp;
+        return on_revoke(self, card_id, code);
       },
       [=](ReserveMsg& m) -> caf::result<Reserved> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
-        if (st.card.price > m.budget)
-          return make_error(Errc::insufficient_funds, "balance " + std::to_string(m.budget) +
-                                                          " is below the price " +
-                                                          std::to_string(st.card.price));
-        Reservation r = reserve(st.card, st.ctx->now());
-        expire(self, std::move(r.expired));
-        if (r.error != Errc::ok) return make_error(r.error, "card " + st.id + " is out of stock");
-        return Reserved{std::move(r.code), st.card.price};
+        return on_reserve(self, m);
       },
       [=](ReleaseMsg& m) {
         // Paired with reserve(): only a code this activation holds comes back.
