@@ -4,7 +4,6 @@
 
 #include "projections/projection_db.h"
 #include "projections/read_models.h"
-#include "store/rocks_event_store.h"
 
 namespace giftcard {
 namespace {
@@ -143,7 +142,7 @@ struct Checker {
 VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& progress) {
   VerifyReport r;
   Checker c(r);
-  if (Status s = VerifyRocksChecksums(store); !s.ok()) c.problem(0, "storage checksums: " + s.message());
+  if (Status s = store->VerifyChecksums(); !s.ok()) c.problem(0, "storage checksums: " + s.message());
   {
     std::unique_ptr<ProjectionDb> db;
     Status s = ProjectionDb::Open(store, &db);

@@ -1,7 +1,8 @@
 // The auditor's check of a whole log (`giftcard verify`): RocksDB block
 // checksums, gap-free positions, per-stream versions, the SHA-256 hash chain,
-// and SPEC invariants 1-3 and 6 re-derived from the events; invariant 6 also
-// against the persisted read models, at their checkpoint. Read-only.
+// and invariants 1-3 and 6 (docs/CONTRACT.md, "Invariants") re-derived from
+// the events; invariant 6 also against the persisted read models, at their
+// checkpoint. Read-only.
 #pragma once
 
 #include <functional>

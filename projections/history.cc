@@ -46,7 +46,7 @@ void add_saturating(int64_t* sum, int64_t x) {
 // Folds events (positions from->position+1 on) into `a`, stopping after
 // position `to`. Cards and the float only: a fold into ReadModels whose
 // balances start at 0 leaves each wallet's *change* in them.
-Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a) {
+Status fold(EventLog* log, int64_t to, ProjectionHistory::AsOf* a) {
   ReadModels m;
   m.position = a->position;
   m.recorded_at = a->recorded_at;
@@ -54,7 +54,7 @@ Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a) {
   std::vector<StoredEvent> evs;
   while (m.position < to) {
     int64_t want = to - m.position;
-    if (Status s = store->ReadAll(m.position + 1, static_cast<size_t>(std::min<int64_t>(want, 8192)), &evs);
+    if (Status s = log->ReadAll(m.position + 1, static_cast<size_t>(std::min<int64_t>(want, 8192)), &evs);
         !s.ok())
       return s;
     if (evs.empty()) break;
@@ -74,9 +74,14 @@ Status fold(EventStore* store, int64_t to, ProjectionHistory::AsOf* a) {
 }  // namespace
 
 Status ProjectionHistory::Open(EventStore* store, std::unique_ptr<ProjectionHistory>* out) {
-  std::unique_ptr<ProjectionHistory> h(new ProjectionHistory(store));
+  return Open(store, store, out);
+}
+
+Status ProjectionHistory::Open(EventLog* log, ProjectionKv* kv,
+                               std::unique_ptr<ProjectionHistory>* out) {
+  std::unique_ptr<ProjectionHistory> h(new ProjectionHistory(log, kv));
   AsOf newest;
-  if (Status s = h->LoadCheckpointAtOrBefore(store->LastPosition(), &newest); !s.ok()) return s;
+  if (Status s = h->LoadCheckpointAtOrBefore(log->LastPosition(), &newest); !s.ok()) return s;
   h->live_.position = newest.position;
   h->live_.recorded_at = newest.recorded_at;
   for (auto& c : newest.cards) h->live_.cards.emplace(c.id, std::move(c));
@@ -88,7 +93,7 @@ Status ProjectionHistory::Open(EventStore* store, std::unique_ptr<ProjectionHist
 Status ProjectionHistory::LoadCheckpointAtOrBefore(int64_t p, AsOf* out) const {
   *out = AsOf{};
   Status inner;
-  Status s = store_->KvScan("H", checkpoint_key(p), [&](std::string_view, std::string_view v) {
+  Status s = kv_->KvScan("H", checkpoint_key(p), [&](std::string_view, std::string_view v) {
     inner = decode(v, out);
     return false;  // the first one is the newest at or before p
   });
@@ -97,14 +102,14 @@ Status ProjectionHistory::LoadCheckpointAtOrBefore(int64_t p, AsOf* out) const {
 
 Status ProjectionHistory::CatchUp() {
   std::lock_guard lock(mu_);
-  const int64_t to = store_->LastPosition();
+  const int64_t to = log_->LastPosition();
   std::vector<StoredEvent> evs;
   Status status;
   while (status.ok() && live_.position < to) {
     // Pages end at the next multiple of kEvery, where a checkpoint is due.
     const int64_t next = (live_.position / kEvery + 1) * kEvery;
     const int64_t want = std::min({to - live_.position, next - live_.position, int64_t{8192}});
-    if (status = store_->ReadAll(live_.position + 1, static_cast<size_t>(want), &evs); !status.ok()) break;
+    if (status = log_->ReadAll(live_.position + 1, static_cast<size_t>(want), &evs); !status.ok()) break;
     if (evs.empty()) break;
     for (const auto& e : evs)
       if (status = apply(live_, e); !status.ok()) break;
@@ -117,7 +122,7 @@ Status ProjectionHistory::CatchUp() {
       for (const auto& [id, c] : live_.cards) a.cards.push_back(c);
       KvBatch b;
       b.puts.emplace_back(checkpoint_key(a.position), encode(a));
-      status = store_->KvWrite(b);
+      status = kv_->KvWrite(b);
     }
   }
   // Only the cards are kept whole; the rest of the fold is settled.
@@ -129,11 +134,11 @@ Status ProjectionHistory::CatchUp() {
 }
 
 Status ProjectionHistory::At(int64_t p, AsOf* out) const {
-  if (p < 0 || p > store_->LastPosition())
+  if (p < 0 || p > log_->LastPosition())
     return Status::InvalidArgument("position " + std::to_string(p) + " is not in the log");
   if (Status s = LoadCheckpointAtOrBefore(p, out); !s.ok()) return s;
   out->replayed = 0;
-  return fold(store_, p, out);
+  return fold(log_, p, out);
 }
 
 Status ProjectionHistory::BalanceAt(const std::string& user, int64_t p, int64_t* balance,
@@ -142,14 +147,14 @@ Status ProjectionHistory::BalanceAt(const std::string& user, int64_t p, int64_t*
   *existed = false;
   const std::string stream = wallet_stream(user);
   int64_t head = 0;
-  if (Status s = store_->StreamVersion(stream, &head); !s.ok()) return s;
+  if (Status s = log_->StreamVersion(stream, &head); !s.ok()) return s;
   // The last version whose position is <= p: binary search over the stream.
   int64_t lo = 1, hi = head, found = 0;
   std::vector<StoredEvent> one;
   StoredEvent best;
   while (lo <= hi) {
     int64_t mid = lo + (hi - lo) / 2;
-    if (Status s = store_->ReadStream(stream, mid, 1, &one); !s.ok()) return s;
+    if (Status s = log_->ReadStream(stream, mid, 1, &one); !s.ok()) return s;
     if (one.empty()) return Status::Corruption("stream " + stream + " lost version " + std::to_string(mid));
     if (one.front().position <= p) {
       found = mid;

@@ -1,6 +1,6 @@
 // ProjectionHistory: the shop as of any earlier log position, answered from a
 // checkpoint plus a short replay — never from position 1 (the admin viewer's
-// time travel, SPEC §6).
+// time travel, docs/CONTRACT.md "Admin viewer").
 //
 // Every kEvery positions it stores a *history checkpoint*: every card view
 // and the wallet float (the sum of all balances) exactly as of that position.
@@ -39,7 +39,9 @@ class ProjectionHistory {
     int64_t replayed = 0;         // events folded after the checkpoint (cost of the answer)
   };
 
-  // Resumes from the newest checkpoint.
+  // Resumes from the newest checkpoint. Checkpoints go through `kv`; the log
+  // is only read.
+  static Status Open(EventLog* log, ProjectionKv* kv, std::unique_ptr<ProjectionHistory>* out);
   static Status Open(EventStore* store, std::unique_ptr<ProjectionHistory>* out);
 
   // Folds the log up to its head into the running state and stores a
@@ -57,10 +59,11 @@ class ProjectionHistory {
   Status BalanceAt(const std::string& user, int64_t p, int64_t* balance, bool* existed) const;
 
  private:
-  explicit ProjectionHistory(EventStore* store) : store_(store) {}
+  ProjectionHistory(EventLog* log, ProjectionKv* kv) : log_(log), kv_(kv) {}
   Status LoadCheckpointAtOrBefore(int64_t p, AsOf* out) const;
 
-  EventStore* store_;
+  EventLog* log_;    // read only
+  ProjectionKv* kv_;  // the checkpoints
   std::mutex mu_;
   // GUARDED_BY(mu_): the running state, folded up to live_.position; its
   // balances, purchases and user_purchases are emptied after every call (the

@@ -84,9 +84,9 @@ Status decode_checkpoint(std::string_view v, int64_t* pos, Micros* at) {
   return Status::OK();
 }
 
-Status read_checkpoint(EventStore* store, uint32_t gen, int64_t* pos, Micros* at) {
+Status read_checkpoint(ProjectionKv* kv, uint32_t gen, int64_t* pos, Micros* at) {
   std::string v;
-  Status s = store->KvGet(key(gen, 'k'), &v);
+  Status s = kv->KvGet(key(gen, 'k'), &v);
   if (s.IsNotFound()) {
     *pos = 0;
     *at = 0;
@@ -116,8 +116,12 @@ struct Touched {
 }  // namespace
 
 Status ProjectionDb::Open(EventStore* store, std::unique_ptr<ProjectionDb>* out) {
+  return Open(store, store, out);
+}
+
+Status ProjectionDb::Open(EventLog* log, ProjectionKv* kv, std::unique_ptr<ProjectionDb>* out) {
   bool damaged = false;
-  Status s = OpenOnce(store, out, &damaged);
+  Status s = OpenOnce(log, kv, out, &damaged);
   // A checkpoint ahead of the log is not damage: the log lost events, which
   // no rebuild may paper over.
   if (!damaged) return s;
@@ -125,18 +129,18 @@ Status ProjectionDb::Open(EventStore* store, std::unique_ptr<ProjectionDb>* out)
   // checkpoint drops them all, and the caller's catch-up refolds the log.
   KvBatch drop;
   drop.delete_prefixes.push_back("");
-  if (Status w = store->KvWrite(drop); !w.ok()) return s;
-  if (Status again = OpenOnce(store, out, &damaged); !again.ok()) return again;
+  if (Status w = kv->KvWrite(drop); !w.ok()) return s;
+  if (Status again = OpenOnce(log, kv, out, &damaged); !again.ok()) return again;
   (*out)->reset_reason_ = s.message();
   return Status::OK();
 }
 
-Status ProjectionDb::OpenOnce(EventStore* store, std::unique_ptr<ProjectionDb>* out,
+Status ProjectionDb::OpenOnce(EventLog* log, ProjectionKv* kv, std::unique_ptr<ProjectionDb>* out,
                               bool* damaged) {
   *damaged = false;
-  std::unique_ptr<ProjectionDb> db(new ProjectionDb(store));
+  std::unique_ptr<ProjectionDb> db(new ProjectionDb(log, kv));
   std::string v;
-  Status s = store->KvGet(kActiveKey, &v);
+  Status s = kv->KvGet(kActiveKey, &v);
   if (s.ok()) {
     if (v.size() != kActiveValueBytes) {
       *damaged = true;
@@ -148,20 +152,20 @@ Status ProjectionDb::OpenOnce(EventStore* store, std::unique_ptr<ProjectionDb>* 
     KvBatch b;
     b.puts.emplace_back(kActiveKey, encode_be32(1));
     // A store opened read-only has no projections yet; queries see empty models.
-    if (Status w = store->KvWrite(b); !w.ok() && !w.IsInvalidArgument()) return w;
+    if (Status w = kv->KvWrite(b); !w.ok() && !w.IsInvalidArgument()) return w;
   } else {
     *damaged = s.IsCorruption();
     return s;
   }
   int64_t pos = 0;
   Micros at = 0;
-  if (Status c = read_checkpoint(store, db->gen_, &pos, &at); !c.ok()) {
+  if (Status c = read_checkpoint(kv, db->gen_, &pos, &at); !c.ok()) {
     *damaged = c.IsCorruption();
     return c;
   }
-  if (pos > store->LastPosition())
+  if (pos > log->LastPosition())
     return Status::Corruption("projection checkpoint " + std::to_string(pos) +
-                              " is ahead of the log (" + std::to_string(store->LastPosition()) + ")");
+                              " is ahead of the log (" + std::to_string(log->LastPosition()) + ")");
   db->position_ = pos;
   db->recorded_at_ = at;
   *out = std::move(db);
@@ -199,7 +203,7 @@ Status ProjectionDb::ApplyTo(uint32_t gen, const std::vector<StoredEvent>& event
   for (const auto& u : touched.users) ks.push_back(key(gen, 'b', u));
   for (const auto& c : touched.cards) ks.push_back(key(gen, 'c', c));
   std::vector<std::optional<std::string>> vals;
-  if (Status s = store_->KvMultiGet(ks, &vals); !s.ok()) return s;
+  if (Status s = kv_->KvMultiGet(ks, &vals); !s.ok()) return s;
   ReadModels m;
   m.position = *pos;
   size_t i = 0;
@@ -226,7 +230,7 @@ Status ProjectionDb::ApplyTo(uint32_t gen, const std::vector<StoredEvent>& event
   }
   b.puts.emplace_back(key(gen, 'k'), checkpoint_value(m.position, m.recorded_at));
   GIFTCARD_CRASH_POINT("checkpoint.before_write");
-  if (Status s = store_->KvWrite(b); !s.ok()) return s;
+  if (Status s = kv_->KvWrite(b); !s.ok()) return s;
   GIFTCARD_CRASH_POINT("checkpoint.after_write");
   *pos = m.position;
   *at = m.recorded_at;
@@ -258,7 +262,7 @@ Status ProjectionDb::CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64
     // A long way to go (restart, rebuild): the next page is read while this
     // one is folded and written. (Not for the driver's one-step catch-ups:
     // a reader thread per step would cost more than it overlaps.)
-    LogScanner scanner(store_, {.from = *pos + 1, .to = up_to, .page = chunk, .decode = false});
+    LogScanner scanner(log_, {.from = *pos + 1, .to = up_to, .page = chunk, .decode = false});
     std::vector<Event> none;
     while (*pos < up_to) {
       if (Status s = scanner.Next(&events, &none); !s.ok()) return s;
@@ -270,7 +274,7 @@ Status ProjectionDb::CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64
   }
   while (*pos < up_to) {
     size_t want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(chunk), up_to - *pos));
-    if (Status s = store_->ReadAll(*pos + 1, want, &events); !s.ok()) return s;
+    if (Status s = log_->ReadAll(*pos + 1, want, &events); !s.ok()) return s;
     if (events.empty()) break;
     if (Status s = ApplyTo(gen, events, pos, at); !s.ok()) return s;
     if (progress) progress(*pos);
@@ -284,7 +288,7 @@ Status ProjectionDb::CatchUp(size_t chunk, int64_t up_to,
   const uint32_t gen = generation();
   int64_t pos = position();
   Micros at = recorded_at();
-  Status s = CatchUpGen(gen, std::min(up_to, store_->LastPosition()), chunk, &pos, &at,
+  Status s = CatchUpGen(gen, std::min(up_to, log_->LastPosition()), chunk, &pos, &at,
                         [&](int64_t p) {
                           Publish(p, at);
                           if (progress) progress(p);
@@ -301,12 +305,12 @@ Status ProjectionDb::Rebuild(RebuildReport* report, const std::function<void(int
   {
     KvBatch clear;  // leftovers of an interrupted rebuild
     clear.delete_prefixes.push_back(gen_prefix(new_gen));
-    if (Status s = store_->KvWrite(clear); !s.ok()) return s;
+    if (Status s = kv_->KvWrite(clear); !s.ok()) return s;
   }
   // Phase 1, beside live applies: fold the log as it is now.
   int64_t pos = 0;
   Micros at = 0;
-  if (Status s = CatchUpGen(new_gen, store_->LastPosition(), 65536, &pos, &at, progress); !s.ok())
+  if (Status s = CatchUpGen(new_gen, log_->LastPosition(), 65536, &pos, &at, progress); !s.ok())
     return s;
   // Phase 2, live applies paused: reach the live position, then swap. The
   // live models may also trail phase 1 (they follow the log by a little): the
@@ -322,7 +326,7 @@ Status ProjectionDb::Rebuild(RebuildReport* report, const std::function<void(int
   swap.puts.emplace_back(kActiveKey, encode_be32(new_gen));
   {
     std::unique_lock glock(gen_mu_);
-    if (Status s = store_->KvWrite(swap); !s.ok()) return s;
+    if (Status s = kv_->KvWrite(swap); !s.ok()) return s;
     gen_ = new_gen;
   }
   if (pos > live) Publish(pos, at);
@@ -348,7 +352,7 @@ void ProjectionDb::NotifyAll() const {
 Status ProjectionDb::Card(const std::string& id, CardView* out) const {
   std::shared_lock lock(gen_mu_);
   std::string v;
-  if (Status s = store_->KvGet(key(gen_, 'c', id), &v); !s.ok()) return s;
+  if (Status s = kv_->KvGet(key(gen_, 'c', id), &v); !s.ok()) return s;
   return decode(v, out);
 }
 
@@ -359,7 +363,7 @@ Status ProjectionDb::Cards(const std::string& from, size_t limit, std::vector<Ca
   if (limit == 0) return Status::OK();
   std::shared_lock lock(gen_mu_);
   Status inner;
-  Status s = store_->KvScan(key(gen_, 'c'), key(gen_, 'c', from), [&](std::string_view, std::string_view v) {
+  Status s = kv_->KvScan(key(gen_, 'c'), key(gen_, 'c', from), [&](std::string_view, std::string_view v) {
     out->emplace_back();
     inner = decode(v, &out->back());
     return inner.ok() && out->size() < limit;
@@ -370,7 +374,7 @@ Status ProjectionDb::Cards(const std::string& from, size_t limit, std::vector<Ca
 Status ProjectionDb::Balance(const std::string& user, int64_t* out) const {
   std::shared_lock lock(gen_mu_);
   std::string v;
-  Status s = store_->KvGet(key(gen_, 'b', user), &v);
+  Status s = kv_->KvGet(key(gen_, 'b', user), &v);
   if (s.IsNotFound()) {
     *out = 0;
     return Status::OK();
@@ -385,7 +389,7 @@ Status ProjectionDb::Wallets(const std::string& prefix, const std::string& from,
   std::shared_lock lock(gen_mu_);
   const std::string p = key(gen_, 'b');
   Status inner;
-  Status s = store_->KvScan(p + prefix, p + from, [&](std::string_view k, std::string_view v) {
+  Status s = kv_->KvScan(p + prefix, p + from, [&](std::string_view k, std::string_view v) {
     out->emplace_back(std::string(k.substr(p.size())), 0);
     inner = decode_i64(v, &out->back().second);
     return inner.ok() && out->size() < limit;
@@ -396,24 +400,24 @@ Status ProjectionDb::Wallets(const std::string& prefix, const std::string& from,
 Status ProjectionDb::Purchase(const std::string& purchase_id, PurchaseView* out) const {
   std::shared_lock lock(gen_mu_);
   std::string v;
-  if (Status s = store_->KvGet(key(gen_, 'p', purchase_id), &v); !s.ok()) return s;
+  if (Status s = kv_->KvGet(key(gen_, 'p', purchase_id), &v); !s.ok()) return s;
   return decode(v, out);
 }
 
 namespace {
 // Resolves an index scan (values are purchase ids) to purchases.
-Status purchases_by_index(EventStore* store, uint32_t gen, const std::string& prefix,
+Status purchases_by_index(ProjectionKv* kv, uint32_t gen, const std::string& prefix,
                           const std::string& start, size_t limit, std::vector<PurchaseView>* out) {
   out->clear();
   if (limit == 0) return Status::OK();
   std::vector<std::string> ks;
-  Status s = store->KvScan(prefix, start, [&](std::string_view, std::string_view id) {
+  Status s = kv->KvScan(prefix, start, [&](std::string_view, std::string_view id) {
     ks.push_back(key(gen, 'p', id));
     return ks.size() < limit;
   });
   if (!s.ok()) return s;
   std::vector<std::optional<std::string>> vals;
-  if (Status m = store->KvMultiGet(ks, &vals); !m.ok()) return m;
+  if (Status m = kv->KvMultiGet(ks, &vals); !m.ok()) return m;
   for (const auto& v : vals) {
     if (!v) return Status::Corruption("projection: purchase index points at a missing purchase");
     out->emplace_back();
@@ -434,14 +438,14 @@ Status ProjectionDb::UserPurchases(const std::string& user, int64_t from, size_t
   std::string prefix = key(gen_, 'u', user);
   prefix.push_back('\0');
   // 'u' user '\0' pos:be64 sorts by position within a user: seek to `from`.
-  return purchases_by_index(store_, gen_, prefix,
+  return purchases_by_index(kv_, gen_, prefix,
                             user_purchase_key(gen_, user, std::max<int64_t>(from, 0)), limit, out);
 }
 
 Status ProjectionDb::RecentPurchases(size_t limit, std::vector<PurchaseView>* out,
                                      int64_t at_or_before) const {
   std::shared_lock lock(gen_mu_);
-  return purchases_by_index(store_, gen_, key(gen_, 'r'), recent_key(gen_, at_or_before), limit,
+  return purchases_by_index(kv_, gen_, key(gen_, 'r'), recent_key(gen_, at_or_before), limit,
                             out);
 }
 
@@ -453,7 +457,7 @@ Status ProjectionDb::LoadAll(ReadModels* out) const {
   // otherwise give models ahead of their position.
   const std::string p = gen_prefix(gen_);
   Status inner;
-  Status s = store_->KvScan(p, "", [&](std::string_view k, std::string_view v) {
+  Status s = kv_->KvScan(p, "", [&](std::string_view k, std::string_view v) {
     std::string_view rest = k.substr(p.size() + 1);
     switch (k[p.size()]) {
       case 'k':

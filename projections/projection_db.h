@@ -1,6 +1,8 @@
 // ProjectionDb: the read models of read_models.h, persisted in the store's
-// projection space (EventStore::Kv*) so that a restart resumes from a
-// checkpoint instead of position 1.
+// projection space (ProjectionKv) so that a restart resumes from a
+// checkpoint instead of position 1. The models and their checkpoint are read
+// and written through the ProjectionKv alone; the EventLog is only read, by
+// Open (the log's head), CatchUp and Rebuild (the events to fold).
 //
 // Exactly once: every Apply() writes the models it changed *and* the new
 // checkpoint in one KvBatch, so after a crash the models are exactly those of
@@ -49,6 +51,8 @@ class ProjectionDb {
   // empty, so that CatchUp() refolds the whole log; reset_reason() then says
   // why. A checkpoint ahead of the log is refused (Corruption): the log lost
   // events and no rebuild may hide it.
+  static Status Open(EventLog* log, ProjectionKv* kv, std::unique_ptr<ProjectionDb>* out);
+  // The same over one store that serves both sides (the usual case).
   static Status Open(EventStore* store, std::unique_ptr<ProjectionDb>* out);
   const std::string& reset_reason() const { return reset_reason_; }
 
@@ -83,7 +87,7 @@ class ProjectionDb {
   // card) on, at most `limit`. Seeks to `from`; reads only what it returns.
   // (Ask for limit + 1 to learn the next page's `from`.)
   Status Cards(const std::string& from, size_t limit, std::vector<CardView>* out) const;
-  // Balance of a user; 0 for a user with no wallet events (SPEC §4).
+  // Balance of a user; 0 for a user with no wallet events (docs/CONTRACT.md, "Domain").
   Status Balance(const std::string& user, int64_t* out) const;
   // Wallets in user-id order, starting at the first id >= `from` that starts
   // with `prefix`; at most `limit`.
@@ -107,15 +111,17 @@ class ProjectionDb {
   Status LoadAll(ReadModels* out) const;
 
  private:
-  explicit ProjectionDb(EventStore* store) : store_(store) {}
-  static Status OpenOnce(EventStore* store, std::unique_ptr<ProjectionDb>* out, bool* damaged);
+  ProjectionDb(EventLog* log, ProjectionKv* kv) : log_(log), kv_(kv) {}
+  static Status OpenOnce(EventLog* log, ProjectionKv* kv, std::unique_ptr<ProjectionDb>* out,
+                         bool* damaged);
   std::string reset_reason_;
   Status ApplyTo(uint32_t gen, const std::vector<StoredEvent>& events, int64_t* pos, Micros* at);
   Status CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos, Micros* at,
                     const std::function<void(int64_t)>& progress);
   void Publish(int64_t pos, Micros at);
 
-  EventStore* store_;
+  EventLog* log_;    // read only
+  ProjectionKv* kv_;  // the models and the checkpoint
   std::mutex apply_mu_;               // Apply / CatchUp / Rebuild's swap
   std::mutex rebuild_mu_;             // one Rebuild at a time
   mutable std::shared_mutex gen_mu_;  // gen_ vs queries

@@ -1,10 +1,11 @@
-// Read models folded from the log (SPEC §4 views): wallet balances, code
-// availability per card, purchases by id and by user, sales per card.
+// Read models folded from the log (the views of docs/CONTRACT.md, "HTTP
+// API"): wallet balances, code availability per card, purchases by id and by
+// user, sales per card.
 //
 // apply() is a pure fold over committed events in position order; it skips
 // positions already applied, so replaying an overlapping range is harmless.
-// Rebuilding from position 1 must give exactly the live models (SPEC
-// invariant 6). Thread-compatible.
+// Rebuilding from position 1 must give exactly the live models (invariant 6,
+// docs/CONTRACT.md "Invariants"). Thread-compatible.
 #pragma once
 
 #include <cstdint>

@@ -11,7 +11,7 @@ PendingEvent PendingEvent::of(std::string stream, const Event& e) {
   return PendingEvent{std::move(stream), type_of(e), encode_payload(e)};
 }
 
-Status EventStore::AppendAndWait(AppendRequest req, AppendResult* result) {
+Status EventLog::AppendAndWait(AppendRequest req, AppendResult* result) {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;

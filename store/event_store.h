@@ -1,6 +1,8 @@
 // EventStore: the append-only, hash-chained event log — the only source of
-// truth (SPEC §2). Implementations: RocksEventStore (durable; rocks_event_store.h)
-// and MemoryEventStore (tests and simulation; memory_event_store.h).
+// truth (docs/CONTRACT.md, "Events") — as two interfaces: EventLog (the log)
+// and ProjectionKv (the projection space beside it). EventStore is both.
+// Implementations: RocksEventStore (durable; rocks_event_store.h) and
+// MemoryEventStore (tests and simulation; memory_event_store.h).
 //
 // Writes: Append() is asynchronous and group-committed. One writer thread
 // drains every pending request into one batch and one synced write, then calls
@@ -74,7 +76,7 @@ struct Snapshot {
   std::string data;
 };
 
-// One atomic write to the projection space (EventStore::KvWrite).
+// One atomic write to the projection space (ProjectionKv::KvWrite).
 struct KvBatch {
   std::vector<std::string> delete_prefixes;  // applied first
   std::vector<std::string> deletes;
@@ -91,9 +93,11 @@ struct StoreStats {
   uint64_t max_batch_requests = 0;
 };
 
-class EventStore {
+// The log: appends, reads, claims, snapshots, subscriptions, health. What
+// the actors, the writer's callers and the auditors need.
+class EventLog {
  public:
-  virtual ~EventStore() = default;
+  virtual ~EventLog() = default;
 
   // Enqueues `req`; `done` runs exactly once, on the writer thread, after the
   // request is durable (ok) or rejected/failed. Only after Close() is `done`
@@ -120,7 +124,7 @@ class EventStore {
   virtual Status SaveSnapshot(const std::string& stream, const Snapshot& snap) = 0;
   virtual Status LoadSnapshot(const std::string& stream, Snapshot* snap) = 0;
 
-  // Highest committed position (0 for an empty log) and its hash.
+  // Highest committed position (0 for an empty log).
   virtual int64_t LastPosition() const = 0;
 
   // `fn` is called on the writer thread with every committed batch, in order,
@@ -132,13 +136,33 @@ class EventStore {
   virtual Status Health() const = 0;
   virtual StoreStats Stats() const = 0;
 
-  // --- Projection space -------------------------------------------------
-  // Keys and values the projection driver keeps beside the log: read models
-  // and their checkpoints (projections/projection_db.h). Not part of the log,
-  // never hashed, always rebuildable from it. A KvBatch commits atomically
-  // but without a sync of its own: the WAL is ordered, so it is durable no
-  // later than the next synced append, and a batch lost to a crash is
-  // re-derived from the log. Secondary instances are read-only here too.
+  // A read-only follower of another process's store (RocksDB's secondary
+  // instance: the audit tools beside a live server) reads what the writer
+  // has committed since it opened or last caught up. A store that is its own
+  // writer is always current: OK.
+  virtual Status CatchUp() { return Status::OK(); }
+  // Checks the backend's own checksums of everything stored (RocksDB's block
+  // checksums; `giftcard verify`). A backend without any: OK.
+  virtual Status VerifyChecksums() { return Status::OK(); }
+
+  // Stops accepting appends, commits what is queued, joins the writer.
+  virtual void Close() = 0;
+
+  // Test hook: the next `n` group commits fail as a failing disk would.
+  virtual void TEST_FailNextCommits(int /*n*/) {}
+};
+
+// The projection space: keys and values the projection driver keeps beside
+// the log — read models and their checkpoints (projections/projection_db.h).
+// Not part of the log, never hashed, always rebuildable from it. A KvBatch
+// commits atomically but without a sync of its own: the WAL is ordered, so it
+// is durable no later than the next synced append, and a batch lost to a
+// crash is re-derived from the log. Secondary instances are read-only here
+// too (KvWrite: InvalidArgument).
+class ProjectionKv {
+ public:
+  virtual ~ProjectionKv() = default;
+
   virtual Status KvWrite(const KvBatch& batch) = 0;
   // NotFound if absent.
   virtual Status KvGet(const std::string& key, std::string* value) = 0;
@@ -149,12 +173,16 @@ class EventStore {
   // beginning), in byte order, until `fn` returns false.
   virtual Status KvScan(const std::string& prefix, const std::string& start,
                         const KvVisitor& fn) = 0;
+};
 
-  // Stops accepting appends, commits what is queued, joins the writer.
-  virtual void Close() = 0;
-
-  // Test hook: the next `n` group commits fail as a failing disk would.
-  virtual void TEST_FailNextCommits(int /*n*/) {}
+// One store serves both: RocksEventStore keeps the projection space in the
+// same RocksDB as the log (so a projection batch is ordered with the appends
+// in one WAL); MemoryEventStore and the simulation's SimStore do the same in
+// memory. Code that needs only one side takes that side.
+class EventStore : public EventLog, public ProjectionKv {
+ public:
+  EventLog* log() { return this; }
+  ProjectionKv* kv() { return this; }
 };
 
 // Claim key helpers (one place for the namespaces).

@@ -11,7 +11,7 @@ namespace {
 constexpr size_t kPagesAhead = 2;
 }
 
-LogScanner::LogScanner(EventStore* store, Options options) : store_(store), opts_(options) {
+LogScanner::LogScanner(EventLog* log, Options options) : log_(log), opts_(options) {
   free_.resize(kPagesAhead);
   thread_ = std::thread([this] { Run(); });
 }
@@ -38,7 +38,7 @@ void LogScanner::Run() {
     }
     size_t want = opts_.page;
     if (opts_.to > 0) want = static_cast<size_t>(std::clamp<int64_t>(opts_.to - next + 1, 0, static_cast<int64_t>(want)));
-    page.status = want == 0 ? Status::OK() : store_->ReadAll(next, want, &page.events);
+    page.status = want == 0 ? Status::OK() : log_->ReadAll(next, want, &page.events);
     if (want == 0 || !page.status.ok()) page.events.clear();
     if (opts_.decode && page.status.ok()) {
       page.decoded.resize(page.events.size());

@@ -27,7 +27,7 @@ class LogScanner {
     size_t page = 8192;      // events per page
     bool decode = true;      // also decode payloads into `decoded`
   };
-  LogScanner(EventStore* store, Options options);
+  LogScanner(EventLog* log, Options options);
   ~LogScanner();  // stops the reader and joins it
   LogScanner(const LogScanner&) = delete;
   LogScanner& operator=(const LogScanner&) = delete;
@@ -46,7 +46,7 @@ class LogScanner {
   };
   void Run();
 
-  EventStore* store_;
+  EventLog* log_;
   Options opts_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -272,7 +272,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     return from_rocks(it->status(), "scanning projections");
   }
 
-  Status CatchUp() {
+  Status CatchUp() override {
     if (opts_.mode != StoreOptions::Mode::secondary) return Status::OK();
     auto s = db_->TryCatchUpWithPrimary();
     if (!s.ok()) return from_rocks(s, "catching up with primary");
@@ -283,7 +283,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     return Status::OK();
   }
 
-  Status VerifyChecksums() { return from_rocks(db_->VerifyChecksum(), "verifying checksums"); }
+  Status VerifyChecksums() override { return from_rocks(db_->VerifyChecksum(), "verifying checksums"); }
 
   void TEST_FailNextCommits(int n) override {
     if (writer_) writer_->TEST_FailNextCommits(n);
@@ -459,14 +459,8 @@ Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventSto
   return Status::OK();
 }
 
-Status CatchUpWithPrimary(EventStore* store) {
-  auto* r = dynamic_cast<RocksEventStore*>(store);
-  return r ? r->CatchUp() : Status::OK();
-}
+Status CatchUpWithPrimary(EventLog* store) { return store->CatchUp(); }
 
-Status VerifyRocksChecksums(EventStore* store) {
-  auto* r = dynamic_cast<RocksEventStore*>(store);
-  return r ? r->VerifyChecksums() : Status::OK();
-}
+Status VerifyRocksChecksums(EventLog* store) { return store->VerifyChecksums(); }
 
 }  // namespace giftcard

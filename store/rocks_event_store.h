@@ -39,10 +39,12 @@ struct StoreOptions {
 // IOError (locked by another process, permissions).
 Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventStore>* out);
 
-// For secondary instances: catch up with the primary's latest writes.
-Status CatchUpWithPrimary(EventStore* store);
+// For secondary instances: catch up with the primary's latest writes
+// (= store->CatchUp(); OK for any other store).
+Status CatchUpWithPrimary(EventLog* store);
 
-// Full-store integrity check of RocksDB's own block checksums.
-Status VerifyRocksChecksums(EventStore* store);
+// Full-store integrity check of RocksDB's own block checksums
+// (= store->VerifyChecksums(); OK for a store without any).
+Status VerifyRocksChecksums(EventLog* store);
 
 }  // namespace giftcard
