@@ -7,6 +7,7 @@
 #include "actors/errors.h"
 #include "actors/lifecycle.h"
 #include "actors/recovery.h"
+#include "events/check.h"
 #include "events/gift_card.h"
 
 namespace giftcard {
@@ -56,7 +57,15 @@ CardInfo info_of(const CardState& c, int64_t position = 0) {
                   c.assigned,  c.expired,  c.revoked, position};
 }
 
-bool idle(const CardActorState& st) { return st.pending.empty() && st.card.held == 0; }
+// True if `code` is on this card and held by this activation.
+bool held_here(const CardState& c, const std::string& code) {
+  auto it = c.index.find(code);
+  return it != c.index.end() && c.slots[it->second].held;
+}
+
+bool idle(const CardActorState& st) {
+  return st.pending.empty() && (st.card.held == 0 || st.ctx->config.TEST_passivate_with_holds);
+}
 
 uint64_t append(Self self, AppendRequest req, PendingOp op) {
   uint64_t token = self->state.next_token++;
@@ -101,7 +110,7 @@ void expire(Self self, std::vector<std::string> codes) {
   if (codes.empty()) return;
   auto& st = self->state;
   AppendRequest req;
-  req.events.push_back(PendingEvent::of(st.stream, CodesExpired{st.id, codes}));
+  req.events.push_back(PendingEvent::of(st.stream, Event{CodesExpired{st.id, codes}}));
   append(self, std::move(req), PendingExpire{std::move(codes)});
 }
 
@@ -174,7 +183,74 @@ void on_tick(Self self) {
     expire(self, sweep_expired(st.card, now));
   }
   bool useless = !st.card.exists || !st.broken.ok();  // nothing worth keeping in memory
+  // The negative control (ShopConfig): a card holding codes asks at once.
+  if (st.ctx->config.TEST_passivate_with_holds && st.card.held > 0) useless = true;
   ask_passivation_or_tick(self, true, st.id, idle(st), useless);
+}
+
+// --- Commands: decide, hold what the append will change, append ----------
+
+caf::error refusal(const CardActorState& st) {
+  if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
+  return {};
+}
+
+caf::result<CardInfo> on_create(Self self, const CardSpec& spec) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  CardDecision d = decide(CreateCard{spec.id, spec.name, spec.price, spec.value}, st.card);
+  if (!d.ok()) return make_error(d.error, d.detail);
+  AppendRequest req;
+  req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
+  req.expected.emplace_back(st.stream, kNoStream);
+  auto rp = self->make_response_promise<CardInfo>();
+  append(self, std::move(req), PendingCreate{rp, std::get<CardCreated>(d.events.front())});
+  return rp;
+}
+
+caf::result<AddCodesReply> on_add_codes(Self self, const std::string& card_id,
+                                        std::vector<CodeSpec> codes) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  CardDecision d = decide(AddCodes{card_id, std::move(codes), st.ctx->now()}, st.card);
+  if (!d.ok()) return make_error(d.error, d.detail, std::move(d.conflicts));
+  auto& ev = std::get<CodesAdded>(d.events.front());
+  AppendRequest req;
+  req.claims.reserve(ev.codes.size());
+  for (const auto& c : ev.codes) req.claims.push_back(Claim{code_claim(c.code), st.id, false});
+  req.events.push_back(PendingEvent::of(st.stream, Event{ev}));
+  auto rp = self->make_response_promise<AddCodesReply>();
+  append(self, std::move(req), PendingAdd{rp, std::move(ev)});
+  return rp;
+}
+
+caf::result<int64_t> on_revoke(Self self, const std::string& card_id, const std::string& code) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  CardDecision d = decide(RevokeCode{card_id, code}, st.card);
+  if (!d.ok()) return make_error(d.error, d.detail);
+  hold(st.card, code);
+  AppendRequest req;
+  req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
+  auto rp = self->make_response_promise<int64_t>();
+  append(self, std::move(req), PendingRevoke{rp, code});
+  return rp;
+}
+
+// A wallet asks for the next code of a purchase: the card decides which, and
+// holds it until the wallet reports the commit (AssignedMsg) or the release.
+caf::result<Reserved> on_reserve(Self self, const ReserveMsg& m) {
+  auto& st = self->state;
+  if (auto e = refusal(st)) return e;
+  if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
+  if (st.card.price > m.budget)
+    return make_error(Errc::insufficient_funds, "balance " + std::to_string(m.budget) +
+                                                    " is below the price " +
+                                                    std::to_string(st.card.price));
+  Reservation r = reserve(st.card, st.ctx->now());
+  expire(self, std::move(r.expired));
+  if (r.error != Errc::ok) return make_error(r.error, "card " + st.id + " is out of stock");
+  return Reserved{std::move(r.code), st.card.price};
 }
 
 }  // namespace
@@ -197,66 +273,32 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
   return {
       [=](create_atom, CardSpec& spec) -> caf::result<CardInfo> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        Decision d = decide(CreateCard{spec.id, spec.name, spec.price, spec.value}, st.card);
-        if (!d.ok()) return make_error(d.error, d.detail);
-        AppendRequest req;
-        req.events.push_back(PendingEvent::of(st.stream, d.events.front()));
-        req.expected.emplace_back(st.stream, kNoStream);
-        auto rp = self->make_response_promise<CardInfo>();
-        append(self, std::move(req),
-               PendingCreate{rp, std::get<CardCreated>(d.events.front())});
-        return rp;
+        return on_create(self, spec);
       },
       [=](add_codes_atom, std::string& card_id,
           std::vector<CodeSpec>& codes) -> caf::result<AddCodesReply> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        Decision d = decide(AddCodes{card_id, std::move(codes), st.ctx->now()}, st.card);
-        if (!d.ok()) return make_error(d.error, d.detail, std::move(d.conflicts));
-        auto& ev = std::get<CodesAdded>(d.events.front());
-        AppendRequest req;
-        req.claims.reserve(ev.codes.size());
-        for (const auto& c : ev.codes) req.claims.push_back(Claim{code_claim(c.code), st.id, false});
-        req.events.push_back(PendingEvent::of(st.stream, ev));
-        auto rp = self->make_response_promise<AddCodesReply>();
-        append(self, std::move(req), PendingAdd{rp, std::move(ev)});
-        return rp;
+        return on_add_codes(self, card_id, std::move(codes));
       },
       [=](revoke_atom, std::string& card_id, std::string& code) -> caf::result<int64_t> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        Decision d = decide(RevokeCode{card_id, code}, st.card);
-        if (!d.ok()) return make_error(d.error, d.detail);
-        hold(st.card, code);
-        AppendRequest req;
-        req.events.push_back(PendingEvent::of(st.stream, d.events.front()));
-        auto rp = self->make_response_promise<int64_t>();
-        append(self, std::move(req), PendingRevoke{rp, code});
-        return rp;
+        return on_revoke(self, card_id, code);
       },
       [=](ReserveMsg& m) -> caf::result<Reserved> {
         touch(self);
-        auto& st = self->state;
-        if (!st.broken.ok()) return make_error(errc_for(st.broken), st.broken.message());
-        if (!st.card.exists) return make_error(Errc::card_not_found, "no card " + st.id);
-        if (st.card.price > m.budget)
-          return make_error(Errc::insufficient_funds, "balance " + std::to_string(m.budget) +
-                                                          " is below the price " +
-                                                          std::to_string(st.card.price));
-        Reservation r = reserve(st.card, st.ctx->now());
-        expire(self, std::move(r.expired));
-        if (r.error != Errc::ok) return make_error(r.error, "card " + st.id + " is out of stock");
-        return Reserved{std::move(r.code), st.card.price};
+        return on_reserve(self, m);
       },
       [=](ReleaseMsg& m) {
+        // Paired with reserve(): only a code this activation holds comes back.
+        GIFTCARD_CHECK(held_here(self->state.card, m.code));
         release(self->state.card, m.code);
         maybe_finish_drain(self);
       },
       [=](AssignedMsg& m) {
+        // Paired with reserve(): the card decided this CodeAssigned (its code
+        // came from this activation's hold); the wallet only carried it to the
+        // log. A code not held here would mean a second decider.
+        GIFTCARD_CHECK(held_here(self->state.card, m.code));
         evolve_in_place(self->state.card, CodeAssigned{self->state.id, m.code, {}, {}, 0, {}});
         folded(self, m.version);
         maybe_finish_drain(self);

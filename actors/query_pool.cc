@@ -15,75 +15,76 @@ QueryPool::~QueryPool() { stop(); }
 
 bool QueryPool::try_post(std::function<void()> job) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_ || jobs_.size() >= max_queued_) {
       ++refused_;
       return false;
     }
     jobs_.push_back(std::move(job));
   }
-  cv_.notify_one();
+  cv_.Signal();
   return true;
 }
 
 size_t QueryPool::queued() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return jobs_.size();
 }
 
 size_t QueryPool::running() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return running_;
 }
 
 uint64_t QueryPool::refused() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return refused_;
 }
 
 uint64_t QueryPool::completed() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return completed_;
 }
 
 bool QueryPool::stopped() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return stopping_;
 }
 
 void QueryPool::stop() {
   std::deque<std::function<void()>> dropped;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     dropped.swap(jobs_);
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   dropped.clear();  // outside the lock: a job's captures may do anything on destruction
-  std::lock_guard join(join_mu_);
+  MutexLock join(&join_mu_);
   for (auto& t : threads_)
     if (t.joinable()) t.join();
 }
 
 void QueryPool::run() {
-  std::unique_lock lock(mu_);
+  mu_.Lock();
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-    if (jobs_.empty()) return;  // stopping, nothing left (stop() drops the queue)
+    while (!stopping_ && jobs_.empty()) cv_.Wait();
+    if (jobs_.empty()) break;  // stopping, nothing left (stop() drops the queue)
     auto job = std::move(jobs_.front());
     jobs_.pop_front();
     ++running_;
-    lock.unlock();
+    mu_.Unlock();
     try {
       job();
     } catch (...) {
       // A job must not throw; one that does is dropped, the thread goes on.
     }
     job = nullptr;  // its captures die here, outside the lock
-    lock.lock();
+    mu_.Lock();
     --running_;
     ++completed_;
   }
+  mu_.Unlock();
 }
 
 }  // namespace giftcard

@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include "events/mutex.h"
+
 namespace giftcard {
 
 class QueryPool {
@@ -55,21 +57,21 @@ class QueryPool {
   size_t max_queued() const { return max_queued_; }
   bool stopped() const;
 
-  void stop();
+  void stop() EXCLUDES(mu_);
 
  private:
-  void run();
+  void run() EXCLUDES(mu_);
 
   const size_t max_queued_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
-  size_t running_ = 0;                      // GUARDED_BY(mu_)
-  uint64_t refused_ = 0;                    // GUARDED_BY(mu_)
-  uint64_t completed_ = 0;                  // GUARDED_BY(mu_)
-  bool stopping_ = false;                   // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_{&mu_};
+  std::deque<std::function<void()>> jobs_ GUARDED_BY(mu_);
+  size_t running_ GUARDED_BY(mu_) = 0;
+  uint64_t refused_ GUARDED_BY(mu_) = 0;
+  uint64_t completed_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
-  std::mutex join_mu_;  // one stop() joins
+  Mutex join_mu_;  // one stop() joins
 };
 
 }  // namespace giftcard

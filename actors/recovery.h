@@ -32,8 +32,17 @@ Status recover(EventStore* store, const std::string& stream, State* state, int64
                                   std::to_string(*version) + " to " + std::to_string(e.version));
       Event ev;
       if (Status st = e.decode(&ev); !st.ok()) return st;
-      evolve_in_place(*state, ev);
+      // fold: Corruption if the stream holds another aggregate's event.
+      if (Status st = fold(*state, std::move(ev)); !st.ok())
+        return Status::Corruption("stream " + stream + " version " + std::to_string(e.version) +
+                                  ": " + st.message());
       *version = e.version;
+      if constexpr (requires { state->version; }) {
+        if (state->version != *version)  // a wallet counts its own versions
+          return Status::Corruption("stream " + stream + " folds to version " +
+                                    std::to_string(state->version) + " at " +
+                                    std::to_string(*version));
+      }
       ++*tail;
     }
   }

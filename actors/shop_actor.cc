@@ -234,6 +234,114 @@ rebuild_worker_actor::behavior_type rebuild_worker(rebuild_worker_actor::pointer
   };
 }
 
+// --- Commands: validated here, decided by the card or wallet actor ---------
+
+caf::result<CreditReply> on_credit(Self self, const std::string& user, int64_t amount,
+                                   std::string& key) {
+  if (self->state.draining) return closing();
+  if (auto e = check_user_id(user); !e.empty()) return invalid(e);
+  if (key.empty()) return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
+  if (auto e = check_idempotency_key(key); !e.empty()) return invalid(e);
+  if (auto e = check_amount(amount, "amount"); !e.empty()) return invalid(e);
+  return self->delegate(route_wallet(self, user), CreditCmd{amount, std::move(key)});
+}
+
+caf::result<Purchase> on_purchase(Self self, std::string& card_id, const std::string& user,
+                                  std::string& key) {
+  if (self->state.draining) return closing();
+  if (auto e = check_card_id(card_id); !e.empty()) return invalid(e);
+  if (auto e = check_user_id(user); !e.empty()) return invalid(e);
+  if (key.empty()) return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
+  if (auto e = check_idempotency_key(key); !e.empty()) return invalid(e);
+  card_actor card = route_card(self, card_id);  // leased: counted as one unit
+  return self->delegate(route_wallet(self, user),
+                        PurchaseCmd{std::move(card_id), std::move(key), std::move(card)});
+}
+
+// --- Queries: run on the query pool, against the projections -------------
+
+caf::expected<CardInfo> card_query(ProjectionDb* db, const std::string& id) {
+  CardView c;
+  int64_t pos = db->position();
+  Status s = db->Card(id, &c);
+  if (s.IsNotFound()) return make_error(Errc::card_not_found, "no card " + id);
+  if (!s.ok()) return storage_error(s);
+  return card_info(c, pos);
+}
+
+caf::expected<CardPage> cards_query(ProjectionDb* db, const std::string& from, int64_t limit) {
+  const auto n = static_cast<size_t>(limit);
+  std::vector<CardView> cs;
+  CardPage page;
+  page.position = db->position();
+  if (Status s = db->Cards(from, n + 1, &cs); !s.ok()) return storage_error(s);
+  if (cs.size() > n) {
+    page.next = cs[n].id;
+    cs.resize(n);
+  }
+  page.cards.reserve(cs.size());
+  for (const auto& c : cs) page.cards.push_back(card_info(c, page.position));
+  return page;
+}
+
+caf::expected<WalletView> wallet_query(ProjectionDb* db, const std::string& user) {
+  int64_t pos = db->position();
+  int64_t balance = 0;
+  if (Status s = db->Balance(user, &balance); !s.ok()) return storage_error(s);
+  return WalletView{user, balance, pos};
+}
+
+caf::expected<Purchase> lookup_query(ProjectionDb* db, const std::string& purchase_id) {
+  PurchaseView p;
+  Status s = db->Purchase(purchase_id, &p);
+  if (s.IsNotFound()) return make_error(Errc::purchase_not_found, "no purchase " + purchase_id);
+  if (!s.ok()) return storage_error(s);
+  return purchase_of(p);
+}
+
+caf::expected<PurchasePage> history_query(ProjectionDb* db, const std::string& user, int64_t from,
+                                          int64_t limit) {
+  const auto n = static_cast<size_t>(limit);
+  std::vector<PurchaseView> ps;
+  PurchasePage page;
+  page.position = db->position();
+  if (Status s = db->UserPurchases(user, from, n + 1, &ps); !s.ok()) return storage_error(s);
+  if (ps.size() > n) {
+    page.next = ps[n].position;
+    ps.resize(n);
+  }
+  page.purchases.reserve(ps.size());
+  for (const auto& p : ps) page.purchases.push_back(purchase_of(p));
+  return page;
+}
+
+// An idle actor asks to stop: approved (and forgotten) only if every unit the
+// shop routed to it has arrived.
+void on_passivate(Self self, const PassivateReq& req) {
+  auto& st = self->state;
+  auto answer = [&](auto& map) {
+    auto it = map.find(req.id);
+    if (it == map.end()) return;  // already drained
+    bool ok = it->second.sent == req.received;
+    auto handle = it->second.handle;
+    if (ok) map.erase(it);
+    self->send(handle, PassivateReply{ok});
+  };
+  if (req.card)
+    answer(st.cards);
+  else
+    answer(st.wallets);
+}
+
+void on_query_done(Self self, const QueryDone& done) {
+  auto& queries = self->state.queries;
+  auto it = queries.find(done.id);
+  if (it == queries.end()) return;
+  auto answer = std::move(it->second);
+  queries.erase(it);
+  answer(true);
+}
+
 }  // namespace
 
 shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
@@ -262,73 +370,34 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
       },
       [=](credit_atom, std::string& user, int64_t amount,
           std::string& key) -> caf::result<CreditReply> {
-        if (self->state.draining) return closing();
-        if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-        if (key.empty()) return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
-        if (auto e = check_idempotency_key(key); !e.empty()) return invalid(e);
-        if (auto e = check_amount(amount, "amount"); !e.empty()) return invalid(e);
-        return self->delegate(route_wallet(self, user), CreditCmd{amount, std::move(key)});
+        return on_credit(self, user, amount, key);
       },
       [=](purchase_atom, std::string& card_id, std::string& user,
           std::string& key) -> caf::result<Purchase> {
-        if (self->state.draining) return closing();
-        if (auto e = check_card_id(card_id); !e.empty()) return invalid(e);
-        if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-        if (key.empty()) return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
-        if (auto e = check_idempotency_key(key); !e.empty()) return invalid(e);
-        card_actor card = route_card(self, card_id);  // leased: counted as one unit
-        return self->delegate(route_wallet(self, user),
-                              PurchaseCmd{std::move(card_id), std::move(key), std::move(card)});
+        return on_purchase(self, card_id, user, key);
       },
       [=](card_atom, std::string& id, int64_t after) -> caf::result<CardInfo> {
         if (auto e = check_card_id(id); !e.empty()) return invalid(e);
-        return projected<CardInfo>(self, after, [db, id = std::move(id)]() -> caf::expected<CardInfo> {
-          CardView c;
-          int64_t pos = db->position();
-          Status s = db->Card(id, &c);
-          if (s.IsNotFound()) return make_error(Errc::card_not_found, "no card " + id);
-          if (!s.ok()) return storage_error(s);
-          return card_info(c, pos);
-        });
+        return projected<CardInfo>(self, after, [db, id = std::move(id)] { return card_query(db, id); });
       },
       [=](cards_atom, std::string& from, int64_t limit, int64_t after) -> caf::result<CardPage> {
         if (!from.empty())
           if (auto e = check_card_id(from); !e.empty()) return invalid("from: " + e);
         if (auto e = check_limit(limit); !e.empty()) return invalid(e);
-        return projected<CardPage>(
-            self, after, [db, from = std::move(from), limit]() -> caf::expected<CardPage> {
-              const auto n = static_cast<size_t>(limit);
-              std::vector<CardView> cs;
-              CardPage page;
-              page.position = db->position();
-              if (Status s = db->Cards(from, n + 1, &cs); !s.ok()) return storage_error(s);
-              if (cs.size() > n) {
-                page.next = cs[n].id;
-                cs.resize(n);
-              }
-              page.cards.reserve(cs.size());
-              for (const auto& c : cs) page.cards.push_back(card_info(c, page.position));
-              return page;
-            });
+        return projected<CardPage>(self, after, [db, from = std::move(from), limit] {
+          return cards_query(db, from, limit);
+        });
       },
       [=](wallet_atom, std::string& user, int64_t after) -> caf::result<WalletView> {
         if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-        return projected<WalletView>(self, after, [db, user = std::move(user)]() -> caf::expected<WalletView> {
-          int64_t pos = db->position();
-          int64_t balance = 0;
-          if (Status s = db->Balance(user, &balance); !s.ok()) return storage_error(s);
-          return WalletView{user, balance, pos};
-        });
+        return projected<WalletView>(self, after,
+                                     [db, user = std::move(user)] { return wallet_query(db, user); });
       },
       [=](lookup_atom, std::string& purchase_id, int64_t after) -> caf::result<Purchase> {
         if (purchase_id.empty() || purchase_id.size() > 128)
           return invalid("purchase_id must be 1..128 characters");
-        return projected<Purchase>(self, after, [db, purchase_id = std::move(purchase_id)]() -> caf::expected<Purchase> {
-          PurchaseView p;
-          Status s = db->Purchase(purchase_id, &p);
-          if (s.IsNotFound()) return make_error(Errc::purchase_not_found, "no purchase " + purchase_id);
-          if (!s.ok()) return storage_error(s);
-          return purchase_of(p);
+        return projected<Purchase>(self, after, [db, id = std::move(purchase_id)] {
+          return lookup_query(db, id);
         });
       },
       [=](history_atom, std::string& user, int64_t from, int64_t limit,
@@ -336,22 +405,9 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
         if (auto e = check_user_id(user); !e.empty()) return invalid(e);
         if (from < 0) return invalid("from must be a log position >= 0");
         if (auto e = check_limit(limit); !e.empty()) return invalid(e);
-        return projected<PurchasePage>(
-            self, after, [db, user = std::move(user), from, limit]() -> caf::expected<PurchasePage> {
-              const auto n = static_cast<size_t>(limit);
-              std::vector<PurchaseView> ps;
-              PurchasePage page;
-              page.position = db->position();
-              if (Status s = db->UserPurchases(user, from, n + 1, &ps); !s.ok())
-                return storage_error(s);
-              if (ps.size() > n) {
-                page.next = ps[n].position;
-                ps.resize(n);
-              }
-              page.purchases.reserve(ps.size());
-              for (const auto& p : ps) page.purchases.push_back(purchase_of(p));
-              return page;
-            });
+        return projected<PurchasePage>(self, after, [db, user = std::move(user), from, limit] {
+          return history_query(db, user, from, limit);
+        });
       },
       [=](status_atom) -> caf::result<ShopStatus> {
         return ShopStatus{self->state.ctx->store->LastPosition(), db->position(),
@@ -362,30 +418,9 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
         auto worker = self->system().spawn<caf::detached>(rebuild_worker, db);
         return self->delegate(worker, rebuild_atom::value);
       },
-      [=](PassivateReq& req) {
-        auto& st = self->state;
-        auto answer = [&](auto& map) {
-          auto it = map.find(req.id);
-          if (it == map.end()) return;  // already drained
-          bool ok = it->second.sent == req.received;
-          auto handle = it->second.handle;
-          if (ok) map.erase(it);
-          self->send(handle, PassivateReply{ok});
-        };
-        if (req.card)
-          answer(st.cards);
-        else
-          answer(st.wallets);
-      },
+      [=](PassivateReq& req) { on_passivate(self, req); },
       [=](DrainMsg&) -> caf::result<bool> { return drain(self); },
-      [=](QueryDone& done) {
-        auto& queries = self->state.queries;
-        auto it = queries.find(done.id);
-        if (it == queries.end()) return;
-        auto answer = std::move(it->second);
-        queries.erase(it);
-        answer(true);
-      },
+      [=](QueryDone& done) { on_query_done(self, done); },
   };
 }
 

@@ -5,6 +5,7 @@
 #include "actors/errors.h"
 #include "actors/lifecycle.h"
 #include "actors/recovery.h"
+#include "events/check.h"
 #include "events/wallet.h"
 #include "store/keys.h"
 
@@ -19,13 +20,14 @@ struct InflightPurchase {
   card_actor card;
   std::string code;  // once reserved
   int64_t price = 0;
+  WalletEvent debit;  // once decided: folded when it commits
 };
 
 struct InflightCredit {
   caf::typed_response_promise<CreditReply> rp;
   std::vector<caf::typed_response_promise<CreditReply>> repeats;
   int64_t amount = 0;
-  int64_t balance_after = 0;
+  WalletEvent credit;  // folded when it commits
 };
 
 struct WalletActorState {
@@ -169,7 +171,8 @@ void on_reserved(Self self, const std::string& key, Reserved& r) {
     after_append(self);  // it may have been the last work a drain waits for
     return;
   }
-  Decision d = decide(DebitWallet{st.user, r.price, p.purchase_id, p.card_id}, st.projected);
+  WalletDecision d =
+      decide(DebitWallet{st.user, r.price, p.purchase_id, p.card_id}, st.projected);
   if (!d.ok()) {
     self->send(p.card, ReleaseMsg{r.code});
     ++st.ctx->metrics.purchases_rejected;
@@ -180,11 +183,15 @@ void on_reserved(Self self, const std::string& key, Reserved& r) {
   }
   p.code = std::move(r.code);
   p.price = r.price;
+  p.debit = std::move(d.events.front());
   st.projected -= r.price;
+  // The card decided the CodeAssigned (its code is the card's hold); the
+  // wallet carries it to the log in one batch with its debit (invariant 3).
   AppendRequest req;
   req.events.push_back(PendingEvent::of(
-      card_stream(p.card_id), CodeAssigned{p.card_id, p.code, p.purchase_id, st.user, p.price, key}));
-  req.events.push_back(PendingEvent::of(st.stream, d.events.front()));
+      card_stream(p.card_id),
+      Event{CodeAssigned{p.card_id, p.code, p.purchase_id, st.user, p.price, key}}));
+  req.events.push_back(PendingEvent::of(st.stream, to_event(p.debit)));
   req.claims.push_back(Claim{purchase_idem_claim(st.user, key), p.card_id, true});
   append(self, std::move(req), true, key);
 }
@@ -195,8 +202,9 @@ void on_purchase_commit(Self self, const std::string& key, CommitMsg& m) {
   if (it == st.purchases.end()) return;
   InflightPurchase& p = it->second;
   if (m.status.ok()) {
-    st.wallet.balance -= p.price;
-    st.wallet.version = m.result.versions.at(1);
+    evolve_in_place(st.wallet, p.debit);
+    // Paired with append(): the writer's version is the one the fold counts.
+    GIFTCARD_CHECK(st.wallet.version == m.result.versions.at(1));
     self->send(p.card, AssignedMsg{p.code, m.result.versions.at(0)});
     maybe_snapshot(self);
     ++st.ctx->metrics.purchases_ok;
@@ -217,10 +225,11 @@ void on_credit_commit(Self self, const std::string& key, CommitMsg& m) {
   if (it == st.credits.end()) return;
   InflightCredit& c = it->second;
   if (m.status.ok()) {
-    st.wallet.balance += c.amount;
-    st.wallet.version = m.result.versions.at(0);
+    evolve_in_place(st.wallet, c.credit);
+    GIFTCARD_CHECK(st.wallet.version == m.result.versions.at(0));
     maybe_snapshot(self);
-    finish(c, CreditReply{st.user, c.balance_after, m.result.first_position, false});
+    finish(c, CreditReply{st.user, std::get<WalletCredited>(c.credit).balance_after,
+                          m.result.first_position, false});
   } else {
     st.projected -= c.amount;
     st.failed = true;
@@ -258,7 +267,7 @@ caf::result<Purchase> on_purchase(Self self, PurchaseCmd& cmd) {
     return replay_purchase(self, cmd.card_id, cmd.key, stored_card, position);
   }
   auto rp = self->make_response_promise<Purchase>();
-  InflightPurchase p{rp, {}, cmd.card_id, new_purchase_id(), cmd.card, {}, 0};
+  InflightPurchase p{rp, {}, cmd.card_id, new_purchase_id(), cmd.card, {}, 0, {}};
   std::string key = cmd.key;
   st.purchases.emplace(key, std::move(p));
   self->request(cmd.card, caf::infinite, ReserveMsg{st.projected})
@@ -302,14 +311,13 @@ caf::result<CreditReply> on_credit(Self self, CreditCmd& cmd) {
     if (!c || c->user_id != st.user) return make_error(Errc::storage_corruption, "bad idempotency record");
     return CreditReply{st.user, c->balance_after, se.position, true};
   }
-  Decision d = decide(CreditWallet{st.user, cmd.amount, cmd.key}, st.projected);
+  WalletDecision d = decide(CreditWallet{st.user, cmd.amount, cmd.key}, st.projected);
   if (!d.ok()) return make_error(d.error, d.detail);
-  auto& ev = std::get<WalletCredited>(d.events.front());
   auto rp = self->make_response_promise<CreditReply>();
-  st.credits.emplace(cmd.key, InflightCredit{rp, {}, cmd.amount, ev.balance_after});
-  st.projected += cmd.amount;
   AppendRequest req;
-  req.events.push_back(PendingEvent::of(st.stream, ev));
+  req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
+  st.credits.emplace(cmd.key, InflightCredit{rp, {}, cmd.amount, std::move(d.events.front())});
+  st.projected += cmd.amount;
   req.claims.push_back(Claim{credit_idem_claim(st.user, cmd.key), std::to_string(cmd.amount), true});
   append(self, std::move(req), false, cmd.key);
   return rp;

@@ -1,5 +1,6 @@
 // Decision: what decide() returns — a rejection (error code + message) or the
-// events to append. Plain struct.
+// events to append. Each aggregate decides only its own events: a card
+// returns a CardDecision, a wallet a WalletDecision. Plain struct.
 #pragma once
 
 #include <string>
@@ -10,24 +11,28 @@
 
 namespace giftcard {
 
-struct Decision {
+template <class E>
+struct BasicDecision {
   Errc error = Errc::ok;
   std::string detail;                  // human-readable; never contains a secret
   std::vector<std::string> conflicts;  // e.g. the duplicate codes of AddCodes
-  std::vector<Event> events;
+  std::vector<E> events;
 
   bool ok() const { return error == Errc::ok; }
-  static Decision reject(Errc e, std::string detail) {
-    Decision d;
+  static BasicDecision reject(Errc e, std::string detail) {
+    BasicDecision d;
     d.error = e;
     d.detail = std::move(detail);
     return d;
   }
-  static Decision accept(std::vector<Event> events) {
-    Decision d;
+  static BasicDecision accept(std::vector<E> events) {
+    BasicDecision d;
     d.events = std::move(events);
     return d;
   }
 };
+
+using CardDecision = BasicDecision<CardEvent>;
+using WalletDecision = BasicDecision<WalletEvent>;
 
 }  // namespace giftcard

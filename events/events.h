@@ -220,10 +220,42 @@ enum class EventType : uint8_t {
   WalletDebited = 7,
 };
 
+// The events each aggregate decides and folds: a card's stream holds only
+// CardEvents, a wallet's only WalletEvents (a purchase's CodeAssigned is a
+// card event, decided by the card; see docs/ARCHITECTURE.md, "One decider
+// per stream"). Adding an alternative makes every decide/evolve visit that misses
+// it fail to compile.
+using CardEvent = std::variant<CardCreated, CodesAdded, CodeAssigned, CodeRevoked, CodesExpired>;
+using WalletEvent = std::variant<WalletCredited, WalletDebited>;
+
+// The log's vocabulary: the union of both, what a record's payload decodes to.
 using Event = std::variant<CardCreated, CodesAdded, CodeAssigned, CodeRevoked, CodesExpired,
                            WalletCredited, WalletDebited>;
 
+// Widening (always succeeds) and narrowing (nullopt if `e` belongs to the
+// other aggregate). Move overloads: a CodesAdded may hold megabytes.
+Event to_event(CardEvent e);
+Event to_event(WalletEvent e);
+std::optional<CardEvent> to_card_event(Event e);
+std::optional<WalletEvent> to_wallet_event(Event e);
+
+// std::visit over a set of lambdas: overloaded{[](const A&) {...}, ...}.
+template <class... F>
+struct overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
+
 EventType type_of(const Event& e);
+EventType type_of_card_event(const CardEvent& e);
+EventType type_of_wallet_event(const WalletEvent& e);
+template <class V>
+  requires(std::is_same_v<V, CardEvent> || std::is_same_v<V, WalletEvent>)
+EventType type_of(const V& e) {
+  if constexpr (std::is_same_v<V, CardEvent>) return type_of_card_event(e);
+  else return type_of_wallet_event(e);
+}
 std::string_view type_name(EventType t);  // "CodeAssigned", ...; "Unknown" otherwise
 bool type_from_name(std::string_view name, EventType* out);
 bool is_known_type(uint8_t raw);

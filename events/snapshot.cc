@@ -49,6 +49,9 @@ Status decode_snapshot(std::string_view bytes, CardState* out) {
     s.exists = exists == 1;
     cereal::size_type n = 0;
     ar(cereal::make_size_tag(n));
+    // A slot takes 10 bytes at least (code length, expiry flag, status): a
+    // lying count cannot make the decoder reserve more than the input allows.
+    if (n > ar.remaining() / 10) return Status::Corruption("slot count exceeds snapshot");
     s.slots.reserve(n);
     for (cereal::size_type i = 0; i < n; ++i) {
       CodeSlot slot;
@@ -64,21 +67,11 @@ Status decode_snapshot(std::string_view bytes, CardState* out) {
       if (status > static_cast<uint8_t>(CodeStatus::expired))
         return Status::Corruption("bad code status in snapshot");
       slot.status = static_cast<CodeStatus>(status);
-      auto idx = static_cast<uint32_t>(s.slots.size());
-      if (!s.index.emplace(slot.code, idx).second)
-        return Status::Corruption("duplicate code in snapshot");
-      switch (slot.status) {
-        case CodeStatus::available:
-          ++s.available;
-          slot.queued = true;
-          s.queue.push_back(idx);
-          break;
-        case CodeStatus::assigned: ++s.assigned; break;
-        case CodeStatus::revoked: ++s.revoked; break;
-        case CodeStatus::expired: ++s.expired; break;
-      }
       s.slots.push_back(std::move(slot));
     }
+    // Index, queue and counters are derived, exactly as evolve keeps them, and
+    // the pool's invariants checked: a snapshot that breaks them is damaged.
+    if (Status st = rebuild_pool(s); !st.ok()) return st;
     if (ar.remaining() != 0) return Status::Corruption("trailing bytes in snapshot");
     *out = std::move(s);
     return Status::OK();

@@ -13,6 +13,7 @@
 
 #include "events/decision.h"
 #include "events/events.h"
+#include "events/status.h"
 
 namespace giftcard {
 
@@ -35,14 +36,19 @@ struct DebitWallet {
 };
 using WalletCommand = std::variant<CreditWallet, DebitWallet>;
 
-// Folds one committed event. Total; events of another wallet are ignored.
-WalletState evolve(WalletState s, const Event& e);
-void evolve_in_place(WalletState& s, const Event& e);
+// Folds the wallet's next committed event: the balance moves by its amount and
+// the version by one (a wallet's stream holds only its own events, versions
+// 1, 2, ...). Events of another user are ignored (version unchanged).
+WalletState evolve(WalletState s, const WalletEvent& e);
+void evolve_in_place(WalletState& s, const WalletEvent& e);
+// Folds an event read back from the wallet's stream: Corruption if it is a
+// card's event.
+Status fold(WalletState& s, Event e);
 
 // Decides against `projected_balance` (see above). Rejects amounts <= 0
 // (invalid_request), credits that would overflow int64 (balance_overflow) and
 // debits above the projected balance (insufficient_funds). The event carries
 // balance_after = projected_balance +/- amount.
-Decision decide(const WalletCommand& cmd, int64_t projected_balance);
+WalletDecision decide(const WalletCommand& cmd, int64_t projected_balance);
 
 }  // namespace giftcard

@@ -108,11 +108,13 @@ void codec_seeds() {
   write("codec", "payload-empty-CodeRevoked", with_mode(2, std::string(1, '\x04')));
 
   CardState card;
-  for (const Event& ev : sample_events()) card = evolve(std::move(card), ev);
+  for (const Event& ev : sample_events())
+    if (auto ce = to_card_event(ev)) card = evolve(std::move(card), *ce);
   write("codec", "snapshot-card", with_mode(3, encode_snapshot(card)));
   write("codec", "snapshot-card-empty", with_mode(3, encode_snapshot(CardState{})));
   WalletState wallet;
-  for (const Event& ev : sample_events()) wallet = evolve(std::move(wallet), ev);
+  for (const Event& ev : sample_events())
+    if (auto we = to_wallet_event(ev)) wallet = evolve(std::move(wallet), *we);
   write("codec", "snapshot-wallet", with_mode(4, encode_snapshot(wallet)));
 }
 

@@ -14,27 +14,27 @@ namespace {
 
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 
-WalletState given(const std::vector<Event>& events) {
+WalletState given(const std::vector<WalletEvent>& events) {
   WalletState s;
   for (const auto& e : events) s = evolve(std::move(s), e);
   return s;
 }
 
-void check_rejected(const Decision& d, Errc want) {
+void check_rejected(const WalletDecision& d, Errc want) {
   BOOST_TEST(!d.ok());
   BOOST_TEST(to_string(d.error) == to_string(want));
   BOOST_TEST(d.events.empty());
   BOOST_TEST(!d.detail.empty());
 }
 
-WalletCredited only_credit(const Decision& d) {
+WalletCredited only_credit(const WalletDecision& d) {
   BOOST_REQUIRE(d.ok());
   BOOST_REQUIRE(d.events.size() == 1u);
   BOOST_REQUIRE(std::holds_alternative<WalletCredited>(d.events[0]));
   return std::get<WalletCredited>(d.events[0]);
 }
 
-WalletDebited only_debit(const Decision& d) {
+WalletDebited only_debit(const WalletDecision& d) {
   BOOST_REQUIRE(d.ok());
   BOOST_REQUIRE(d.events.size() == 1u);
   BOOST_REQUIRE(std::holds_alternative<WalletDebited>(d.events[0]));
@@ -46,7 +46,7 @@ WalletDebited only_debit(const Decision& d) {
 BOOST_AUTO_TEST_SUITE(wallet)
 
 BOOST_AUTO_TEST_CASE(credit_carries_balance_after) {
-  Decision d = decide(CreditWallet{"alice", 2500, "key-1"}, 1000);
+  WalletDecision d = decide(CreditWallet{"alice", 2500, "key-1"}, 1000);
   const WalletCredited& e = only_credit(d);
   BOOST_TEST((e == WalletCredited{"alice", 2500, 3500, "key-1"}));
   BOOST_TEST(d.conflicts.empty());
@@ -55,7 +55,7 @@ BOOST_AUTO_TEST_CASE(credit_carries_balance_after) {
 }
 
 BOOST_AUTO_TEST_CASE(debit_carries_balance_after) {
-  Decision d = decide(DebitWallet{"alice", 1500, "p-1", "steam-50"}, 10000);
+  WalletDecision d = decide(DebitWallet{"alice", 1500, "p-1", "steam-50"}, 10000);
   const WalletDebited e = only_debit(d);
   BOOST_TEST((e == WalletDebited{"alice", 1500, 8500, "p-1", "steam-50"}));
 }
@@ -119,6 +119,7 @@ BOOST_AUTO_TEST_CASE(evolve_folds_credits_and_debits) {
   s = evolve(s, WalletCredited{"alice", 99, 5100, "k2"});
   s = evolve(s, WalletDebited{"alice", 5100, 0, "p-2", "steam-50"});
   BOOST_TEST(s.balance == 0);
+  BOOST_TEST(s.version == 4);  // one stream version per folded event
 
   WalletState t;
   evolve_in_place(t, WalletCredited{"alice", 7, 7, "k"});
@@ -130,7 +131,7 @@ BOOST_AUTO_TEST_CASE(evolve_matches_decided_balance_after) {
   WalletState s;
   const int64_t amounts[] = {500, -200, 1000, -1300, 1, -1, 42};
   for (int64_t a : amounts) {
-    Decision d = a > 0 ? decide(CreditWallet{"bob", a, "k"}, s.balance)
+    WalletDecision d = a > 0 ? decide(CreditWallet{"bob", a, "k"}, s.balance)
                        : decide(DebitWallet{"bob", -a, "p", "c"}, s.balance);
     BOOST_REQUIRE(d.ok());
     for (const auto& e : d.events) s = evolve(s, e);
@@ -150,17 +151,39 @@ BOOST_AUTO_TEST_CASE(evolve_ignores_other_wallets_and_other_events) {
   BOOST_TEST(s.user_id == "alice");
   BOOST_TEST(s.balance == 100);
 
+  BOOST_TEST(s.version == 1);  // another wallet's events are not this stream's versions
+}
+
+BOOST_AUTO_TEST_CASE(fold_refuses_a_card_event_in_a_wallet_stream) {
+  WalletState s = given({WalletCredited{"alice", 100, 100, "k"}});
   const std::vector<Event> others = {
       CardCreated{"c", "n", 1, 1},
-      CodesAdded{"c", {{"AAAA", 0}}},
+      CodesAdded{"c", {CodeSpec{"AAAA"}}},
       CodeAssigned{"c", "AAAA", "p", "alice", 100, "k"},
       CodeRevoked{"c", "AAAA"},
       CodesExpired{"c", {"AAAA"}},
   };
-  for (const auto& e : others) s = evolve(s, e);
+  for (const auto& e : others) {
+    Status st = fold(s, e);
+    BOOST_TEST(st.IsCorruption());
+    BOOST_TEST(st.message().find(type_name(type_of(e))) != std::string::npos);
+  }
   BOOST_TEST(s.user_id == "alice");
   BOOST_TEST(s.balance == 100);
-  BOOST_TEST(s.version == 0);  // evolve does not invent stream versions
+  BOOST_TEST(s.version == 1);
+  BOOST_TEST(fold(s, Event{WalletDebited{"alice", 40, 60, "p", "c"}}).ok());
+  BOOST_TEST(s.balance == 60);
+  BOOST_TEST(s.version == 2);
+}
+
+BOOST_AUTO_TEST_CASE(fold_reports_a_log_that_overdraws) {
+  // The live path aborts (GIFTCARD_CHECK) on a negative balance; a log read
+  // back that holds one is Corruption and changes nothing.
+  WalletState s = given({WalletCredited{"alice", 100, 100, "k"}});
+  Status st = fold(s, Event{WalletDebited{"alice", 101, -1, "p", "c"}});
+  BOOST_TEST(st.IsCorruption());
+  BOOST_TEST(s.balance == 100);
+  BOOST_TEST(s.version == 1);
 }
 
 BOOST_AUTO_TEST_CASE(evolve_on_named_empty_wallet_ignores_others) {

@@ -7,7 +7,7 @@
 
 namespace giftcard::reliability {
 
-SimStore::SimStore(std::function<Micros()> clock) : clock_(std::move(clock)) {}
+SimStore::SimStore(std::function<Micros()> clock) : clock_(std::move(clock)) { NewCore(); }
 
 SimStore::~SimStore() { Close(); }
 
@@ -20,7 +20,7 @@ void SimStore::Append(AppendRequest req, AppendCallback done) {
   }
   // A sticky-failed store still queues: the loop answers with the sticky
   // error when it processes the request, as the writer does.
-  queue_.push_back(Pending{std::move(req), std::move(done), Status(), AppendResult{}});
+  queue_.emplace_back(std::move(req), std::move(done));
 }
 
 size_t SimStore::queued() const {
@@ -156,7 +156,7 @@ Status SimStore::KvScan(const std::string& prefix, const std::string& start, con
 }
 
 void SimStore::Close() {
-  std::deque<Pending> rest;
+  std::deque<WriteRequest> rest;
   {
     std::unique_lock lock(mu_);
     closed_ = true;
@@ -167,9 +167,30 @@ void SimStore::Close() {
 }
 
 void SimStore::Reopen() {
-  std::unique_lock lock(mu_);
-  sticky_ = Status::OK();
-  queued_snapshots_.clear();
+  {
+    std::unique_lock lock(mu_);
+    sticky_ = Status::OK();
+    queued_snapshots_.clear();
+  }
+  NewCore();
+}
+
+void SimStore::NewCore() {
+  int64_t position = 0;
+  Hash hash{};
+  Micros recorded_at = 0;
+  {
+    std::shared_lock lock(mu_);
+    if (!log_.empty()) {
+      position = log_.back().position;
+      hash = log_.back().hash;
+      recorded_at = log_.back().recorded_at;
+    }
+  }
+  const int fired = core_ ? core_->TEST_BugFired() : 0;
+  core_ = std::make_unique<WriterCore>(&backend_, position, hash, recorded_at, clock_);
+  core_->TEST_SetBug(bug_);
+  core_->TEST_SetBugFired(fired);  // a bug fires once per run, restarts or not
 }
 
 int64_t SimStore::HeadLocked(const std::string& stream) const {
@@ -177,116 +198,41 @@ int64_t SimStore::HeadLocked(const std::string& stream) const {
   return it == streams_.end() ? 0 : static_cast<int64_t>(it->second.size());
 }
 
-StoredEvent SimStore::Chain(StoredEvent e) {
-  e.prev_hash = hash_;
-  e.hash = compute_hash(e);
-  hash_ = e.hash;
-  return e;
-}
-
-// The writer's Admit (store/writer.cc), against the committed log plus the
-// group so far. Mutates nothing unless it succeeds.
-Status SimStore::Admit(Pending& p, std::vector<StoredEvent>& events,
-                       std::vector<std::pair<std::string, std::string>>& claims) {
-  const AppendRequest& req = p.req;
-  if (req.events.empty()) return Status::InvalidArgument("append without events");
-  auto head = [&](const std::string& stream) {
-    if (auto t = tentative_heads_.find(stream); t != tentative_heads_.end()) return t->second;
-    std::shared_lock lock(mu_);
-    return HeadLocked(stream);
-  };
-  for (const auto& e : req.events)
-    if (e.stream.empty() || e.stream.size() > kMaxStreamName ||
-        e.stream.find('\0') != std::string::npos)
-      return Status::InvalidArgument("bad stream name");
-  for (const auto& [stream, expected] : req.expected) {
-    if (expected == kAnyVersion) continue;
-    int64_t h = head(stream);
-    if (h != expected) {
-      p.result.conflict_stream = stream;
-      return Status::Conflict("stream " + stream + " is at version " + std::to_string(h) +
-                              ", expected " + std::to_string(expected));
-    }
-  }
-  std::unordered_set<std::string_view> seen, reported;
-  for (const auto& c : req.claims) {
-    bool exists = !seen.insert(c.key).second || tentative_claims_.count(c.key) > 0;
-    if (!exists) {
-      std::shared_lock lock(mu_);
-      exists = claims_.count(c.key) > 0;
-    }
-    if (exists && reported.insert(c.key).second) p.result.conflicts.push_back(c.key);
-  }
-  if (!p.result.conflicts.empty())
-    return Status::Conflict(std::to_string(p.result.conflicts.size()) + " claim(s) exist");
-  // Admitted: positions, versions, the hash chain.
-  recorded_at_ = std::max<Micros>(recorded_at_, clock_());
-  p.result.first_position = position_ + 1;
-  p.result.recorded_at = recorded_at_;
-  std::vector<StoredEvent> mine;
-  for (auto& pe : p.req.events) {
-    StoredEvent e;
-    e.position = ++position_;
-    e.stream = pe.stream;
-    e.version = head(pe.stream) + 1;
-    e.type = pe.type;
-    e.recorded_at = recorded_at_;
-    e.payload = pe.payload;
-    tentative_heads_[e.stream] = e.version;
-    p.result.versions.push_back(e.version);
-    mine.push_back(std::move(e));
-  }
-  const bool purchase = mine.size() == 2 && mine[0].type == EventType::CodeAssigned;
-  if (purchase && bug_ == Bug::drop_acked && bug_fired_ == 0) {
-    // BUG: answered OK with these positions, never written (nor its claims).
-    // The positions are taken back, so the next request reuses them.
-    ++bug_fired_;
-    group_fired_ = true;
-    position_ -= static_cast<int64_t>(mine.size());
-    for (const auto& e : mine) tentative_heads_[e.stream] = e.version - 1;
-    return Status::OK();
-  }
-  for (const auto& c : req.claims) {
-    std::string value = c.value;
-    if (c.append_position) keys::put_be64(value, static_cast<uint64_t>(p.result.first_position));
-    tentative_claims_.emplace(c.key, true);
-    claims.emplace_back(c.key, std::move(value));
-  }
-  for (auto& e : mine) events.push_back(Chain(std::move(e)));
-  if (purchase && bug_ == Bug::double_commit && bug_fired_ == 0) {
-    // BUG: the request's events are written a second time (a retried write
-    // that skips admission), with positions and versions of their own.
-    ++bug_fired_;
-    group_fired_ = true;
-    const size_t first = events.size() - mine.size(), end = events.size();
-    for (size_t i = first; i < end; ++i) {
-      StoredEvent again = events[i];
-      again.position = ++position_;
-      again.version = head(again.stream) + 1;
-      tentative_heads_[again.stream] = again.version;
-      events.push_back(Chain(std::move(again)));
-    }
-  }
+Status SimStore::Backend::LoadHead(const std::string& stream, int64_t* version) {
+  std::shared_lock lock(store_->mu_);
+  *version = store_->HeadLocked(stream);
   return Status::OK();
 }
 
-void SimStore::Write(const std::vector<StoredEvent>& events,
-                     const std::vector<std::pair<std::string, std::string>>& claims) {
-  std::unique_lock lock(mu_);
-  for (const auto& e : events) {
-    log_.push_back(e);
-    streams_[e.stream].push_back(e.position);
+Status SimStore::Backend::ClaimExists(const std::string& key, bool* exists) {
+  std::shared_lock lock(store_->mu_);
+  *exists = store_->claims_.count(key) > 0;
+  return Status::OK();
+}
+
+Status SimStore::Backend::Commit(const std::vector<StoredEvent>& events,
+                                 const std::vector<std::pair<std::string, std::string>>& claims,
+                                 const std::vector<std::pair<std::string, Snapshot>>& snapshots) {
+  if (store_->fault_ != CommitFault::lost) {
+    std::unique_lock lock(store_->mu_);
+    for (const auto& e : events) {
+      store_->log_.push_back(e);
+      store_->streams_[e.stream].push_back(e.position);
+    }
+    for (const auto& [k, v] : claims) store_->claims_[k] = v;
+    for (const auto& [stream, snap] : snapshots) store_->snapshots_[stream] = snap;
   }
-  for (const auto& [k, v] : claims) claims_[k] = v;
+  if (store_->fault_ == CommitFault::none) return Status::OK();
+  return Status::IOError("injected commit failure (simulation)");
 }
 
 size_t SimStore::CommitGroup(size_t n, CommitFault fault) {
-  std::vector<Pending> group;
+  std::vector<WriteRequest> group;
   std::vector<std::pair<std::string, Snapshot>> snapshots;
   Status sticky;
   {
     std::unique_lock lock(mu_);
-    n = std::min(std::max<size_t>(n, 1), queue_.size());
+    n = std::min({std::max<size_t>(n, 1), queue_.size(), WriterCore::GroupSize(queue_)});
     group.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       group.push_back(std::move(queue_.front()));
@@ -295,71 +241,43 @@ size_t SimStore::CommitGroup(size_t n, CommitFault fault) {
     for (auto& [stream, snap] : queued_snapshots_) snapshots.emplace_back(stream, snap);
     queued_snapshots_.clear();  // committed or not, they leave the queue (a cache)
     sticky = sticky_;
-    position_ = static_cast<int64_t>(log_.size());
   }
-  tentative_heads_.clear();
-  tentative_claims_.clear();
-  const int64_t start_position = position_;
-  const Hash start_hash = hash_;
-  std::vector<StoredEvent> events;
-  std::vector<std::pair<std::string, std::string>> claims;
-  size_t admitted = 0;
-  for (auto& p : group) {
-    if (!sticky.ok()) {
-      p.status = sticky;
-      ++counters_.sticky_refusals;
-      continue;
-    }
-    p.status = Admit(p, events, claims);
-    if (p.status.ok())
-      ++admitted;
-    else
-      ++counters_.rejected;
-  }
-  const int fired_before = bug_fired_ - (group_fired_ ? 1 : 0);
-  group_fired_ = false;
-  const bool writes = !events.empty() || !snapshots.empty();
-  if (!writes) fault = CommitFault::none;  // nothing to write, nothing to fail
-  if (fault == CommitFault::none || fault == CommitFault::persisted) {
-    Write(events, claims);
+  if (!sticky.ok()) counters_.sticky_refusals += group.size();
+  WriteBatch batch = core_->Admit(group, &sticky, std::move(snapshots));
+  counters_.rejected += batch.rejected;
+  const bool writes = !batch.events.empty() || !batch.snapshots.empty();
+  fault_ = writes ? fault : CommitFault::none;  // nothing to write, nothing to fail
+  // The driver's part, as Writer::CommitBatch: one atomic write.
+  const Status commit = writes ? backend_.Commit(batch.events, batch.claims, batch.snapshots)
+                               : Status::OK();
+  if (fault_ != CommitFault::lost) counters_.snapshots += batch.snapshots.size();
+  Status failure;
+  {
     std::unique_lock lock(mu_);
-    for (auto& [stream, snap] : snapshots) snapshots_[stream] = snap;
-    counters_.snapshots += snapshots.size();
+    if (!commit.ok() && sticky_.ok()) sticky_ = Status::IOError("commit failed: " + commit.message());
+    failure = sticky_;
   }
-  if (fault == CommitFault::none) {
-    if (!events.empty()) {
+  core_->Finish(group, batch, commit, failure);
+  if (commit.ok()) {
+    if (!batch.events.empty()) {
       ++counters_.groups;
-      counters_.requests += admitted;
-      counters_.max_group = std::max<uint64_t>(counters_.max_group, admitted);
+      counters_.requests += batch.admitted;
+      counters_.max_group = std::max<uint64_t>(counters_.max_group, batch.admitted);
     }
   } else {
     ++counters_.failed_groups;
-    if (fault == CommitFault::persisted) {
-      ++counters_.persisted_failures;
-    } else {
-      position_ = start_position;
-      hash_ = start_hash;
-    }
-    Status failed = Status::IOError("commit failed: injected commit failure (simulation)");
-    {
-      std::unique_lock lock(mu_);
-      if (sticky_.ok()) sticky_ = failed;
-      failed = sticky_;
-    }
-    for (auto& p : group)
-      if (p.status.ok()) p.status = failed;
+    if (fault_ == CommitFault::persisted) ++counters_.persisted_failures;
     // A bug that never reached a client or the log did not happen.
-    if (fault == CommitFault::lost || bug_ == Bug::drop_acked) bug_fired_ = fired_before;
+    if (fault_ == CommitFault::lost || bug_ == Bug::drop_acked) core_->TEST_UnfireBug();
   }
-  tentative_heads_.clear();
-  tentative_claims_.clear();
+  fault_ = CommitFault::none;
   // Callbacks, then subscribers, on this (the simulation) thread.
   for (auto& p : group) p.done(p.status, p.result);
   // Only a successful commit is announced (as by the writer); a failed one
   // that reached the log anyway is found by the next catch-up.
-  if (fault == CommitFault::none && !events.empty()) {
+  if (commit.ok() && !batch.events.empty()) {
     std::lock_guard<std::mutex> lock(sub_mu_);
-    for (auto& [id, fn] : subscribers_) fn(events);
+    for (auto& [id, fn] : subscribers_) fn(batch.events);
   }
   return group.size();
 }

@@ -1,14 +1,15 @@
 // SimStore: the EventStore of the deterministic simulation
-// (../shared/RELIABILITY.md §5; simulation_test.cc).
+// (docs/RELIABILITY.md, "Deterministic simulation"; simulation_test.cc).
 //
 // Append() only queues. Nothing commits until the simulation loop calls
-// CommitGroup(n, fault) on its own thread: the first n queued requests are
-// then admitted exactly as store/writer.cc admits them (expected versions and
-// claims against the committed heads plus the group so far; gap-free
-// positions, stream versions and the hash chain), written as one atomic
-// group, answered (callbacks run on the calling, i.e. simulation, thread) and
-// fed to the subscribers — the projection driver — after the callbacks, as
-// the writer does. Which requests commit, in what groups, how late and
+// CommitGroup(n, fault) on its own thread: the first n queued requests (fewer
+// if the production group cap says so) are then admitted by the production
+// WriterCore (store/writer_core.h — the very code the writer thread drives:
+// expected versions and claims against the committed heads plus the group so
+// far; gap-free positions, stream versions and the hash chain), written as one
+// atomic group, answered (callbacks run on the calling, i.e. simulation,
+// thread) and fed to the subscribers — the projection driver — after the
+// callbacks, as the writer does. Which requests commit, in what groups, how late and
 // whether the commit fails is therefore decided by the loop from its seed.
 //
 // Failures keep the real store's semantics (store/event_store.h, writer.h),
@@ -21,7 +22,7 @@
 // Snapshots are queued like RocksEventStore's (LoadSnapshot serves a queued
 // one first) and leave the queue with the next group commit, committed or not.
 //
-// Bug switches make a deliberately broken store for the negative control.
+// Bug switches break the WriterCore's admission for the negative control.
 //
 // Reads, Kv*, Subscribe and Health are thread-safe (the projection driver is
 // a detached actor on its own thread); the simulation controls are not.
@@ -31,6 +32,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -39,6 +41,7 @@
 #include <vector>
 
 #include "store/event_store.h"
+#include "store/writer_core.h"
 
 namespace giftcard::reliability {
 
@@ -50,13 +53,7 @@ enum class CommitFault {
 
 class SimStore final : public EventStore {
  public:
-  enum class Bug {
-    none,
-    // The first purchase acknowledged is written to the log twice.
-    double_commit,
-    // The first purchase acknowledged is answered OK but never written.
-    drop_acked,
-  };
+  using Bug = WriterCore::Bug;
 
   // `clock` stamps recorded_at (the simulation's time, micros).
   explicit SimStore(std::function<Micros()> clock);
@@ -88,15 +85,19 @@ class SimStore final : public EventStore {
   size_t queued() const;
   // Requests or snapshots wait for a group commit.
   bool has_work() const;
-  // Processes the first min(n, queued()) requests (n >= 1) and every queued
-  // snapshot as one group commit. Returns the number of requests answered.
+  // Processes the first min(n, queued(), WriterCore::GroupSize) requests
+  // (n >= 1) and every queued snapshot as one group commit. Returns the
+  // number of requests answered.
   size_t CommitGroup(size_t n, CommitFault fault);
   // The store is reopened (a restart): the sticky error is cleared and queued
   // snapshots are dropped (a cache). REQUIRES: queued() == 0.
   void Reopen();
-  void set_bug(Bug b) { bug_ = b; }
+  void set_bug(Bug b) {
+    bug_ = b;
+    core_->TEST_SetBug(b);
+  }
   // How many times the bug switch changed an acknowledged purchase.
-  int bug_fired() const { return bug_fired_; }
+  int bug_fired() const { return core_->TEST_BugFired(); }
 
   struct Counters {
     uint64_t groups = 0;            // group commits that wrote events
@@ -111,19 +112,25 @@ class SimStore final : public EventStore {
   const Counters& counters() const { return counters_; }
 
  private:
-  struct Pending {
-    AppendRequest req;
-    AppendCallback done;
-    Status status;
-    AppendResult result;
+  // The WriterCore's view of the committed state.
+  class Backend final : public WriterBackend {
+   public:
+    explicit Backend(SimStore* store) : store_(store) {}
+    Status LoadHead(const std::string& stream, int64_t* version) override;
+    Status ClaimExists(const std::string& key, bool* exists) override;
+    // Writes the batch unless the fault in store_->fault_ says it is lost;
+    // reports failure for any fault.
+    Status Commit(const std::vector<StoredEvent>& events,
+                  const std::vector<std::pair<std::string, std::string>>& claims,
+                  const std::vector<std::pair<std::string, Snapshot>>& snapshots) override;
+
+   private:
+    SimStore* const store_;
   };
 
   int64_t HeadLocked(const std::string& stream) const;
-  Status Admit(Pending& p, std::vector<StoredEvent>& events,
-               std::vector<std::pair<std::string, std::string>>& claims);
-  void Write(const std::vector<StoredEvent>& events,
-             const std::vector<std::pair<std::string, std::string>>& claims);
-  StoredEvent Chain(StoredEvent e);
+  // A fresh core from the committed tail, as a reopened store builds its writer.
+  void NewCore();
 
   std::function<Micros()> clock_;
 
@@ -142,17 +149,13 @@ class SimStore final : public EventStore {
   std::map<uint64_t, Subscriber> subscribers_;  // GUARDED_BY(sub_mu_)
   uint64_t next_sub_ = 1;                       // GUARDED_BY(sub_mu_)
 
-  std::deque<Pending> queue_;  // GUARDED_BY(mu_): appended by actors, drained by the loop
+  std::deque<WriteRequest> queue_;  // GUARDED_BY(mu_): appended by actors, drained by the loop
 
   // Simulation thread only.
-  int64_t position_ = 0;  // tentative during a group
-  Hash hash_{};
-  Micros recorded_at_ = 0;
-  std::unordered_map<std::string, int64_t> tentative_heads_;
-  std::unordered_map<std::string, bool> tentative_claims_;
+  Backend backend_{this};
+  std::unique_ptr<WriterCore> core_;
+  CommitFault fault_ = CommitFault::none;  // of the group being committed
   Bug bug_ = Bug::none;
-  int bug_fired_ = 0;
-  bool group_fired_ = false;  // the bug fired in the group being committed
   Counters counters_;
 };
 
