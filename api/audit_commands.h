@@ -1,4 +1,4 @@
-// The auditor's commands (SPEC §3): `giftcard events`, `giftcard replay` and
+// The auditor's commands (docs/CONTRACT.md, Command line): `giftcard events`, `giftcard replay` and
 // `giftcard verify`. They open the store as a RocksDB secondary instance, so
 // they work beside a running server and never modify the store. Progress goes
 // to stderr, results to stdout. Exit codes: 0 ok; 1 verify found a problem;

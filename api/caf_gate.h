@@ -1,4 +1,5 @@
-// The CAF door (SPEC §5, docs/SECURITY.md): the only actor a node publishes.
+// The CAF door (docs/CONTRACT.md, CAF remote API; docs/SECURITY.md): the
+// only actor a node publishes.
 //
 // The gate answers nothing but `login(role, token)`. A token that grants the
 // role gets a session actor of its own: an api session exposes exactly the

@@ -1,4 +1,4 @@
-// The `giftcard` command line: subcommands and their flags (SPEC §3).
+// The `giftcard` command line: subcommands and their flags (docs/CONTRACT.md, Command line).
 #pragma once
 
 namespace giftcard {

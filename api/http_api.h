@@ -4,8 +4,8 @@
 //
 // Handlers never block an I/O thread on the shop: each command or query is
 // handed to a small "bridge" actor that sends the request and completes the
-// HTTP response from the reply (MEASURED.md: a blocking scoped_actor round
-// trip costs ~93 µs and would cap throughput).
+// HTTP response from the reply (docs/BENCHMARKS.md, Measured on this machine:
+// a blocking scoped_actor round trip costs ~93 µs and would cap throughput).
 #pragma once
 
 #include <caf/all.hpp>
@@ -21,9 +21,10 @@
 namespace giftcard {
 
 struct HttpApiOptions {
-  // Bearer tokens (SPEC §4). Both empty: every route is open (loopback
-  // only). Otherwise a route needs its role's token (the admin token also
-  // opens the api routes); a role without a configured token is closed.
+  // Bearer tokens (docs/CONTRACT.md, Headers). Both empty: every route is
+  // open (loopback only). Otherwise a route needs its role's token (the admin
+  // token also opens the api routes); a role without a configured token is
+  // closed.
   std::string admin_token;  // cards, codes, events, viewer, metrics, rebuild
   std::string api_token;    // purchases, credits, wallet and purchase reads
   // How long a command may take in the shop before the client gets 503.

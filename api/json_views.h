@@ -1,5 +1,5 @@
-// JSON views of the public message types (SPEC §4 bodies), shared by the CLI
-// clients and the HTTP API.
+// JSON views of the public message types (docs/CONTRACT.md, Bodies), shared
+// by the CLI clients and the HTTP API.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -17,7 +17,8 @@ nlohmann::json to_json(const CreditReply& c);
 nlohmann::json to_json(const WalletView& w);
 nlohmann::json to_json(const AddCodesReply& a);
 // {"position","stream","version","type","recorded_at","data":{...},"hash","prev_hash"}
-// (SPEC §4 /api/events shape plus the chain). Undecodable payloads get "error".
+// (the GET /api/events shape of docs/CONTRACT.md, Bodies, plus the chain).
+// Undecodable payloads get "error".
 nlohmann::json event_json(const StoredEvent& e);
 // The shop as of m.position: {"position","as_of","wallets","cards","purchases"}.
 nlohmann::json models_json(const ReadModels& m);
