@@ -2,6 +2,10 @@
 // (events/time_util.h) and the stable error codes (events/errc.h).
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
 #include <cstdint>
 #include <limits>
 #include <sstream>
@@ -398,45 +402,43 @@ BOOST_AUTO_TEST_CASE(now_micros_is_plausible) {
 
 // -------------------------------------------------------------------- errc
 
-BOOST_AUTO_TEST_CASE(errc_names_and_http_status) {
-  struct Row {
-    Errc e;
-    const char* name;
-    int http;
-  };
-  const Row rows[] = {
-      {Errc::ok, "ok", 200},
-      {Errc::invalid_request, "invalid_request", 400},
-      {Errc::card_exists, "card_exists", 409},
-      {Errc::card_not_found, "card_not_found", 404},
-      {Errc::duplicate_codes, "duplicate_codes", 409},
-      {Errc::code_not_found, "code_not_found", 404},
-      {Errc::code_not_available, "code_not_available", 409},
-      {Errc::out_of_stock, "out_of_stock", 409},
-      {Errc::insufficient_funds, "insufficient_funds", 402},
-      {Errc::missing_idempotency_key, "missing_idempotency_key", 400},
-      {Errc::idempotency_key_reused, "idempotency_key_reused", 422},
-      {Errc::purchase_not_found, "purchase_not_found", 404},
-      {Errc::storage_unavailable, "storage_unavailable", 503},
-      {Errc::storage_corruption, "storage_corruption", 500},
-      {Errc::projection_lagging, "projection_lagging", 503},
-      {Errc::balance_overflow, "balance_overflow", 422},
-      {Errc::unavailable, "unavailable", 503},
-  };
-  // The wire values never change: the table is in value order from 0.
-  for (size_t i = 0; i < std::size(rows); ++i) {
-    const Row& r = rows[i];
-    BOOST_TEST_INFO("errc " << r.name);
-    BOOST_TEST(static_cast<size_t>(r.e) == i);
-    BOOST_TEST(to_string(r.e) == r.name);
-    BOOST_TEST(http_status(r.e) == r.http);
+// The contract's table of problem codes (docs/CONTRACT.md, "Problem codes":
+// | `code` | status | Errc value | when |) is the expected side: every row
+// with an Errc value must be what events/errc.cc says, and every Errc value
+// must have its row, so the page and the code cannot drift apart.
+BOOST_AUTO_TEST_CASE(errc_names_and_http_status_are_the_contract) {
+  const auto contract = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "docs" /
+                        "CONTRACT.md";
+  std::ifstream in(contract);
+  BOOST_REQUIRE_MESSAGE(in, "cannot read " << contract);
+  const std::regex row(R"(^\| `([a-z_]+)` \| ([0-9]{3}) \| ([0-9]+) \|)");
+  std::set<int> seen;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_search(line, m, row)) continue;
+    const std::string name = m[1];
+    const int status = std::stoi(m[2]), value = std::stoi(m[3]);
+    BOOST_TEST_INFO("contract row " << name);
+    const auto e = static_cast<Errc>(value);
+    BOOST_TEST(seen.insert(value).second);  // one row per value
+    BOOST_TEST(to_string(e) == name);
+    BOOST_TEST(http_status(e) == status);
     Errc back = Errc::unavailable;
-    BOOST_TEST(from_string(r.name, &back));
-    BOOST_TEST(static_cast<int>(back) == static_cast<int>(r.e));
+    BOOST_TEST(from_string(name, &back));
+    BOOST_TEST(static_cast<int>(back) == value);
     std::ostringstream os;
-    os << r.e;
-    BOOST_TEST(os.str() == r.name);
+    os << e;
+    BOOST_TEST(os.str() == name);
   }
+  // Every value from 1 up to the last one the code knows has its row.
+  int last = 0;
+  while (to_string(static_cast<Errc>(last + 1)) != "unknown") ++last;
+  BOOST_TEST(last >= 19);
+  for (int v = 1; v <= last; ++v) BOOST_TEST(seen.count(v) == 1u, "no contract row for Errc " << v);
+  BOOST_TEST(seen.size() == static_cast<size_t>(last));
+  BOOST_TEST(to_string(Errc::ok) == "ok");
+  BOOST_TEST(http_status(Errc::ok) == 200);
 }
 
 BOOST_AUTO_TEST_CASE(errc_unknown_values) {
