@@ -155,7 +155,7 @@ class HttpServer {
   // Closes everything and joins the I/O threads.
   void stop();
 
-  struct Impl;  // the sessions' view of the server (http_server.cc)
+  struct Impl;  // the sessions' view of the server (api/http_session.h)
 
  private:
   std::unique_ptr<Impl> impl_;
