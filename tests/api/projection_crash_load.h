@@ -26,35 +26,17 @@
 #include "events/time_util.h"
 #include "tests/api/projection_crash_disk.h"
 #include "tests/support/replies.h"  // same_purchase()
+#include "tests/support/shop_client.h"
 
 namespace giftcard::crash_test {
 
 // ---------------------------------------------------------------------------
 // CAF clients
 
-class Client {
+class Client : public ShopClient {
  public:
-  explicit Client(uint16_t port) {
-    auto shop = connect_shop(sys_, HostPort{"127.0.0.1", port}, false);
-    if (!shop) BOOST_FAIL("cannot connect to 127.0.0.1:" << port << ": " << sys_.render(shop.error()));
-    shop_ = *shop;
-  }
-  caf::actor_system& system() { return sys_; }
-  const shop_actor& shop() const { return shop_; }
+  explicit Client(uint16_t port) : ShopClient(port, std::chrono::seconds(60 * kSlow)) {}
 
-  template <class Reply, class... Ts>
-  caf::expected<Reply> ask(Ts&&... xs) {
-    caf::expected<Reply> result{caf::make_error(caf::sec::request_timeout)};
-    caf::scoped_actor self{sys_};
-    self->request(shop_, std::chrono::seconds(60 * kSlow), std::forward<Ts>(xs)...)
-        .receive([&](Reply& r) { result = std::move(r); },
-                 [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
-  template <class T>
-  std::string why(const caf::expected<T>& x) {
-    return x ? std::string("ok") : sys_.render(x.error());
-  }
   ShopStatus status() {
     auto st = ask<ShopStatus>(status_atom::value);
     BOOST_REQUIRE_MESSAGE(st, "status: " << why(st));
@@ -72,11 +54,6 @@ class Client {
       std::this_thread::sleep_for(5ms);
     }
   }
-
- private:
-  NodeConfig cfg_{TlsOptions{}};
-  caf::actor_system sys_{cfg_};
-  shop_actor shop_;
 };
 
 inline std::vector<CodeSpec> numbered_codes(const std::string& prefix, int n) {

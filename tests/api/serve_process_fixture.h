@@ -27,6 +27,7 @@
 #include "tests/support/process.h"
 #include "tests/support/replies.h"  // err(), same_purchase()
 #include "tests/support/serve_child.h"
+#include "tests/support/shop_client.h"
 
 namespace giftcard::serve_test {
 
@@ -94,32 +95,9 @@ inline uint16_t closed_port() {
 // ---------------------------------------------------------------------------
 // The CAF remote client, in this process
 
-class Client {
+class Client : public ShopClient {
  public:
-  explicit Client(uint16_t port) {
-    auto shop = connect_shop(sys_, HostPort{"127.0.0.1", port}, false);
-    if (!shop)
-      BOOST_FAIL("cannot connect to 127.0.0.1:" << port << ": error code "
-                                                 << static_cast<int>(shop.error().code())
-                                                 << " category " << caf::to_string(shop.error().category()));
-    shop_ = *shop;
-  }
-
-  std::chrono::seconds timeout{60};  // per request
-
-  caf::actor_system& system() { return sys_; }
-  const shop_actor& shop() const { return shop_; }
-
-  // One request, its reply or its error.
-  template <class Reply, class... Ts>
-  caf::expected<Reply> ask(Ts&&... xs) {
-    caf::expected<Reply> result{caf::make_error(caf::sec::request_timeout)};
-    caf::scoped_actor self{sys_};
-    self->request(shop_, timeout, std::forward<Ts>(xs)...)
-        .receive([&](Reply& r) { result = std::move(r); },
-                 [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
+  explicit Client(uint16_t port) : ShopClient(port) {}
 
   caf::expected<CardInfo> create_card(const std::string& id, int64_t price) {
     return ask<CardInfo>(create_atom::value, CardSpec{id, "Card " + id, price, price});
@@ -151,16 +129,11 @@ class Client {
   caf::expected<WalletView> wallet(const std::string& user) {
     return ask<WalletView>(wallet_atom::value, user, head());
   }
-
- private:
-  NodeConfig cfg_{TlsOptions{}};
-  caf::actor_system sys_{cfg_};
-  shop_actor shop_;
 };
 
 template <class T>
 std::string why(Client& c, const caf::expected<T>& x) {
-  return x ? std::string("ok") : c.system().render(x.error());
+  return c.why(x);
 }
 
 inline std::vector<std::string> numbered_codes(const std::string& prefix, int n) {

@@ -15,6 +15,7 @@
 #include "projections/read_models.h"
 #include "store/keys.h"
 #include "store/rocks_event_store.h"
+#include "tests/support/models.h"
 #include "tests/support/run_command.h"
 
 namespace giftcard {
@@ -29,13 +30,7 @@ std::string fresh_dir() {
   return p.string();
 }
 
-void append(EventStore* s, std::vector<std::pair<std::string, Event>> evs) {
-  AppendRequest r;
-  for (auto& [stream, e] : evs) r.events.push_back(PendingEvent::of(stream, e));
-  AppendResult res;
-  Status st = s->AppendAndWait(std::move(r), &res);
-  BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
-}
+using test::append;  // tests/support/models.h
 
 // A small, consistent shop: 1 card, 5 codes, 2 wallets, 3 purchases, a
 // revocation and an expiry. 12 events.

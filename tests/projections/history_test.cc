@@ -8,17 +8,12 @@
 
 #include "projections/history.h"
 #include "store/memory_event_store.h"
+#include "tests/support/models.h"
 
 namespace giftcard {
 namespace {
 
-void append(EventStore* s, std::vector<std::pair<std::string, Event>> evs) {
-  AppendRequest r;
-  for (auto& [stream, e] : evs) r.events.push_back(PendingEvent::of(stream, e));
-  AppendResult res;
-  Status st = s->AppendAndWait(std::move(r), &res);
-  BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
-}
+using test::append;  // tests/support/models.h
 
 // ~150k events: 3 cards, 40 users, credits and purchases interleaved, in
 // requests of up to 512 events. `after_append` (optional) runs after each.
