@@ -154,6 +154,18 @@ class RocksEventStore final : public EventStore, private WriterBackend {
         out->resize(n);
         return d;
       }
+      // Paired with the writer core's check before the write: what a scan
+      // reads back is gap-free and chained, event to event (the CRC covers
+      // each record; this covers their order). verify also recomputes hashes.
+      if (n > 0) {
+        const StoredEvent& prev = (*out)[n - 1];
+        const StoredEvent& e = (*out)[n];
+        if (e.position != prev.position + 1 || e.prev_hash != prev.hash) {
+          out->resize(n);
+          return Status::Corruption("the log's chain breaks at position " +
+                                    std::to_string(prev.position + 1));
+        }
+      }
     }
     out->resize(n);
     return from_rocks(it->status(), "scanning events");

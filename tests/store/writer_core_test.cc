@@ -168,3 +168,61 @@ BOOST_AUTO_TEST_CASE(recorded_at_never_goes_backwards) {
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace giftcard
+
+// ---------------------------------------------------------------------------
+// The other half of the pair: what the writer core checked before the write
+// (positions one by one, each event chained to the one before), a scan of the
+// RocksDB log checks again after the read.
+
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <unistd.h>
+
+#include "store/keys.h"
+#include "store/rocks_event_store.h"
+
+namespace giftcard {
+
+BOOST_AUTO_TEST_SUITE(log_chain)
+
+BOOST_AUTO_TEST_CASE(a_scan_refuses_a_rewritten_and_rehashed_event) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("gc-chain-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  StoreOptions so;
+  so.path = dir.string();
+  so.create_if_missing = true;
+  {
+    std::unique_ptr<EventStore> s;
+    BOOST_REQUIRE(OpenRocksEventStore(so, &s).ok());
+    for (int i = 0; i < 5; ++i) BOOST_REQUIRE(s->AppendAndWait(one("s"), nullptr).ok());
+  }
+  {  // a careful forger: new payload, recomputed hash and CRC, same position
+    rocksdb::DB* raw = nullptr;
+    BOOST_REQUIRE(rocksdb::DB::Open(rocksdb::Options(), dir.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> owned(raw);
+    std::string v;
+    BOOST_REQUIRE(raw->Get(rocksdb::ReadOptions(), keys::event_key(3), &v).ok());
+    StoredEvent e;
+    BOOST_REQUIRE(decode_record(v, &e).ok());
+    e.payload = "forged";
+    e.hash = compute_hash(e);
+    BOOST_REQUIRE(raw->Put(rocksdb::WriteOptions(), keys::event_key(3), encode_record(e)).ok());
+  }
+  so.create_if_missing = false;
+  std::unique_ptr<EventStore> s;
+  BOOST_REQUIRE(OpenRocksEventStore(so, &s).ok());
+  std::vector<StoredEvent> out;
+  Status st = s->ReadAll(1, 100, &out);
+  BOOST_TEST(st.IsCorruption());
+  BOOST_TEST(st.message().find("position 4") != std::string::npos, st.ToString());
+  BOOST_TEST(out.size() == 3u);  // what chained before the break
+  BOOST_TEST(s->ReadAll(1, 3, &out).ok());  // up to the forged event the chain holds
+  s.reset();
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace giftcard
