@@ -14,6 +14,8 @@
 #   make tsan   ThreadSanitizer (build-tsan/): the concurrency, HTTP and store-writer
 #               suites; any report fails (docs/RELIABILITY.md, "ThreadSanitizer").
 #               Not part of make test.
+#   make lint   clang-format-14, a clang-14 build with the thread-safety analysis (build-lint/),
+#               clang-tidy-14, at most 500 lines a product file, tools/check_refs.sh
 #   (test and asan also install Chromium, Node.js/npm and the browser test's npm packages)
 
 BUILD      ?= build
@@ -27,7 +29,7 @@ PACKAGES := cmake ninja-build g++ make pkg-config clang-14 libclang-rt-14-dev li
             libboost-test-dev libboost-dev libboost-system-dev \
             nlohmann-json3-dev libcli11-dev libspdlog-dev
 
-.PHONY: deps browser-deps configure build run test asan bench bench-compare clean soak fuzz
+.PHONY: deps browser-deps configure build run test asan bench bench-compare clean soak fuzz lint
 
 # Install only what is missing, so a machine that has everything never calls apt.
 deps:
@@ -149,6 +151,47 @@ tsan: deps
 	  rc=$$?; n=$$(ls $(TSAN_REPORTS) | wc -l); \
 	  if [ $$n -gt 0 ]; then echo "$$n ThreadSanitizer report file(s):"; cat $(TSAN_REPORTS)/*; fi; \
 	  [ $$rc -eq 0 ] && [ $$n -eq 0 ]
+
+# Issue #15: static checks. Each runs, then the target fails if any failed:
+#  - format: clang-format-14 --dry-run -Werror (.clang-format) over the product and test sources;
+#  - thread-safety: $(LINT_BUILD)/, clang-14 with -DGIFTCARD_THREAD_SAFETY=ON
+#    (-Wthread-safety -Werror=thread-safety), built whole; it also writes the
+#    compile_commands.json that clang-tidy reads;
+#  - tidy: clang-tidy-14 (.clang-tidy: bugprone, performance, concurrency, no function over
+#    80 lines) over the product sources; every finding is an error;
+#  - size: no product source file over $(LINT_MAX_LINES) lines;
+#  - refs: tools/check_refs.sh (no reference left to files outside the repository).
+LINT_BUILD     ?= build-lint
+LINT_JOBS      ?= $(JOBS)
+LINT_MAX_LINES ?= 500
+LINT_PRODUCT   := events store projections actors api
+LINT_SOURCES   := $(foreach d,$(LINT_PRODUCT) tests,'$(d)/*.cc' '$(d)/*.h')
+LINT_PRODUCT_SOURCES := $(foreach d,$(LINT_PRODUCT),'$(d)/*.cc' '$(d)/*.h')
+
+lint: deps
+	@for t in clang-format-14:clang-format-14 clang-tidy-14:clang-tidy-14 run-clang-tidy-14:clang-tidy-14; do \
+	  command -v $${t%%:*} >/dev/null || { echo "make lint needs $${t%%:*} (apt-get install $${t##*:})" >&2; exit 1; }; \
+	done
+	@failed=""; \
+	echo "== format (clang-format-14)"; \
+	git ls-files -z -co --exclude-standard -- $(LINT_SOURCES) \
+	  | xargs -0 clang-format-14 --dry-run -Werror || failed="$$failed format"; \
+	echo "== thread-safety ($(LINT_BUILD)/, clang-14)"; \
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(LINT_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS_DEBUG=-O0 -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DGIFTCARD_THREAD_SAFETY=ON \
+	  >/dev/null || failed="$$failed configure"; \
+	cmake --build $(LINT_BUILD) -j $(LINT_JOBS) || failed="$$failed thread-safety"; \
+	echo "== tidy (clang-tidy-14)"; \
+	run-clang-tidy-14 -quiet -p $(LINT_BUILD) -j $(LINT_JOBS) \
+	  '$(CURDIR)/($(subst $(eval) ,|,$(LINT_PRODUCT)))/[^/]+\.cc$$' || failed="$$failed tidy"; \
+	echo "== size (at most $(LINT_MAX_LINES) lines a product source file)"; \
+	big=$$(git ls-files -z -co --exclude-standard -- $(LINT_PRODUCT_SOURCES) | xargs -0 wc -l \
+	  | awk '$$2 != "total" && $$1 > $(LINT_MAX_LINES) { print "  " $$2 ": " $$1 " lines" }'); \
+	if [ -n "$$big" ]; then echo "$$big"; failed="$$failed size"; fi; \
+	echo "== refs (tools/check_refs.sh)"; \
+	tools/check_refs.sh -n || failed="$$failed refs"; \
+	if [ -n "$$failed" ]; then echo "make lint failed:$$failed" >&2; exit 1; fi; \
+	echo "make lint: clean"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -64,8 +64,6 @@ inline std::string encode_be64(uint64_t v) {
 inline uint32_t get_be32(std::string_view in) {
   return static_cast<uint32_t>(coding_internal::get_be<kFixed32Bytes>(in));
 }
-inline uint64_t get_be64(std::string_view in) {
-  return coding_internal::get_be<kFixed64Bytes>(in);
-}
+inline uint64_t get_be64(std::string_view in) { return coding_internal::get_be<kFixed64Bytes>(in); }
 
 }  // namespace giftcard
