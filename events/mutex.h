@@ -64,8 +64,10 @@ class CondVar {
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
 
-  // REQUIRES: *mu held. Returns with it held again.
-  void Wait() REQUIRES(mu_) {
+  // REQUIRES: the Mutex given to the constructor is held; returns with it
+  // held again. (Not annotated, as in leveldb: clang cannot tie `mu_` here to
+  // the caller's member, so the callers' own annotations carry the contract.)
+  void Wait() {
     std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();

@@ -35,38 +35,19 @@ bool SimStore::has_work() const {
 
 Status SimStore::ReadStream(const std::string& stream, int64_t from_version, size_t max,
                             std::vector<StoredEvent>* out) {
-  out->clear();
-  std::shared_lock lock(mu_);
-  auto it = streams_.find(stream);
-  if (it == streams_.end()) return Status::OK();
-  const auto& positions = it->second;
-  for (size_t v = static_cast<size_t>(std::max<int64_t>(from_version, 1));
-       v <= positions.size() && out->size() < max; ++v)
-    out->push_back(log_[static_cast<size_t>(positions[v - 1] - 1)]);
-  return Status::OK();
+  return log_.ReadStream(stream, from_version, max, out);
 }
 
 Status SimStore::ReadAll(int64_t from_position, size_t max, std::vector<StoredEvent>* out) {
-  out->clear();
-  std::shared_lock lock(mu_);
-  for (size_t p = static_cast<size_t>(std::max<int64_t>(from_position, 1));
-       p <= log_.size() && out->size() < max; ++p)
-    out->push_back(log_[p - 1]);
-  return Status::OK();
+  return log_.ReadAll(from_position, max, out);
 }
 
 Status SimStore::StreamVersion(const std::string& stream, int64_t* version) {
-  std::shared_lock lock(mu_);
-  *version = HeadLocked(stream);
-  return Status::OK();
+  return log_.LoadHead(stream, version);
 }
 
 Status SimStore::GetClaim(const std::string& key, std::string* value) {
-  std::shared_lock lock(mu_);
-  auto it = claims_.find(key);
-  if (it == claims_.end()) return Status::NotFound("no claim " + key);
-  *value = it->second;
-  return Status::OK();
+  return log_.GetClaim(key, value);
 }
 
 Status SimStore::SaveSnapshot(const std::string& stream, const Snapshot& snap) {
@@ -77,21 +58,17 @@ Status SimStore::SaveSnapshot(const std::string& stream, const Snapshot& snap) {
 }
 
 Status SimStore::LoadSnapshot(const std::string& stream, Snapshot* snap) {
-  std::shared_lock lock(mu_);
-  if (auto q = queued_snapshots_.find(stream); q != queued_snapshots_.end()) {
-    *snap = q->second;
-    return Status::OK();
+  {
+    std::shared_lock lock(mu_);
+    if (auto q = queued_snapshots_.find(stream); q != queued_snapshots_.end()) {
+      *snap = q->second;
+      return Status::OK();
+    }
   }
-  auto it = snapshots_.find(stream);
-  if (it == snapshots_.end()) return Status::NotFound("no snapshot");
-  *snap = it->second;
-  return Status::OK();
+  return log_.LoadSnapshot(stream, snap);
 }
 
-int64_t SimStore::LastPosition() const {
-  std::shared_lock lock(mu_);
-  return static_cast<int64_t>(log_.size());
-}
+int64_t SimStore::LastPosition() const { return log_.LastPosition(); }
 
 uint64_t SimStore::Subscribe(Subscriber fn) {
   std::lock_guard<std::mutex> lock(sub_mu_);
@@ -120,39 +97,19 @@ StoreStats SimStore::Stats() const {
   return s;
 }
 
-Status SimStore::KvWrite(const KvBatch& kv) {
-  std::unique_lock lock(mu_);
-  for (const auto& p : kv.delete_prefixes)
-    kv_.erase(kv_.lower_bound(p),
-              p.empty() ? kv_.end() : kv_.lower_bound(keys::prefix_successor(p)));
-  for (const auto& k : kv.deletes) kv_.erase(k);
-  for (const auto& [k, v] : kv.puts) kv_[k] = v;
-  return Status::OK();
-}
+Status SimStore::KvWrite(const KvBatch& kv) { return log_.KvWrite(kv); }
 
 Status SimStore::KvGet(const std::string& key, std::string* value) {
-  std::shared_lock lock(mu_);
-  auto it = kv_.find(key);
-  if (it == kv_.end()) return Status::NotFound("no projection key");
-  *value = it->second;
-  return Status::OK();
+  return log_.KvGet(key, value);
 }
 
 Status SimStore::KvMultiGet(const std::vector<std::string>& ks,
                             std::vector<std::optional<std::string>>* values) {
-  std::shared_lock lock(mu_);
-  values->assign(ks.size(), std::nullopt);
-  for (size_t i = 0; i < ks.size(); ++i)
-    if (auto it = kv_.find(ks[i]); it != kv_.end()) (*values)[i] = it->second;
-  return Status::OK();
+  return log_.KvMultiGet(ks, values);
 }
 
 Status SimStore::KvScan(const std::string& prefix, const std::string& start, const KvVisitor& fn) {
-  std::shared_lock lock(mu_);
-  for (auto it = kv_.lower_bound(std::max(prefix, start));
-       it != kv_.end() && it->first.starts_with(prefix); ++it)
-    if (!fn(it->first, it->second)) break;
-  return Status::OK();
+  return log_.KvScan(prefix, start, fn);
 }
 
 void SimStore::Close() {
@@ -179,49 +136,21 @@ void SimStore::NewCore() {
   int64_t position = 0;
   Hash hash{};
   Micros recorded_at = 0;
-  {
-    std::shared_lock lock(mu_);
-    if (!log_.empty()) {
-      position = log_.back().position;
-      hash = log_.back().hash;
-      recorded_at = log_.back().recorded_at;
-    }
-  }
+  log_.Tail(&position, &hash, &recorded_at);
   const int fired = core_ ? core_->TEST_BugFired() : 0;
   core_ = std::make_unique<WriterCore>(&backend_, position, hash, recorded_at, clock_);
   core_->TEST_SetBug(bug_);
   core_->TEST_SetBugFired(fired);  // a bug fires once per run, restarts or not
 }
 
-int64_t SimStore::HeadLocked(const std::string& stream) const {
-  auto it = streams_.find(stream);
-  return it == streams_.end() ? 0 : static_cast<int64_t>(it->second.size());
-}
 
-Status SimStore::Backend::LoadHead(const std::string& stream, int64_t* version) {
-  std::shared_lock lock(store_->mu_);
-  *version = store_->HeadLocked(stream);
-  return Status::OK();
-}
 
-Status SimStore::Backend::ClaimExists(const std::string& key, bool* exists) {
-  std::shared_lock lock(store_->mu_);
-  *exists = store_->claims_.count(key) > 0;
-  return Status::OK();
-}
 
 Status SimStore::Backend::Commit(const std::vector<StoredEvent>& events,
                                  const std::vector<std::pair<std::string, std::string>>& claims,
                                  const std::vector<std::pair<std::string, Snapshot>>& snapshots) {
-  if (store_->fault_ != CommitFault::lost) {
-    std::unique_lock lock(store_->mu_);
-    for (const auto& e : events) {
-      store_->log_.push_back(e);
-      store_->streams_[e.stream].push_back(e.position);
-    }
-    for (const auto& [k, v] : claims) store_->claims_[k] = v;
-    for (const auto& [stream, snap] : snapshots) store_->snapshots_[stream] = snap;
-  }
+  if (store_->fault_ != CommitFault::lost)
+    store_->log_.Commit(events, claims, snapshots).PermitUncheckedError();  // always OK in memory
   if (store_->fault_ == CommitFault::none) return Status::OK();
   return Status::IOError("injected commit failure (simulation)");
 }

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "store/event_store.h"
+#include "store/memory_log.h"
 #include "store/writer_core.h"
 
 namespace giftcard::reliability {
@@ -112,12 +113,17 @@ class SimStore final : public EventStore {
   const Counters& counters() const { return counters_; }
 
  private:
-  // The WriterCore's view of the committed state.
+  // The WriterCore's view of the committed state: the MemoryLog, with the
+  // group's fault applied to the commit.
   class Backend final : public WriterBackend {
    public:
     explicit Backend(SimStore* store) : store_(store) {}
-    Status LoadHead(const std::string& stream, int64_t* version) override;
-    Status ClaimExists(const std::string& key, bool* exists) override;
+    Status LoadHead(const std::string& stream, int64_t* version) override {
+      return store_->log_.LoadHead(stream, version);
+    }
+    Status ClaimExists(const std::string& key, bool* exists) override {
+      return store_->log_.ClaimExists(key, exists);
+    }
     // Writes the batch unless the fault in store_->fault_ says it is lost;
     // reports failure for any fault.
     Status Commit(const std::vector<StoredEvent>& events,
@@ -128,20 +134,17 @@ class SimStore final : public EventStore {
     SimStore* const store_;
   };
 
-  int64_t HeadLocked(const std::string& stream) const;
   // A fresh core from the committed tail, as a reopened store builds its writer.
   void NewCore();
 
   std::function<Micros()> clock_;
 
-  // Committed state, read by the driver's thread.
+  // Committed state (thread-safe: the driver's thread reads it).
+  MemoryLog log_;
+
+  // The queue in front of the core, shared with the actors' threads.
   mutable std::shared_mutex mu_;
-  std::vector<StoredEvent> log_;                                   // GUARDED_BY(mu_)
-  std::unordered_map<std::string, std::vector<int64_t>> streams_;  // GUARDED_BY(mu_)
-  std::unordered_map<std::string, std::string> claims_;            // GUARDED_BY(mu_)
-  std::unordered_map<std::string, Snapshot> snapshots_;            // GUARDED_BY(mu_)
   std::unordered_map<std::string, Snapshot> queued_snapshots_;     // GUARDED_BY(mu_)
-  std::map<std::string, std::string> kv_;                          // GUARDED_BY(mu_)
   Status sticky_;                                                  // GUARDED_BY(mu_)
   bool closed_ = false;                                            // GUARDED_BY(mu_)
 
