@@ -85,7 +85,7 @@ struct DrainJob {
   caf::typed_response_promise<bool> rp;
 };
 
-void drain_next(Self self, std::shared_ptr<DrainJob> job) {
+void drain_next(Self self, const std::shared_ptr<DrainJob>& job) {
   while (job->outstanding < kDrainWindow && (!job->cards.empty() || !job->wallets.empty())) {
     ++job->outstanding;
     auto done = [self, job](auto&&...) {

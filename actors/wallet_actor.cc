@@ -124,12 +124,13 @@ bool committed_claim(Self self, const std::string& claim, std::string* subject, 
   std::string value;
   Status s = self->state.ctx->store->GetClaim(claim, &value);
   if (s.IsNotFound()) return false;
-  if (!s.ok() || value.size() < 8) {
+  if (!s.ok() || value.size() < kFixed64Bytes) {
     *error = s.ok() ? Status::Corruption("malformed idempotency record") : s;
     return true;
   }
-  *subject = value.substr(0, value.size() - 8);
-  *position = static_cast<int64_t>(keys::get_be64(std::string_view(value).substr(value.size() - 8)));
+  *subject = value.substr(0, value.size() - kFixed64Bytes);
+  *position = static_cast<int64_t>(
+      keys::get_be64(std::string_view(value).substr(value.size() - kFixed64Bytes)));
   return true;
 }
 

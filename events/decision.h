@@ -20,10 +20,7 @@ struct BasicDecision {
 
   bool ok() const { return error == Errc::ok; }
   static BasicDecision reject(Errc e, std::string detail) {
-    BasicDecision d;
-    d.error = e;
-    d.detail = std::move(detail);
-    return d;
+    return BasicDecision{e, std::move(detail), {}, {}};
   }
   static BasicDecision accept(std::vector<E> events) {
     BasicDecision d;

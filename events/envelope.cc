@@ -3,31 +3,25 @@
 #include <openssl/evp.h>
 
 #include <cstring>
+#include <tuple>
 
 #include "events/codec.h"
+#include "events/coding.h"
 
 namespace giftcard {
 namespace {
 
 constexpr uint8_t kFormat = 1;
-constexpr size_t kFixed = 1 + 1 + 8 + 8 + 8 + 4 + 4 + 32 + 32 + 4;  // without variable parts
+// What follows the payload: prev_hash, hash and the CRC-32C of the record.
+constexpr size_t kTrailerBytes = 2 * std::tuple_size_v<Hash> + kCrc32cBytes;
+// format, type, position, version, recorded_at, stream length, payload
+// length and the trailer: a record without its variable parts.
+constexpr size_t kFixed = 1 + 1 + 3 * kFixed64Bytes + 2 * kFixed32Bytes + kTrailerBytes;
 
-void put_u32(std::string& out, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-}
-void put_u64(std::string& out, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-}
-uint32_t get_u32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t get_u64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
+void put_u32(std::string& out, uint32_t v) { put_be32(out, v); }
+void put_u64(std::string& out, uint64_t v) { put_be64(out, v); }
+uint32_t get_u32(const char* p) { return get_be32(std::string_view(p, kFixed32Bytes)); }
+uint64_t get_u64(const char* p) { return get_be64(std::string_view(p, kFixed64Bytes)); }
 
 struct Crc32cTable {
   uint32_t t[256];
@@ -128,8 +122,8 @@ std::string encode_record(const StoredEvent& e) {
 
 Status decode_record(std::string_view in, StoredEvent* out) {
   if (in.size() < kFixed) return Status::Corruption("event record too short");
-  uint32_t stored_crc = get_u32(in.data() + in.size() - 4);
-  if (crc32c(in.substr(0, in.size() - 4)) != stored_crc)
+  uint32_t stored_crc = get_u32(in.data() + in.size() - kCrc32cBytes);
+  if (crc32c(in.substr(0, in.size() - kCrc32cBytes)) != stored_crc)
     return Status::Corruption("event record checksum mismatch");
   const char* p = in.data();
   if (static_cast<uint8_t>(p[0]) != kFormat) return Status::Corruption("unknown record format");
@@ -148,7 +142,7 @@ Status decode_record(std::string_view in, StoredEvent* out) {
   off += slen;
   uint32_t plen = get_u32(p + off);
   off += 4;
-  if (plen > kMaxPayload || off + plen + 68 != in.size())
+  if (plen > kMaxPayload || off + plen + kTrailerBytes != in.size())
     return Status::Corruption("payload length does not match record size");
   out->position = position;
   out->version = version;

@@ -45,11 +45,11 @@ namespace {
 // Moves the alternative `e` holds into a variant that also has it; nullopt
 // when `To` lacks it.
 template <class To, class From>
-std::optional<To> convert(From&& e) {
+std::optional<To> convert(From e) {
   return std::visit(
       [](auto&& x) -> std::optional<To> {
         using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_constructible_v<To, T>) return To{std::move(x)};
+        if constexpr (std::is_constructible_v<To, T>) return To{std::forward<decltype(x)>(x)};
         else return std::nullopt;
       },
       std::move(e));

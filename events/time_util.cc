@@ -107,14 +107,14 @@ bool parse_rfc3339(std::string_view s, Micros* out) {
     if (!digits(s, p + 1, 2, &oh) || p + 3 >= s.size() || s[p + 3] != ':' ||
         !digits(s, p + 4, 2, &om) || oh > 23 || om > 59)
       return false;
-    offset = (oh * 3600 + om * 60) * (s[p] == '+' ? 1 : -1);
+    offset = (int64_t{oh} * 3600 + int64_t{om} * 60) * (s[p] == '+' ? 1 : -1);
     p += 6;
   } else {
     return false;
   }
   if (p != s.size()) return false;
   int64_t days = days_from_civil(Y, static_cast<unsigned>(M), static_cast<unsigned>(D));
-  int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+  int64_t secs = days * 86400 + int64_t{h} * 3600 + int64_t{mi} * 60 + sec - offset;
   *out = secs * 1000000 + frac;
   return true;
 }
