@@ -1,4 +1,4 @@
-// The shop's public message vocabulary (SPEC §5): atoms and the structs that
+// The shop's public message vocabulary (docs/CONTRACT.md, "CAF remote API"): atoms and the structs that
 // cross the CAF wire, each with an inspect() and registered by
 // register_message_types(). Shared by the server and by remote clients
 // (api/shop_client.h). The persisted encoding (cereal, events/) is separate.
@@ -42,7 +42,7 @@ struct CardSpec {
   int64_t value = 0;
 };
 
-// The card view of SPEC §4.
+// The card view of docs/CONTRACT.md, "HTTP API".
 struct CardInfo {
   std::string id;
   std::string name;
@@ -177,7 +177,7 @@ typename Inspector::result_type inspect(Inspector& f, RebuildInfo& x) {
            x.millis);
 }
 
-// The shop's interface (SPEC §5). Replies carry the results; failures are
+// The shop's interface (docs/CONTRACT.md, "CAF remote API"). Replies carry the results; failures are
 // caf::error of category "giftcard" (actors/errors.h).
 //
 // Commands go to the card and wallet actors. Queries are answered from the

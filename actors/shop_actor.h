@@ -1,4 +1,4 @@
-// The shop's front door (SPEC §5): one typed actor that validates every
+// The shop's front door (docs/CONTRACT.md, "CAF remote API"): one typed actor that validates every
 // command and routes it to the card or wallet actor that owns it, activating
 // that actor on first use. It is the only actor published to remote clients.
 //

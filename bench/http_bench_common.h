@@ -55,7 +55,7 @@ using namespace giftcard::bench;
 using giftcard::HostPort;
 
 constexpr int64_t kPrice = 100;
-constexpr int64_t kCodesPerBatch = 100000;  // SPEC §4: 1..100000 codes per import
+constexpr int64_t kCodesPerBatch = 100000;  // docs/CONTRACT.md, "HTTP API": 1..100000 codes per import
 constexpr double kTargetPurchasesPerS = 25000;  // issue #4
 constexpr double kTargetSlowP99Ms = 200;        // RELIABILITY.md §7
 

@@ -8,7 +8,7 @@
 //
 // hash = SHA-256("giftcard/v1" | prev_hash | position | version | recorded_at |
 //                type | stream_len | stream | payload_len | payload), so each
-// event commits to the whole log before it (tamper evidence, SPEC invariant 7).
+// event commits to the whole log before it (tamper evidence, invariant 7, docs/CONTRACT.md).
 // Plain struct: thread-compatible.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The stable, machine-readable error codes of SPEC §4/§5. Values never change:
+// The stable, machine-readable error codes of docs/CONTRACT.md, "Problem codes". Values never change:
 // they cross the CAF wire as caf::error codes and appear as "code" in HTTP
 // problem details. Names are snake_case because they are rendered verbatim.
 #pragma once
@@ -34,7 +34,7 @@ enum class Errc : uint8_t {
 
 // "card_not_found" etc.; "unknown" for values outside the enum.
 std::string_view to_string(Errc e);
-// HTTP status for an error code (SPEC §4 table).
+// HTTP status for an error code (docs/CONTRACT.md, "Problem codes").
 int http_status(Errc e);
 // Parses a rendered name back; false if unknown.
 bool from_string(std::string_view s, Errc* out);

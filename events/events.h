@@ -1,4 +1,4 @@
-// The log's vocabulary (SPEC §2): every state change of the shop is one of
+// The log's vocabulary (docs/CONTRACT.md, "Domain"): every state change of the shop is one of
 // these events. An event's meaning never changes once written; evolve the
 // format by bumping CEREAL_CLASS_VERSION and handling old versions in
 // serialize(), or by adding a new event type with a new EventType value.

@@ -1,4 +1,4 @@
-// Input validation for ids, codes and amounts (SPEC §2). Pure functions shared
+// Input validation for ids, codes and amounts (docs/CONTRACT.md, "Domain"). Pure functions shared
 // by every front end (CAF, HTTP, CLI), so that all of them reject the same
 // inputs with the same error code. Each returns an empty string when the input
 // is valid, else a human-readable reason (never containing the secret value).

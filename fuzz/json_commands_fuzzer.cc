@@ -7,7 +7,7 @@
 //    validators (events/validate.h) and the aggregates' decide().
 // 2. Every string and integer in the body (and the raw bytes) goes through
 //    events/validate.h and parse_rfc3339 directly, against reference
-//    implementations written here from SPEC §2.
+//    implementations written here from docs/CONTRACT.md, "Domain".
 //
 // Oracles: the answers pass check_answer (never 500, problem+json...); a
 // body that is not JSON at all is 400 invalid_request on every route; a
@@ -33,7 +33,7 @@ using json = nlohmann::json;
 
 namespace {
 
-// ------------------------------------------------------------ references (SPEC §2)
+// ------------------------------------------------------------ references (docs/CONTRACT.md, "Domain")
 
 bool ref_utf8(std::string_view s, size_t* code_points, std::vector<uint32_t>* cps) {
   // Unicode 15, Table 3-7 (well-formed UTF-8 byte sequences).

@@ -1,6 +1,6 @@
 // Real-thread concurrency: 256 buyers (event-based actors on CAF's worker
 // threads, all requests in flight at once) on one hot card, plus std::threads
-// hammering wallets. The oracle checks SPEC invariants 1-3 on the raw log.
+// hammering wallets. The oracle checks invariants 1-3 (docs/CONTRACT.md, "Invariants") on the raw log.
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <set>

@@ -1,4 +1,4 @@
-// The audit commands beside a live server (SPEC §3): while a serve child
+// The audit commands beside a live server (docs/CONTRACT.md, "Command line"): while a serve child
 // commits purchases, `giftcard verify` and `giftcard events` open the store as
 // a secondary instance, see a consistent prefix of the log, and change nothing.
 #include <sys/wait.h>

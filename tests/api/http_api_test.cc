@@ -1,4 +1,4 @@
-// The HTTP API of SPEC §4 against a real `giftcard serve` child process over
+// The HTTP API of docs/CONTRACT.md, "HTTP API" against a real `giftcard serve` child process over
 // real sockets (tests/support/http_client.h): every route and error code
 // (http_routes), the bad-input table of RELIABILITY.md §7 (http_bad_input),
 // bearer tokens and the non-loopback refusal (http_auth), concurrent clients

@@ -1,4 +1,4 @@
-// The HTTP API of SPEC §4 against a real `giftcard serve` child process: the
+// The HTTP API of docs/CONTRACT.md, "HTTP API" against a real `giftcard serve` child process: the
 // bad-input table of RELIABILITY.md §7 (http_bad_input), bearer tokens and the
 // non-loopback refusal (http_auth). Shared set-up: http_api_fixture.h.
 #include "tests/api/http_api_fixture.h"
@@ -410,7 +410,7 @@ void check_refused(Server& srv, const Guarded& g, const std::string& right, cons
   BOOST_TEST(log_position(srv.port()) == before, what << ": a refused request changed the log");
 }
 
-// The routes of SPEC §4 by guard, in an order in which each succeeds.
+// The routes of docs/CONTRACT.md, "HTTP API" by guard, in an order in which each succeeds.
 std::vector<Guarded> guarded_routes(std::shared_ptr<std::string> purchase_id) {
   const Headers js = {{"Content-Type", "application/json"}};
   auto fixed = [](std::string t) { return [t] { return t; }; };

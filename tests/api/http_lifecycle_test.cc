@@ -1,4 +1,4 @@
-// The HTTP API of SPEC §4 against a real `giftcard serve` child process:
+// The HTTP API of docs/CONTRACT.md, "HTTP API" against a real `giftcard serve` child process:
 // concurrent clients and idempotency-key repeats (http_concurrency), and
 // graceful SIGTERM, slow clients and Server-Sent Events (http_lifecycle).
 // Shared set-up: http_api_fixture.h.

@@ -1,4 +1,4 @@
-// Crashes of the persisted projections (issue #3, SPEC §2 invariants 4-6), with
+// Crashes of the persisted projections (issue #3, invariants 4-6 (docs/CONTRACT.md, "Invariants")), with
 // real processes: `giftcard serve` runs as a child, a concurrent workload talks
 // to it over CAF, and it is killed with SIGKILL at chosen moments.
 //

@@ -1,6 +1,6 @@
 // The `purchase`/`credit` CLI clients and the serve flag checks as
 // subprocesses, and 64 remote buyers in flight at once against a real
-// `giftcard serve` child (SPEC §3, §5).
+// `giftcard serve` child (docs/CONTRACT.md, "Command line" and "CAF remote API").
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <condition_variable>

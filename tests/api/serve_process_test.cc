@@ -1,4 +1,4 @@
-// `giftcard serve` as a real child process (SPEC §3, §5): a CAF remote client
+// `giftcard serve` as a real child process (docs/CONTRACT.md, "Command line" and "CAF remote API"): a CAF remote client
 // in this process talks to it over the wire; it is stopped with SIGTERM (clean
 // drain, exit 0) or SIGKILL (crash) and restarted on the same data directory.
 // The `purchase`/`credit` CLI clients, the serve flag checks and 64 concurrent

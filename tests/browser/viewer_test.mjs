@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The admin viewer (GET /admin, SPEC §6) in a real headless browser: Debian's
+// The admin viewer (GET /admin, docs/CONTRACT.md, "Admin viewer") in a real headless browser: Debian's
 // Chromium driven by playwright-core.
 //
 //   node viewer_test.mjs GIFTCARD_BINARY [--screenshots[=DIR]]

@@ -1,11 +1,11 @@
-// The reliability oracle (../shared/RELIABILITY.md §0), shared by every suite
+// The reliability oracle (docs/RELIABILITY.md, §0 "The oracle"), shared by every suite
 // in tests/reliability/.
 //
 // A client-side History records each call a load generator makes: `invoke`,
 // then `ok` (2xx), `fail` (a definite non-2xx) or `info` (no answer: timeout,
 // reset, the server died). The checker compares that history with the log
 // (read straight from the store, the same bytes `giftcard events` prints) and
-// with the live views and `giftcard replay`, and counts what SPEC §2 forbids.
+// with the live views and `giftcard replay`, and counts what docs/CONTRACT.md, "Invariants", forbids.
 // Every counter must be 0.
 #pragma once
 

@@ -11,7 +11,7 @@
 // sweeps, passivation: passivate_after is a few simulated milliseconds) and
 // when the node restarts (drain, stop, reopen the store, recover). After
 // every step the committed log is checked with the log oracle
-// (tests/support/log_oracle.h: SPEC §2 invariants 1, 2, 3, 5 and 7) and every
+// (tests/support/log_oracle.h: invariants 1, 2, 3, 5 and 7 (docs/CONTRACT.md, "Invariants")) and every
 // reply so far against it (check_history: an acknowledged purchase or credit
 // is in the log, at its position, its code assigned exactly once; repeats of
 // a key answer byte for byte alike); a call that is never answered, a drain

@@ -1,4 +1,4 @@
-// An independent oracle over the raw log (tests only): re-derives SPEC §2
+// An independent oracle over the raw log (tests only): re-derives docs/CONTRACT.md's
 // invariants 1-3 and 7 from the events, without the product's projections,
 // and indexes what a client-side history is checked against (purchases and
 // credits by idempotency key; tests/reliability/oracle.h).
