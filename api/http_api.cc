@@ -218,7 +218,7 @@ std::optional<HttpResponse> HttpApi::check_header(const http::request_header<>& 
   return impl_->check_header(header, peer);
 }
 
-void HttpApi::handle(HttpRequest&& req, std::shared_ptr<Responder> r) {
+void HttpApi::handle(HttpRequest&& req, const std::shared_ptr<Responder>& r) {
   try {
     impl_->route(req, r);
   } catch (const std::exception& e) {

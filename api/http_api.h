@@ -52,7 +52,7 @@ class HttpApi {
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
 
-  void handle(HttpRequest&& req, std::shared_ptr<Responder> responder);
+  void handle(HttpRequest&& req, const std::shared_ptr<Responder>& responder);
   // HttpServer's header check: the rate limit and the route's token, decided
   // from the header alone, before any body byte is read.
   std::optional<HttpResponse> check_header(const http::request_header<>& header,

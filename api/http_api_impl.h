@@ -157,7 +157,7 @@ struct HttpApi::Impl {
 
   // ---- asking the shop without blocking: the bridge sends, the reply completes
   template <class T, class OnOk, class... Ts>
-  void ask(std::shared_ptr<Responder> r, OnOk on_ok, Ts... xs) {
+  void ask(const std::shared_ptr<Responder>& r, OnOk on_ok, Ts... xs) {
     auto& bridge = bridges[next_bridge++ % bridges.size()];
     auto timeout = opts.command_timeout;
     caf::anon_send(bridge, BridgeJob{[this, r, on_ok, timeout, xs...](caf::event_based_actor* self) {
@@ -172,7 +172,7 @@ struct HttpApi::Impl {
   // it would hold up the purchases queued behind it (a 1,000-purchase page
   // is milliseconds of nlohmann::json). A full pool renders it in place.
   template <class T, class OnOk, class... Ts>
-  void ask_rendered(std::shared_ptr<Responder> r, OnOk on_ok, Ts... xs) {
+  void ask_rendered(const std::shared_ptr<Responder>& r, OnOk on_ok, Ts... xs) {
     ask<T>(
         r,
         [this, on_ok](T& reply) {

@@ -31,7 +31,7 @@ void HttpServer::Impl::drain_sessions() {
 }
 
 HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, ProblemMaker problem, HeaderCheck check)
-    : impl_(std::make_unique<Impl>(std::move(limits), std::move(handler), std::move(problem),
+    : impl_(std::make_unique<Impl>(limits, std::move(handler), std::move(problem),
                                    std::move(check))) {
   impl_->in_flight = &in_flight_;
   impl_->connections = &connections_;

@@ -53,7 +53,7 @@ void Session::drain() {
   });
 }
 
-void Session::write(std::shared_ptr<HttpResponse> res, bool counted) {
+void Session::write(const std::shared_ptr<HttpResponse>& res, bool counted) {
   res->keep_alive(keep_alive_ && !srv_->draining.load());
   res->prepare_payload();
   stream_.expires_after(srv_->limits.write_timeout);
@@ -307,7 +307,7 @@ void Session::refuse(std::shared_ptr<HttpResponse> res) {
   release_body();
   busy_ = true;
   keep_alive_ = false;
-  write(std::move(res));
+  write(res);
 }
 
 void Session::close() {

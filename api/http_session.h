@@ -54,7 +54,7 @@ struct HttpServer::Impl {
   std::list<std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)
 
   Impl(HttpLimits l, HttpHandler h, ProblemMaker p, HeaderCheck c)
-      : limits(std::move(l)), handler(std::move(h)), problem(std::move(p)), check(std::move(c)),
+      : limits(l), handler(std::move(h)), problem(std::move(p)), check(std::move(c)),
         ioc(std::max(1, limits.io_threads)) {}
   // Accepts connections, each into a Session, until the acceptor closes.
   void accept();
@@ -91,10 +91,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void drain();
   // `counted`: the answer to a request handed to the handler; it stays in
   // flight until its last byte is written.
-  void write(std::shared_ptr<HttpResponse> res, bool counted = false);
+  void write(const std::shared_ptr<HttpResponse>& res, bool counted = false);
 
   // ---- the event stream (http_stream.cc)
-  void start_stream(std::shared_ptr<HttpResponse> head);
+  void start_stream(const std::shared_ptr<HttpResponse>& head);
   // On the strand: `frame` is already counted in pending_.
   void push(std::shared_ptr<const std::string> frame);
   // The stream's client is too slow: closed, and counted as cut.
@@ -109,7 +109,7 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket& socket() { return stream_.socket(); }
 
   // ---- the event stream (http_stream.cc)
-  void watch_close(std::shared_ptr<std::array<char, 256>> buf);
+  void watch_close(const std::shared_ptr<std::array<char, 256>>& buf);
   void write_next();
 
   // ---- read timers

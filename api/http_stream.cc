@@ -9,7 +9,7 @@
 
 namespace giftcard {
 
-void Session::start_stream(std::shared_ptr<HttpResponse> head) {
+void Session::start_stream(const std::shared_ptr<HttpResponse>& head) {
   streaming_ = true;
   // Status line and headers only; the body is the frames that follow.
   auto text = std::make_shared<std::string>();
@@ -46,7 +46,7 @@ void Session::cut() {
   close();
 }
 
-void Session::watch_close(std::shared_ptr<std::array<char, 256>> buf) {
+void Session::watch_close(const std::shared_ptr<std::array<char, 256>>& buf) {
   socket().async_read_some(net::buffer(*buf),
                            [self = shared_from_this(), buf](beast::error_code ec, size_t) {
                              if (ec) return self->close();
