@@ -53,8 +53,8 @@ struct CardActorState {
 using Self = card_actor::stateful_pointer<CardActorState>;
 
 CardInfo info_of(const CardState& c, int64_t position = 0) {
-  return CardInfo{c.id,        c.name,     c.price,   c.value,  c.available,
-                  c.assigned,  c.expired,  c.revoked, position};
+  return CardInfo{c.id,       c.name,    c.price,   c.value, c.available,
+                  c.assigned, c.expired, c.revoked, position};
 }
 
 // True if `code` is on this card and held by this activation.
@@ -177,8 +177,7 @@ void on_tick(Self self) {
   auto& st = self->state;
   Micros now = st.ctx->now();
   const auto& cfg = st.ctx->config;
-  if (st.broken.ok() && st.card.exists &&
-      now - st.last_sweep >= micros_of(cfg.expiry_sweep)) {
+  if (st.broken.ok() && st.card.exists && now - st.last_sweep >= micros_of(cfg.expiry_sweep)) {
     st.last_sweep = now;
     expire(self, sweep_expired(st.card, now));
   }

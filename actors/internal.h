@@ -76,8 +76,7 @@ using card_actor = caf::typed_actor<
     caf::replies_to<create_atom, CardSpec>::with<CardInfo>,
     caf::replies_to<add_codes_atom, std::string, std::vector<CodeSpec>>::with<AddCodesReply>,
     caf::replies_to<revoke_atom, std::string, std::string>::with<int64_t>,
-    caf::replies_to<ReserveMsg>::with<Reserved>,
-    caf::replies_to<DrainMsg>::with<bool>,
+    caf::replies_to<ReserveMsg>::with<Reserved>, caf::replies_to<DrainMsg>::with<bool>,
     caf::reacts_to<ReleaseMsg>, caf::reacts_to<AssignedMsg>, caf::reacts_to<LeaseDoneMsg>,
     caf::reacts_to<CommitMsg>, caf::reacts_to<TickMsg>, caf::reacts_to<PassivateReply>>;
 
@@ -88,20 +87,18 @@ struct PurchaseCmd {
 };
 
 using wallet_actor = caf::typed_actor<
-    caf::replies_to<PurchaseCmd>::with<Purchase>,
-    caf::replies_to<CreditCmd>::with<CreditReply>,
-    caf::replies_to<DrainMsg>::with<bool>,
-    caf::reacts_to<CommitMsg>, caf::reacts_to<TickMsg>, caf::reacts_to<PassivateReply>>;
+    caf::replies_to<PurchaseCmd>::with<Purchase>, caf::replies_to<CreditCmd>::with<CreditReply>,
+    caf::replies_to<DrainMsg>::with<bool>, caf::reacts_to<CommitMsg>, caf::reacts_to<TickMsg>,
+    caf::reacts_to<PassivateReply>>;
 
-using projection_driver_actor = caf::typed_actor<
-    caf::reacts_to<LogAdvanced>, caf::replies_to<AwaitMsg>::with<int64_t>,
-    caf::reacts_to<AwaitExpired>, caf::replies_to<DrainMsg>::with<bool>>;
+using projection_driver_actor =
+    caf::typed_actor<caf::reacts_to<LogAdvanced>, caf::replies_to<AwaitMsg>::with<int64_t>,
+                     caf::reacts_to<AwaitExpired>, caf::replies_to<DrainMsg>::with<bool>>;
 
 // The shop as this process sees it: the public interface plus passivation and
 // drain. It is published as `shop_actor` (remote_actor checks a subset).
-using shop_internal_actor = shop_actor::extend<caf::reacts_to<PassivateReq>,
-                                               caf::replies_to<DrainMsg>::with<bool>,
-                                               caf::reacts_to<QueryDone>>;
+using shop_internal_actor = shop_actor::extend<
+    caf::reacts_to<PassivateReq>, caf::replies_to<DrainMsg>::with<bool>, caf::reacts_to<QueryDone>>;
 
 // Posts the outcome of an append to `hdl` as a CommitMsg (runs on the writer thread).
 template <class Handle>

@@ -1,7 +1,7 @@
-// The shop's public message vocabulary (docs/CONTRACT.md, "CAF remote API"): atoms and the structs that
-// cross the CAF wire, each with an inspect() and registered by
-// register_message_types(). Shared by the server and by remote clients
-// (api/shop_client.h). The persisted encoding (cereal, events/) is separate.
+// The shop's public message vocabulary (docs/CONTRACT.md, "CAF remote API"): atoms and the structs
+// that cross the CAF wire, each with an inspect() and registered by register_message_types().
+// Shared by the server and by remote clients (api/shop_client.h). The persisted encoding (cereal,
+// events/) is separate.
 #pragma once
 
 #include <caf/all.hpp>
@@ -137,8 +137,8 @@ typename Inspector::result_type inspect(Inspector& f, CardSpec& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, CardInfo& x) {
-  return f(caf::meta::type_name("giftcard::CardInfo"), x.id, x.name, x.price, x.value,
-           x.available, x.assigned, x.expired, x.revoked, x.position);
+  return f(caf::meta::type_name("giftcard::CardInfo"), x.id, x.name, x.price, x.value, x.available,
+           x.assigned, x.expired, x.revoked, x.position);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, AddCodesReply& x) {
@@ -151,8 +151,8 @@ typename Inspector::result_type inspect(Inspector& f, CreditReply& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Purchase& x) {
-  return f(caf::meta::type_name("giftcard::Purchase"), x.purchase_id, x.card_id, x.user_id,
-           x.code, x.price, x.purchased_at, x.position, x.replayed);
+  return f(caf::meta::type_name("giftcard::Purchase"), x.purchase_id, x.card_id, x.user_id, x.code,
+           x.price, x.purchased_at, x.position, x.replayed);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, WalletView& x) {
@@ -177,8 +177,8 @@ typename Inspector::result_type inspect(Inspector& f, RebuildInfo& x) {
            x.millis);
 }
 
-// The shop's interface (docs/CONTRACT.md, "CAF remote API"). Replies carry the results; failures are
-// caf::error of category "giftcard" (actors/errors.h).
+// The shop's interface (docs/CONTRACT.md, "CAF remote API"). Replies carry the results; failures
+// are caf::error of category "giftcard" (actors/errors.h).
 //
 // Commands go to the card and wallet actors. Queries are answered from the
 // projections on the query pool, never on the shop actor; their last argument

@@ -41,9 +41,9 @@ void answer_waiters(Self self) {
       it->second.rp.deliver(pos);
       it = st.waiters.erase(it);
     } else if (!st.failed.ok()) {
-      it->second.rp.deliver(make_error(errc_for(st.failed), "projections stopped at " +
-                                                                std::to_string(pos) + ": " +
-                                                                st.failed.message()));
+      it->second.rp.deliver(
+          make_error(errc_for(st.failed),
+                     "projections stopped at " + std::to_string(pos) + ": " + st.failed.message()));
       it = st.waiters.erase(it);
     } else {
       ++it;
@@ -156,9 +156,9 @@ projection_driver_actor::behavior_type driver_behavior(Self self, ShopContext* c
         auto it = st.waiters.find(m.id);
         if (it == st.waiters.end()) return;
         it->second.rp.deliver(make_error(
-            Errc::projection_lagging,
-            "projections are at position " + std::to_string(st.ctx->projections->position()) +
-                ", not yet at " + std::to_string(it->second.position)));
+            Errc::projection_lagging, "projections are at position " +
+                                          std::to_string(st.ctx->projections->position()) +
+                                          ", not yet at " + std::to_string(it->second.position)));
         st.waiters.erase(it);
       },
       [=](DrainMsg&) -> caf::result<bool> {

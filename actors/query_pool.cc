@@ -5,7 +5,8 @@
 
 namespace giftcard {
 
-QueryPool::QueryPool(size_t threads, size_t max_queued) : max_queued_(std::max<size_t>(max_queued, 1)) {
+QueryPool::QueryPool(size_t threads, size_t max_queued)
+    : max_queued_(std::max<size_t>(max_queued, 1)) {
   const size_t n = std::max<size_t>(threads, 1);
   threads_.reserve(n);
   for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });

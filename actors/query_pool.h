@@ -49,10 +49,10 @@ class QueryPool {
   // pool is stopped; the job is then not run (and destroyed by the caller).
   bool try_post(std::function<void()> job);
 
-  size_t queued() const;      // jobs waiting for a thread
-  size_t running() const;     // jobs on a thread right now
-  uint64_t refused() const;   // try_post() calls that returned false (since start)
-  uint64_t completed() const; // jobs run to their end
+  size_t queued() const;       // jobs waiting for a thread
+  size_t running() const;      // jobs on a thread right now
+  uint64_t refused() const;    // try_post() calls that returned false (since start)
+  uint64_t completed() const;  // jobs run to their end
   size_t threads() const { return threads_.size(); }
   size_t max_queued() const { return max_queued_; }
   bool stopped() const;

@@ -52,8 +52,9 @@ card_actor route_card(Self self, const std::string& id) {
   auto& st = self->state;
   auto it = st.cards.find(id);
   if (it == st.cards.end())
-    it = st.cards.emplace(id, Entry<card_actor>{spawn_card_actor(self->system(), st.ctx, id,
-                                                                 shop_internal_actor{self})})
+    it = st.cards
+             .emplace(id, Entry<card_actor>{spawn_card_actor(self->system(), st.ctx, id,
+                                                             shop_internal_actor{self})})
              .first;
   ++it->second.sent;
   return it->second.handle;
@@ -95,11 +96,13 @@ void drain_next(Self self, const std::shared_ptr<DrainJob>& job) {
     if (!job->cards.empty()) {
       auto h = std::move(job->cards.back());
       job->cards.pop_back();
-      self->request(h, caf::infinite, DrainMsg{}).then([=](bool) { done(); }, [=](caf::error&) { done(); });
+      self->request(h, caf::infinite, DrainMsg{})
+          .then([=](bool) { done(); }, [=](caf::error&) { done(); });
     } else {
       auto h = std::move(job->wallets.back());
       job->wallets.pop_back();
-      self->request(h, caf::infinite, DrainMsg{}).then([=](bool) { done(); }, [=](caf::error&) { done(); });
+      self->request(h, caf::infinite, DrainMsg{})
+          .then([=](bool) { done(); }, [=](caf::error&) { done(); });
     }
   }
   if (job->outstanding == 0 && job->cards.empty() && job->wallets.empty() && job->rp.pending()) {
@@ -206,13 +209,13 @@ std::string check_limit(int64_t limit) {
 caf::error storage_error(const Status& s) { return make_error(errc_for(s), s.message()); }
 
 CardInfo card_info(const CardView& c, int64_t position) {
-  return CardInfo{c.id,       c.name,    c.price,   c.value,  c.available,
+  return CardInfo{c.id,       c.name,    c.price,   c.value, c.available,
                   c.assigned, c.expired, c.revoked, position};
 }
 
 Purchase purchase_of(const PurchaseView& p) {
-  return Purchase{p.purchase_id, p.card_id, p.user_id, p.code, p.price, p.purchased_at, p.position,
-                  false};
+  return Purchase{p.purchase_id, p.card_id,      p.user_id,  p.code,
+                  p.price,       p.purchased_at, p.position, false};
 }
 
 // A one-shot detached worker: a rebuild reads the whole log and must not
@@ -240,7 +243,8 @@ caf::result<CreditReply> on_credit(Self self, const std::string& user, int64_t a
                                    std::string& key) {
   if (self->state.draining) return closing();
   if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-  if (key.empty()) return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
+  if (key.empty())
+    return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
   if (auto e = check_idempotency_key(key); !e.empty()) return invalid(e);
   if (auto e = check_amount(amount, "amount"); !e.empty()) return invalid(e);
   return self->delegate(route_wallet(self, user), CreditCmd{amount, std::move(key)});
@@ -251,7 +255,8 @@ caf::result<Purchase> on_purchase(Self self, std::string& card_id, const std::st
   if (self->state.draining) return closing();
   if (auto e = check_card_id(card_id); !e.empty()) return invalid(e);
   if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-  if (key.empty()) return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
+  if (key.empty())
+    return make_error(Errc::missing_idempotency_key, "an idempotency key is required");
   if (auto e = check_idempotency_key(key); !e.empty()) return invalid(e);
   card_actor card = route_card(self, card_id);  // leased: counted as one unit
   return self->delegate(route_wallet(self, user),
@@ -327,10 +332,8 @@ void on_passivate(Self self, const PassivateReq& req) {
     if (ok) map.erase(it);
     self->send(handle, PassivateReply{ok});
   };
-  if (req.card)
-    answer(st.cards);
-  else
-    answer(st.wallets);
+  if (req.card) answer(st.cards);
+  else answer(st.wallets);
 }
 
 void on_query_done(Self self, const QueryDone& done) {
@@ -368,17 +371,14 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
         if (auto e = check_code(code); !e.empty()) return invalid(e);
         return self->delegate(route_card(self, card_id), revoke_atom::value, card_id, code);
       },
-      [=](credit_atom, std::string& user, int64_t amount,
-          std::string& key) -> caf::result<CreditReply> {
-        return on_credit(self, user, amount, key);
-      },
-      [=](purchase_atom, std::string& card_id, std::string& user,
-          std::string& key) -> caf::result<Purchase> {
-        return on_purchase(self, card_id, user, key);
-      },
+      [=](credit_atom, std::string& user, int64_t amount, std::string& key)
+          -> caf::result<CreditReply> { return on_credit(self, user, amount, key); },
+      [=](purchase_atom, std::string& card_id, std::string& user, std::string& key)
+          -> caf::result<Purchase> { return on_purchase(self, card_id, user, key); },
       [=](card_atom, std::string& id, int64_t after) -> caf::result<CardInfo> {
         if (auto e = check_card_id(id); !e.empty()) return invalid(e);
-        return projected<CardInfo>(self, after, [db, id = std::move(id)] { return card_query(db, id); });
+        return projected<CardInfo>(self, after,
+                                   [db, id = std::move(id)] { return card_query(db, id); });
       },
       [=](cards_atom, std::string& from, int64_t limit, int64_t after) -> caf::result<CardPage> {
         if (!from.empty())
@@ -390,15 +390,14 @@ shop_internal_actor::behavior_type shop_behavior(Self self, ShopContext* ctx) {
       },
       [=](wallet_atom, std::string& user, int64_t after) -> caf::result<WalletView> {
         if (auto e = check_user_id(user); !e.empty()) return invalid(e);
-        return projected<WalletView>(self, after,
-                                     [db, user = std::move(user)] { return wallet_query(db, user); });
+        return projected<WalletView>(
+            self, after, [db, user = std::move(user)] { return wallet_query(db, user); });
       },
       [=](lookup_atom, std::string& purchase_id, int64_t after) -> caf::result<Purchase> {
         if (purchase_id.empty() || purchase_id.size() > 128)
           return invalid("purchase_id must be 1..128 characters");
-        return projected<Purchase>(self, after, [db, id = std::move(purchase_id)] {
-          return lookup_query(db, id);
-        });
+        return projected<Purchase>(
+            self, after, [db, id = std::move(purchase_id)] { return lookup_query(db, id); });
       },
       [=](history_atom, std::string& user, int64_t from, int64_t limit,
           int64_t after) -> caf::result<PurchasePage> {

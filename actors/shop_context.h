@@ -53,15 +53,15 @@ struct ShopMetrics {
   std::atomic<uint64_t> purchases_replayed{0};
   std::atomic<uint64_t> purchases_rejected{0};
   std::atomic<uint64_t> passivations{0};
-  std::atomic<uint64_t> projection_batches{0};  // driver catch-ups that applied events
-  std::atomic<int64_t> projection_lag_micros{0}; // of the last catch-up: apply time - commit time
+  std::atomic<uint64_t> projection_batches{0};    // driver catch-ups that applied events
+  std::atomic<int64_t> projection_lag_micros{0};  // of the last catch-up: apply time - commit time
   // If set, every catch-up's lag (micros) is also appended here (benchmarks).
   std::function<void(int64_t)> on_projection_lag;
 };
 
 struct ShopContext {
-  EventStore* store = nullptr;  // REQUIRES: outlives every actor of the shop
-  ProjectionDb* projections = nullptr;  // REQUIRES: on `store`; outlives the shop
+  EventStore* store = nullptr;           // REQUIRES: outlives every actor of the shop
+  ProjectionDb* projections = nullptr;   // REQUIRES: on `store`; outlives the shop
   ProjectionHistory* history = nullptr;  // optional (time travel); kept up by the driver
   // Where the shop's queries (card, cards, wallet, lookup, history) run. Null:
   // the shop makes its own from config (query_threads, max_queued_queries) at

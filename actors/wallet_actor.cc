@@ -36,16 +36,16 @@ struct WalletActorState {
   std::string user;
   std::string stream;
   shop_internal_actor shop;
-  WalletState wallet;  // committed
-  Status broken;       // recovery failure (permanent for this activation)
+  WalletState wallet;   // committed
+  Status broken;        // recovery failure (permanent for this activation)
   bool failed = false;  // an append failed: refuse work until the pipeline drains
   int64_t snapshot_version = 0;
   int64_t projected = 0;     // committed balance + every pending change
   int64_t next_version = 0;  // stream head once every pending append commits
   int pending_appends = 0;
   uint64_t next_token = 1;
-  std::unordered_map<std::string, InflightPurchase> purchases;  // by idempotency key
-  std::unordered_map<std::string, InflightCredit> credits;      // by idempotency key
+  std::unordered_map<std::string, InflightPurchase> purchases;        // by idempotency key
+  std::unordered_map<std::string, InflightCredit> credits;            // by idempotency key
   std::unordered_map<uint64_t, std::pair<bool, std::string>> tokens;  // token -> (purchase?, key)
   ActorLife life;
 };
@@ -156,8 +156,8 @@ caf::result<Purchase> replay_purchase(Self self, const std::string& card_id, con
   if (!a || a->user_id != self->state.user || a->idempotency_key != key)
     return make_error(Errc::storage_corruption, "idempotency record does not match its event");
   ++self->state.ctx->metrics.purchases_replayed;
-  return Purchase{a->purchase_id, a->card_id, a->user_id, a->code, a->price,
-                  se.recorded_at, se.position, true};
+  return Purchase{a->purchase_id, a->card_id,     a->user_id,  a->code,
+                  a->price,       se.recorded_at, se.position, true};
 }
 
 void on_reserved(Self self, const std::string& key, Reserved& r) {
@@ -172,8 +172,7 @@ void on_reserved(Self self, const std::string& key, Reserved& r) {
     after_append(self);  // it may have been the last work a drain waits for
     return;
   }
-  WalletDecision d =
-      decide(DebitWallet{st.user, r.price, p.purchase_id, p.card_id}, st.projected);
+  WalletDecision d = decide(DebitWallet{st.user, r.price, p.purchase_id, p.card_id}, st.projected);
   if (!d.ok()) {
     self->send(p.card, ReleaseMsg{r.code});
     ++st.ctx->metrics.purchases_rejected;
@@ -254,7 +253,8 @@ caf::result<Purchase> on_purchase(Self self, PurchaseCmd& cmd) {
   if (auto it = st.purchases.find(cmd.key); it != st.purchases.end()) {
     lease_unused();
     if (it->second.card_id != cmd.card_id)
-      return make_error(Errc::idempotency_key_reused, "this idempotency key is in use for another card");
+      return make_error(Errc::idempotency_key_reused,
+                        "this idempotency key is in use for another card");
     auto rp = self->make_response_promise<Purchase>();
     it->second.repeats.push_back(rp);
     return rp;
@@ -292,7 +292,8 @@ caf::result<CreditReply> on_credit(Self self, CreditCmd& cmd) {
   if (auto e = refusal(st)) return e;
   if (auto it = st.credits.find(cmd.key); it != st.credits.end()) {
     if (it->second.amount != cmd.amount)
-      return make_error(Errc::idempotency_key_reused, "this idempotency key is in use for another amount");
+      return make_error(Errc::idempotency_key_reused,
+                        "this idempotency key is in use for another amount");
     auto rp = self->make_response_promise<CreditReply>();
     it->second.repeats.push_back(rp);
     return rp;
@@ -303,13 +304,15 @@ caf::result<CreditReply> on_credit(Self self, CreditCmd& cmd) {
   if (committed_claim(self, credit_idem_claim(st.user, cmd.key), &stored_amount, &position, &err)) {
     if (!err.ok()) return make_error(errc_for(err), err.message());
     if (stored_amount != std::to_string(cmd.amount))
-      return make_error(Errc::idempotency_key_reused, "this idempotency key was used for another amount");
+      return make_error(Errc::idempotency_key_reused,
+                        "this idempotency key was used for another amount");
     StoredEvent se;
     Event ev;
     if (Status s = read_event(self, position, &se, &ev); !s.ok())
       return make_error(errc_for(s), s.message());
     auto* c = std::get_if<WalletCredited>(&ev);
-    if (!c || c->user_id != st.user) return make_error(Errc::storage_corruption, "bad idempotency record");
+    if (!c || c->user_id != st.user)
+      return make_error(Errc::storage_corruption, "bad idempotency record");
     return CreditReply{st.user, c->balance_after, se.position, true};
   }
   WalletDecision d = decide(CreditWallet{st.user, cmd.amount, cmd.key}, st.projected);
@@ -319,7 +322,8 @@ caf::result<CreditReply> on_credit(Self self, CreditCmd& cmd) {
   req.events.push_back(PendingEvent::of(st.stream, to_event(d.events.front())));
   st.credits.emplace(cmd.key, InflightCredit{rp, {}, cmd.amount, std::move(d.events.front())});
   st.projected += cmd.amount;
-  req.claims.push_back(Claim{credit_idem_claim(st.user, cmd.key), std::to_string(cmd.amount), true});
+  req.claims.push_back(
+      Claim{credit_idem_claim(st.user, cmd.key), std::to_string(cmd.amount), true});
   append(self, std::move(req), false, cmd.key);
   return rp;
 }
@@ -360,10 +364,8 @@ wallet_actor::behavior_type wallet_behavior(Self self, ShopContext* ctx, std::st
         auto [purchase, key] = std::move(it->second);
         st.tokens.erase(it);
         --st.pending_appends;
-        if (purchase)
-          on_purchase_commit(self, key, m);
-        else
-          on_credit_commit(self, key, m);
+        if (purchase) on_purchase_commit(self, key, m);
+        else on_credit_commit(self, key, m);
         after_append(self);
       },
       [=](TickMsg&) { on_tick(self); },

@@ -23,8 +23,8 @@ bool parse_host_port(const std::string& text, HostPort* out, std::string* error)
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
     *error = "port must be a number in 0..65535";
     return false;
   }

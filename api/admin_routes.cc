@@ -19,9 +19,9 @@ std::string mask_code(const std::string& code) {
 }
 
 json card_view_json(const CardView& c) {
-  return {{"id", c.id},           {"name", c.name},         {"price", c.price},
+  return {{"id", c.id},           {"name", c.name},           {"price", c.price},
           {"value", c.value},     {"available", c.available}, {"assigned", c.assigned},
-          {"expired", c.expired}, {"revoked", c.revoked},   {"sold", c.sold},
+          {"expired", c.expired}, {"revoked", c.revoked},     {"sold", c.sold},
           {"revenue", c.revenue}};
 }
 
@@ -37,9 +37,11 @@ std::optional<Problem> admin_window(const Query& q, int64_t head, AdminWindow* w
   w->head = head;
   if (auto p = int_param(q, "at", -1, &w->at)) return p;
   if (w->at > head)
-    return Problem{400, "invalid_request",
+    return Problem{400,
+                   "invalid_request",
                    "position " + std::to_string(w->at) + " is not in the log (last position " +
-                       std::to_string(head) + ")", {}};
+                       std::to_string(head) + ")",
+                   {}};
   if (auto p = int_param(q, "limit", 100, &w->limit)) return p;
   if (w->limit < 1 || w->limit > 1000)
     return Problem{400, "invalid_request", "limit must be 1..1000", {}};
@@ -84,9 +86,12 @@ json state_json(const ProjectionHistory::AsOf& a, int64_t head, const std::strin
 }
 
 json purchase_view_json(const PurchaseView& p) {
-  return {{"purchase_id", p.purchase_id}, {"card_id", p.card_id},
-          {"user_id", p.user_id},         {"code", mask_code(p.code)},
-          {"price", p.price},             {"purchased_at", format_rfc3339(p.purchased_at)},
+  return {{"purchase_id", p.purchase_id},
+          {"card_id", p.card_id},
+          {"user_id", p.user_id},
+          {"code", mask_code(p.code)},
+          {"price", p.price},
+          {"purchased_at", format_rfc3339(p.purchased_at)},
           {"position", p.position}};
 }
 
@@ -101,11 +106,14 @@ void HttpApi::Impl::list_events(const Call& c) {
   if (auto p = int_param(c.q, "from", 1, &from)) return send_problem(r, *p);
   if (auto p = int_param(c.q, "limit", 100, &limit)) return send_problem(r, *p);
   if (limit < 1 || limit > static_cast<int64_t>(opts.max_events_page))
-    return send_problem(r, Problem{400, "invalid_request",
-                                   "limit must be 1.." + std::to_string(opts.max_events_page), {}});
+    return send_problem(r, Problem{400,
+                                   "invalid_request",
+                                   "limit must be 1.." + std::to_string(opts.max_events_page),
+                                   {}});
   on_query_pool(r, [this, r, from, limit] {
     std::vector<StoredEvent> evs;
-    if (Status s = ctx->store->ReadAll(std::max<int64_t>(from, 1), static_cast<size_t>(limit), &evs);
+    if (Status s = ctx->store->ReadAll(std::max<int64_t>(from, 1), static_cast<size_t>(limit),
+                                       &evs);
         !s.ok())
       return send_storage_problem(r, s);
     json arr = json::array();
@@ -128,7 +136,8 @@ std::optional<Problem> stream_start(const Call& c, int64_t* after_pos) {
     Query lq;
     lq.items.emplace_back("Last-Event-ID", std::string(last));
     if (int_param(lq, "Last-Event-ID", 0, after_pos))
-      return Problem{400, "invalid_request", "header Last-Event-ID must be a non-negative integer", {}};
+      return Problem{
+          400, "invalid_request", "header Last-Event-ID must be a non-negative integer", {}};
   }
   return std::nullopt;
 }
@@ -142,10 +151,12 @@ void HttpApi::Impl::stream_events(const Call& c) {
   if (auto p = stream_start(c, &after_pos)) return send_problem(r, *p);
   if (after_pos >= 0 &&
       ctx->store->LastPosition() - after_pos > static_cast<int64_t>(opts.max_stream_backfill))
-    return send_problem(r, Problem{400, "invalid_request",
-                                   "the stream would start more than " +
-                                       std::to_string(opts.max_stream_backfill) +
-                                       " events back; page through GET /api/events first", {}});
+    return send_problem(
+        r, Problem{400,
+                   "invalid_request",
+                   "the stream would start more than " + std::to_string(opts.max_stream_backfill) +
+                       " events back; page through GET /api/events first",
+                   {}});
   HttpResponse head{http::status::ok, 11};
   head.set(http::field::content_type, "text/event-stream");
   head.set(http::field::cache_control, "no-store");
@@ -159,9 +170,11 @@ void HttpApi::Impl::stream_events(const Call& c) {
       },
       after_pos);
   if (s.IsBusy())
-    return send_problem(r, Problem{503, "busy",
+    return send_problem(r, Problem{503,
+                                   "busy",
                                    "too many open event streams (" +
-                                       std::to_string(opts.max_stream_viewers) + "); retry later", {}});
+                                       std::to_string(opts.max_stream_viewers) + "); retry later",
+                                   {}});
   if (!s.ok()) return send_problem(r, Problem{400, "invalid_request", s.message(), {}});
 }
 
@@ -210,7 +223,8 @@ void HttpApi::Impl::admin_state(const Call& c) {
   AdminWindow w;
   if (auto p = admin_window(c.q, ctx->store->LastPosition(), &w)) return send_problem(r, *p);
   if (!ctx->history)
-    return send_problem(r, Problem{503, "unavailable", "time travel is not enabled on this server", {}});
+    return send_problem(
+        r, Problem{503, "unavailable", "time travel is not enabled on this server", {}});
   std::string from = text_param(c.q, "cards_from");
   on_query_pool(r, [this, r, w, from] {
     ProjectionHistory::AsOf a;
@@ -228,8 +242,9 @@ void HttpApi::Impl::admin_wallets(const Call& c) {
   std::string prefix = text_param(c.q, "q"), from = text_param(c.q, "from");
   for (const std::string* s : {&prefix, &from})
     if (!s->empty() && !check_user_id(*s).empty())
-      return send_problem(r, Problem{400, "invalid_request",
-                                     "q and from may contain only A-Z a-z 0-9 _ . @ -", {}});
+      return send_problem(
+          r,
+          Problem{400, "invalid_request", "q and from may contain only A-Z a-z 0-9 _ . @ -", {}});
   on_query_pool(r, [this, r, at = w.at, limit = w.limit, prefix, from] {
     std::vector<std::pair<std::string, int64_t>> ws;
     if (Status s = ctx->projections->Wallets(prefix, from, static_cast<size_t>(limit) + 1, &ws);
@@ -250,8 +265,10 @@ void HttpApi::Impl::admin_wallets(const Call& c) {
       }
       arr.push_back({{"user_id", ws[i].first}, {"balance", balance}, {"existed", existed}});
     }
-    send_json(r, 200, {{"wallets", arr}, {"next", next},
-                       {"position", at >= 0 ? at : ctx->projections->position()}});
+    send_json(r, 200,
+              {{"wallets", arr},
+               {"next", next},
+               {"position", at >= 0 ? at : ctx->projections->position()}});
   });
 }
 
@@ -268,7 +285,8 @@ void HttpApi::Impl::admin_purchases(const Call& c) {
       return send_storage_problem(r, s);
     json arr = json::array();
     for (const auto& p : ps) arr.push_back(purchase_view_json(p));
-    send_json(r, 200, {{"purchases", arr}, {"position", at >= 0 ? at : ctx->projections->position()}});
+    send_json(r, 200,
+              {{"purchases", arr}, {"position", at >= 0 ? at : ctx->projections->position()}});
   });
 }
 
@@ -280,8 +298,11 @@ void HttpApi::Impl::rebuild_projections(const Call& c) {
   ask<RebuildInfo>(
       r,
       [this, r](const RebuildInfo& i) {
-        send_json(r, 200, {{"events", i.events}, {"position", i.position},
-                           {"generation", i.generation}, {"millis", i.millis}});
+        send_json(r, 200,
+                  {{"events", i.events},
+                   {"position", i.position},
+                   {"generation", i.generation},
+                   {"millis", i.millis}});
       },
       rebuild_atom::value);
 }

@@ -120,10 +120,9 @@ int run_verify(const std::string& data) {
             << "purchases:       " << r.purchases << "\n"
             << "wallets:         " << r.wallets << "\n"
             << "projections:     "
-            << (r.projections_checked_at
-                    ? "persisted read models match the log at checkpoint " +
-                          std::to_string(r.projections_checked_at)
-                    : std::string("none persisted yet"))
+            << (r.projections_checked_at ? "persisted read models match the log at checkpoint " +
+                                               std::to_string(r.projections_checked_at)
+                                         : std::string("none persisted yet"))
             << "\n";
   if (r.ok()) {
     std::cout << "hash chain, positions, stream versions, invariants 1-3 and 6: OK\n";

@@ -89,8 +89,7 @@ class Session : public Guarded<typename Impl::base> {
  public:
   using behavior_type = typename Impl::behavior_type;
 
-  Session(caf::actor_config& cfg, GateStats* stats, shop_actor shop,
-          std::chrono::milliseconds idle)
+  Session(caf::actor_config& cfg, GateStats* stats, shop_actor shop, std::chrono::milliseconds idle)
       : Super(cfg, stats), shop_(std::move(shop)), idle_(idle) {}
 
   void on_exit() override {
@@ -98,7 +97,9 @@ class Session : public Guarded<typename Impl::base> {
     shop_ = nullptr;
   }
 
-  const char* name() const override { return Admin ? "giftcard.admin_session" : "giftcard.api_session"; }
+  const char* name() const override {
+    return Admin ? "giftcard.admin_session" : "giftcard.api_session";
+  }
 
  protected:
   behavior_type make_behavior() override {
@@ -119,10 +120,8 @@ class Session : public Guarded<typename Impl::base> {
         [this](card_atom a, std::string& id, int64_t after) -> caf::result<CardInfo> {
           return fwd<CardInfo>(a, std::move(id), after);
         },
-        [this](cards_atom a, std::string& from, int64_t limit,
-               int64_t after) -> caf::result<CardPage> {
-          return fwd<CardPage>(a, std::move(from), limit, after);
-        },
+        [this](cards_atom a, std::string& from, int64_t limit, int64_t after)
+            -> caf::result<CardPage> { return fwd<CardPage>(a, std::move(from), limit, after); },
         [this](wallet_atom a, std::string& user, int64_t after) -> caf::result<WalletView> {
           return fwd<WalletView>(a, std::move(user), after);
         },
@@ -151,7 +150,8 @@ class Session : public Guarded<typename Impl::base> {
                        std::vector<CodeSpec>& codes) -> caf::result<AddCodesReply> {
                   return fwd<AddCodesReply>(a, std::move(card), std::move(codes));
                 },
-                [this](revoke_atom a, std::string& card, std::string& code) -> caf::result<int64_t> {
+                [this](revoke_atom a, std::string& card,
+                       std::string& code) -> caf::result<int64_t> {
                   return fwd<int64_t>(a, std::move(card), std::move(code));
                 },
                 [this](rebuild_atom a) -> caf::result<RebuildInfo> { return fwd<RebuildInfo>(a); },
@@ -165,7 +165,8 @@ class Session : public Guarded<typename Impl::base> {
 
  private:
   std::chrono::milliseconds tick() const {
-    return std::max(std::chrono::milliseconds(10), std::min(idle_ / 2, std::chrono::milliseconds(60000)));
+    return std::max(std::chrono::milliseconds(10),
+                    std::min(idle_ / 2, std::chrono::milliseconds(60000)));
   }
 
   template <class T, class... Ts>
@@ -204,7 +205,8 @@ class Gate : public Guarded<gate_impl::base> {
     set_default_handler(caf::drop);
     return {
         [this](login_atom, api_atom, std::string& token) -> caf::result<api_session_actor> {
-          bool ok = open() || (!opts_.api_token.empty() && constant_time_equal(token, opts_.api_token));
+          bool ok = open() ||
+                    (!opts_.api_token.empty() && constant_time_equal(token, opts_.api_token));
           if (!opts_.admin_token.empty()) ok = constant_time_equal(token, opts_.admin_token) | ok;
           if (!ok) return refuse("api");
           if (auto e = make_room()) return e;
@@ -212,7 +214,8 @@ class Gate : public Guarded<gate_impl::base> {
           return admit(caf::actor_cast<api_session_actor>(s));
         },
         [this](login_atom, admin_atom, std::string& token) -> caf::result<admin_session_actor> {
-          bool ok = open() || (!opts_.admin_token.empty() && constant_time_equal(token, opts_.admin_token));
+          bool ok = open() ||
+                    (!opts_.admin_token.empty() && constant_time_equal(token, opts_.admin_token));
           if (!ok) return refuse("admin");
           if (auto e = make_room()) return e;
           auto s = system().spawn<AdminSession>(stats_, shop_, opts_.session_idle);

@@ -33,7 +33,7 @@ struct GateOptions {
   // without a configured token is closed.
   std::string admin_token;
   std::string api_token;
-  size_t max_sessions = 4096;                   // logins beyond it: busy
+  size_t max_sessions = 4096;                      // logins beyond it: busy
   std::chrono::milliseconds session_idle{600000};  // a silent session ends
 };
 

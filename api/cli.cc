@@ -155,13 +155,13 @@ CLI::App* add_client(CLI::App& app, const char* name, const char* what, ClientAr
 }
 
 CLI::App* add_purchase(CLI::App& app, ClientArgs* a, const AddressValidator& address) {
-  return add_client(app, "purchase", "Buy a code through a running server (CAF remote)", a, address,
-                    [a](CLI::App* p) {
-                      p->add_option("--card", a->card, "card id")->required();
-                      p->add_option("--user", a->user, "buyer's user id")->required();
-                      p->add_option("--key", a->key, "idempotency key (repeat it to retry safely)")
-                          ->required();
-                    });
+  return add_client(
+      app, "purchase", "Buy a code through a running server (CAF remote)", a, address,
+      [a](CLI::App* p) {
+        p->add_option("--card", a->card, "card id")->required();
+        p->add_option("--user", a->user, "buyer's user id")->required();
+        p->add_option("--key", a->key, "idempotency key (repeat it to retry safely)")->required();
+      });
 }
 
 CLI::App* add_credit(CLI::App& app, ClientArgs* a, const AddressValidator& address) {
@@ -186,17 +186,23 @@ struct ReadArgs {
 };
 
 void add_read_commands(CLI::App& app, ReadArgs* a) {
-  auto* ev = a->events_cmd =
-      app.add_subcommand("events", "Print events as JSON lines, in position order (read-only)");
+  auto* ev = a->events_cmd = app.add_subcommand(
+      "events", "Print events as JSON lines, in position order (read-only)");
   ev->add_option("--data", a->events.data, "store directory")->required();
-  ev->add_option("--from", a->events.from, "first position")->check(CLI::PositiveNumber)->capture_default_str();
-  ev->add_option("--to", a->events.to, "last position (default: the end)")->check(CLI::PositiveNumber);
-  ev->add_option("--stream", a->events.stream, "only this stream, e.g. card-steam-50 or wallet-alice");
+  ev->add_option("--from", a->events.from, "first position")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ev->add_option("--to", a->events.to, "last position (default: the end)")
+      ->check(CLI::PositiveNumber);
+  ev->add_option("--stream", a->events.stream,
+                 "only this stream, e.g. card-steam-50 or wallet-alice");
 
   auto* rp = a->replay_cmd = app.add_subcommand(
-      "replay", "Rebuild every projection from the log up to a point and print it as JSON (read-only)");
+      "replay",
+      "Rebuild every projection from the log up to a point and print it as JSON (read-only)");
   rp->add_option("--data", a->replay.data, "store directory")->required();
-  auto* rp_to = rp->add_option("--to", a->replay.to, "last position to apply")->check(CLI::PositiveNumber);
+  auto* rp_to =
+      rp->add_option("--to", a->replay.to, "last position to apply")->check(CLI::PositiveNumber);
   rp->add_option("--at", a->replay.at, "apply events recorded at or before this RFC 3339 time")
       ->excludes(rp_to);
 
@@ -208,8 +214,9 @@ void add_read_commands(CLI::App& app, ReadArgs* a) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"giftcard — an event-sourced gift-card backend: every concurrent buyer gets a "
-               "distinct activation code, and no cent is lost."};
+  CLI::App app{
+      "giftcard — an event-sourced gift-card backend: every concurrent buyer gets a "
+      "distinct activation code, and no cent is lost."};
   app.require_subcommand(1);
   const AddressValidator address;
   ServeArgs serve;

@@ -40,8 +40,8 @@ int call(const ClientOptions& o, Ts&&... xs) {
           [&](caf::error& e) {
             Errc code = errc_of(e);
             if (e.category() != kErrorCategory) {
-              std::cerr << "giftcard: no answer from " << o.node.host << ":" << o.node.port
-                        << ": " << sys.render(e) << "\n";
+              std::cerr << "giftcard: no answer from " << o.node.host << ":" << o.node.port << ": "
+                        << sys.render(e) << "\n";
               rc = 3;
               return;
             }

@@ -1,7 +1,7 @@
 // `giftcard purchase` and `giftcard credit`: CAF remote clients of a running
-// `serve`; they log in to its gate with the api role (--token). They print the result as JSON on stdout. Exit codes: 0 success;
-// 1 the shop rejected the command (the error JSON is printed on stdout and
-// a message on stderr); 3 the node is unreachable or did not answer in time.
+// `serve`; they log in to its gate with the api role (--token). They print the result as JSON on
+// stdout. Exit codes: 0 success; 1 the shop rejected the command (the error JSON is printed on
+// stdout and a message on stderr); 3 the node is unreachable or did not answer in time.
 #pragma once
 
 #include <cstdint>

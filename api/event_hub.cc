@@ -146,7 +146,8 @@ int64_t EventHub::read_page(int64_t first, int64_t last, std::string* out, bool*
     // formatted so far say still fits: a page of 150 KB events reads two of
     // them, not page_events.
     size_t n = done + 1;
-    if (done > 0) n = std::min(n, (max_bytes - out->size()) / std::max<size_t>(out->size() / done, 1) + 1);
+    if (done > 0)
+      n = std::min(n, (max_bytes - out->size()) / std::max<size_t>(out->size() / done, 1) + 1);
     n = std::min(n, max_events - done);
     evs.clear();
     Status s = store_->ReadAll(formatted > 0 ? formatted + 1 : first, n, &evs);
@@ -228,15 +229,14 @@ bool EventHub::send_pages(bool* blocked, bool* retry) {
   std::vector<Viewer*> lag;
   for (auto& v : viewers_) {
     if (v.cursor >= sent_) continue;  // live, or waiting for the log to reach its start
-    if (below_high_water(v))
-      lag.push_back(&v);
-    else
-      *blocked = true;
+    if (below_high_water(v)) lag.push_back(&v);
+    else *blocked = true;
   }
   if (lag.empty()) return false;
   // Viewers at the same cursor (a crowd that attached with the same ?from)
   // share one read and one page.
-  std::sort(lag.begin(), lag.end(), [](const Viewer* a, const Viewer* b) { return a->cursor < b->cursor; });
+  std::sort(lag.begin(), lag.end(),
+            [](const Viewer* a, const Viewer* b) { return a->cursor < b->cursor; });
   bool more = false;
   for (size_t i = 0; i < lag.size();) {
     size_t j = i;

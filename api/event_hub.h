@@ -53,9 +53,9 @@
 namespace giftcard {
 
 struct EventHubLimits {
-  size_t max_viewers = 64;                // attach() beyond it: Status::Busy -> the route answers 503 busy
-  size_t max_backfill = 100000;           // kept: a start further back is refused (the route checks it)
-  size_t page_events = 512;               // events read per backfill step for one viewer
+  size_t max_viewers = 64;       // attach() beyond it: Status::Busy -> the route answers 503 busy
+  size_t max_backfill = 100000;  // kept: a start further back is refused (the route checks it)
+  size_t page_events = 512;      // events read per backfill step for one viewer
   // Don't give a viewer more while its sink has this many bytes pending. A
   // viewer's sink then holds less than twice this (a page stops at it), or
   // one event larger than it alone: keep it at most half the server's
@@ -139,15 +139,15 @@ class EventHub {
   // Held only for a few instructions (never while reading or formatting).
   std::mutex mu_;
   std::condition_variable cv_;
-  bool wake_ = false;                 // GUARDED_BY(mu_)
-  bool stopping_ = false;             // GUARDED_BY(mu_)
-  std::vector<Viewer> inbox_;         // GUARDED_BY(mu_): attached, not yet adopted (cursor = after)
+  bool wake_ = false;          // GUARDED_BY(mu_)
+  bool stopping_ = false;      // GUARDED_BY(mu_)
+  std::vector<Viewer> inbox_;  // GUARDED_BY(mu_): attached, not yet adopted (cursor = after)
   // GUARDED_BY(mu_): every attached sink not yet dropped (at most max_viewers):
   // attach() at the cap first forgets the closed ones, so that a client gone
   // while the log was quiet never keeps a newcomer out.
   std::vector<std::shared_ptr<StreamSink>> attached_;
-  size_t reserved_ = 0;               // GUARDED_BY(mu_): admitted, their `open` still running
-  std::atomic<size_t> count_{0};      // attached_.size() + reserved_, for viewers() and the writer
+  size_t reserved_ = 0;           // GUARDED_BY(mu_): admitted, their `open` still running
+  std::atomic<size_t> count_{0};  // attached_.size() + reserved_, for viewers() and the writer
   std::atomic<uint64_t> cut_{0};
   std::atomic<uint64_t> refused_{0};
 

@@ -67,7 +67,9 @@ std::string_view next_segment(std::string_view* rest) {
   return s;
 }
 
-bool is_parameter(std::string_view s) { return s.size() > 2 && s.front() == '{' && s.back() == '}'; }
+bool is_parameter(std::string_view s) {
+  return s.size() > 2 && s.front() == '{' && s.back() == '}';
+}
 
 }  // namespace
 
@@ -115,11 +117,16 @@ HttpResponse HttpApi::problem(int status, const std::string& code, const std::st
 // ---------------------------------------------------------------- the API
 
 HttpApi::Impl::Impl(caf::actor_system& s, shop_actor sh, ShopContext* c, HttpApiOptions o)
-    : sys(s), shop(std::move(sh)), ctx(c), opts(std::move(o)),
+    : sys(s),
+      shop(std::move(sh)),
+      ctx(c),
+      opts(std::move(o)),
       hub(c->store, EventHubLimits{opts.max_stream_viewers, opts.max_stream_backfill}),
-      limiter(opts.rate_limit), refusals(opts.refusal_limit) {
+      limiter(opts.rate_limit),
+      refusals(opts.refusal_limit) {
   if (!ctx->queries)
-    own_pool = std::make_unique<QueryPool>(ctx->config.query_threads, ctx->config.max_queued_queries);
+    own_pool = std::make_unique<QueryPool>(ctx->config.query_threads,
+                                           ctx->config.max_queued_queries);
   pool = ctx->queries ? ctx->queries : own_pool.get();
   for (int i = 0; i < 2; ++i) bridges.push_back(sys.spawn(bridge_behavior, 0));
 }
@@ -135,7 +142,8 @@ bool HttpApi::Impl::authorized(const http::request_header<>& req, Guard g) const
   auto h = req[http::field::authorization];
   std::string_view v(h.data(), h.size());
   // The scheme is case-insensitive (RFC 9110 §11.1).
-  if (v.size() < 7 || !boost::beast::iequals(boost::beast::string_view(v.data(), 7), "bearer ")) return false;
+  if (v.size() < 7 || !boost::beast::iequals(boost::beast::string_view(v.data(), 7), "bearer "))
+    return false;
   std::string given(v.substr(7));
   const std::string& need = g == Guard::admin ? opts.admin_token : opts.api_token;
   bool ok = !need.empty() && constant_time_equal(given, need);
@@ -155,7 +163,8 @@ Guard HttpApi::Impl::guard_for(http::verb m, const std::vector<std::string>& seg
   return Guard::admin;  // events, admin, projections, anything new under /api
 }
 
-std::string HttpApi::Impl::caller_of(const http::request_header<>& h, const std::string& peer) const {
+std::string HttpApi::Impl::caller_of(const http::request_header<>& h,
+                                     const std::string& peer) const {
   auto a = h[http::field::authorization];
   std::string_view v(a.data(), a.size());
   if (v.size() > 7 && boost::beast::iequals(boost::beast::string_view(v.data(), 7), "bearer ")) {
@@ -173,8 +182,8 @@ std::optional<HttpResponse> HttpApi::Impl::check_header(const http::request_head
   std::string_view path = target.substr(0, target.find('?'));
   if (path == "/healthz") return std::nullopt;  // probes are never limited
   auto too_many = [&](int64_t retry) {
-    HttpResponse res = HttpApi::problem(429, "rate_limited",
-                                        "too many requests; retry in " + std::to_string(retry) + " s");
+    HttpResponse res = HttpApi::problem(
+        429, "rate_limited", "too many requests; retry in " + std::to_string(retry) + " s");
     res.set(http::field::retry_after, std::to_string(retry));
     count(429);
     return res;
@@ -236,12 +245,14 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
   Query q = parse_query(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
   std::vector<std::string> seg;
   if (!split_path(path, &seg))
-    return send_problem(r, Problem{400, "invalid_request", "malformed percent-escape in the path", {}});
+    return send_problem(
+        r, Problem{400, "invalid_request", "malformed percent-escape in the path", {}});
   const http::verb m = req.method();
   int64_t after = 0;
   if (m == http::verb::get)
     if (auto p = int_param(q, "after", 0, &after)) return send_problem(r, *p);
-  if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "admin" && !guard(req, r, Guard::admin)) return;
+  if (seg.size() >= 2 && seg[0] == "api" && seg[1] == "admin" && !guard(req, r, Guard::admin))
+    return;
   std::string allow;
   for (const Route& route : kRoutes) {
     if (!route.matches(seg)) continue;
@@ -253,7 +264,8 @@ void HttpApi::Impl::route(HttpRequest& req, const std::shared_ptr<Responder>& r)
     return (this->*route.handler)(Call{req, r, q, seg, route, after});
   }
   if (!allow.empty())
-    return send_problem(r, Problem{405, "method_not_allowed", "allowed: " + allow, {}}, allow.c_str());
+    return send_problem(r, Problem{405, "method_not_allowed", "allowed: " + allow, {}},
+                        allow.c_str());
   send_problem(r, Problem{404, "not_found", "no route " + std::string(path), {}});
 }
 

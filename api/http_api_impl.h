@@ -4,10 +4,10 @@
 // shop_routes.cc, admin_routes.cc and metrics.cc (the handlers).
 #pragma once
 
-#include <caf/all.hpp>
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <caf/all.hpp>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -94,7 +94,8 @@ struct HttpApi::Impl {
   // Who is asking, for the rate limit: a valid token (its digest, never the
   // token itself), else the peer address.
   std::string caller_of(const http::request_header<>& h, const std::string& peer) const;
-  std::optional<HttpResponse> check_header(const http::request_header<>& h, const std::string& peer);
+  std::optional<HttpResponse> check_header(const http::request_header<>& h,
+                                           const std::string& peer);
   void route(HttpRequest& req, const std::shared_ptr<Responder>& r);
   // True if the request holds the role's token; else answers 401.
   bool guard(const HttpRequest& req, const std::shared_ptr<Responder>& r, Guard g);
@@ -160,7 +161,8 @@ struct HttpApi::Impl {
   void ask(const std::shared_ptr<Responder>& r, OnOk on_ok, Ts... xs) {
     auto& bridge = bridges[next_bridge++ % bridges.size()];
     auto timeout = opts.command_timeout;
-    caf::anon_send(bridge, BridgeJob{[this, r, on_ok, timeout, xs...](caf::event_based_actor* self) {
+    caf::anon_send(bridge,
+                   BridgeJob{[this, r, on_ok, timeout, xs...](caf::event_based_actor* self) {
                      self->request(shop, timeout, xs...)
                          .then([r, on_ok](T& reply) { on_ok(reply); },
                                [this, r](caf::error& e) { send_error(r, e); });

@@ -1,8 +1,8 @@
 // The framing rules of RFC 9112 that HttpServer enforces on every request
 // header (api/http_server.h): anything two parsers could read differently
 // is refused before a byte of the body is read.
-#include <boost/beast/core.hpp>
 #include <algorithm>
+#include <boost/beast/core.hpp>
 #include <string_view>
 
 #include "api/http_server.h"
@@ -49,8 +49,8 @@ Coding classify_transfer_encoding(std::string_view value) {
   size_t pos = 0;
   for (;;) {
     size_t comma = value.find(',', pos);
-    std::string_view elem =
-        value.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    std::string_view elem = value.substr(
+        pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
     std::string_view name = trim_ows(elem.substr(0, elem.find(';')));
     if (name.empty() || !std::all_of(name.begin(), name.end(), is_tchar)) return Coding::malformed;
     if (comma == std::string_view::npos) return Coding::unsupported;
@@ -77,8 +77,9 @@ std::optional<FramingRefusal> framing_refusal(const http::request_header<>& req,
   };
   if (folded) return refuse(400, "invalid_request", "obsolete line folding in the request header");
   if (size_t hosts = req.count(http::field::host); hosts > 1 || (http11 && hosts == 0))
-    return refuse(400, "invalid_request",
-                  hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header");
+    return refuse(
+        400, "invalid_request",
+        hosts > 1 ? "more than one Host header" : "an HTTP/1.1 request needs a Host header");
   const size_t lengths = req.count(http::field::content_length);
   if (lengths > 1 ||
       (lengths == 1 && view(req[http::field::content_length]).find(',') != std::string_view::npos))
@@ -86,7 +87,8 @@ std::optional<FramingRefusal> framing_refusal(const http::request_header<>& req,
   if (size_t codings = req.count(http::field::transfer_encoding); codings > 0) {
     if (!http11) return refuse(400, "invalid_request", "Transfer-Encoding in an HTTP/1.0 request");
     if (lengths > 0)
-      return refuse(400, "invalid_request", "Content-Length and Transfer-Encoding must not both be sent");
+      return refuse(400, "invalid_request",
+                    "Content-Length and Transfer-Encoding must not both be sent");
     if (codings > 1)
       return refuse(501, "not_implemented", "the only supported Transfer-Encoding is chunked");
     switch (classify_transfer_encoding(view(req[http::field::transfer_encoding]))) {

@@ -30,7 +30,8 @@ void HttpServer::Impl::drain_sessions() {
     if (auto s = w.lock()) s->drain();
 }
 
-HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, ProblemMaker problem, HeaderCheck check)
+HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, ProblemMaker problem,
+                       HeaderCheck check)
     : impl_(std::make_unique<Impl>(limits, std::move(handler), std::move(problem),
                                    std::move(check))) {
   impl_->in_flight = &in_flight_;

@@ -105,14 +105,15 @@ using HttpHandler = std::function<void(HttpRequest&&, std::shared_ptr<Responder>
 
 // Builds the error responses the server itself sends (400, 408, 413, 417,
 // 431, 501, 503).
-using ProblemMaker = std::function<HttpResponse(int status, const std::string& code,
-                                                const std::string& detail)>;
+using ProblemMaker =
+    std::function<HttpResponse(int status, const std::string& code, const std::string& detail)>;
 
 // Called once per request after its header has been read and passed the framing checks, before any
 // body byte is read and before a 100 Continue is sent. `peer` is the client's IP address as text
-// ("127.0.0.1", "::1"). A returned response is sent at once with Connection: close, the body is never
-// read, and the connection closes.
-using HeaderCheck = std::function<std::optional<HttpResponse>(const http::request_header<>& header, const std::string& peer)>;
+// ("127.0.0.1", "::1"). A returned response is sent at once with Connection: close, the body is
+// never read, and the connection closes.
+using HeaderCheck = std::function<std::optional<HttpResponse>(const http::request_header<>& header,
+                                                              const std::string& peer)>;
 
 // The framing rules (RFC 9112) the server enforces on a parsed request
 // header, also used by the fuzz harness to judge requests as the server does.

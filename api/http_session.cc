@@ -175,9 +175,9 @@ void Session::on_header_error(beast::error_code ec) {
     return fail(408, "request_timeout", "the request header did not arrive in time");
   }
   if (ec == http::error::header_limit)
-    return fail(431, "request_header_fields_too_large",
-                "request headers exceed " + std::to_string(srv_->limits.max_header_bytes) +
-                    " bytes");
+    return fail(
+        431, "request_header_fields_too_large",
+        "request headers exceed " + std::to_string(srv_->limits.max_header_bytes) + " bytes");
   if (ec == http::error::body_limit) return too_large();
   fail(400, "invalid_request", "malformed HTTP request: " + ec.message());
 }
@@ -215,8 +215,8 @@ bool Session::admit_header() {
 void Session::continue_to_body() {
   const auto& req = parser_->get();
   // RFC 9110 §10.1.1: ignored in an HTTP/1.0 request.
-  const bool send_continue =
-      req.count(http::field::expect) > 0 && req.version() >= 11 && !parser_->is_done();
+  const bool send_continue = req.count(http::field::expect) > 0 && req.version() >= 11 &&
+                             !parser_->is_done();
   if (!send_continue) return read_body();
   static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
   stream_.expires_after(srv_->limits.write_timeout);
@@ -292,10 +292,10 @@ void Session::too_large() {
 }
 
 void Session::busy() {
-  auto res = std::make_shared<HttpResponse>(srv_->problem(
-      503, "busy", "the server is buffering too many request bodies; retry later"));
+  auto res = std::make_shared<HttpResponse>(
+      srv_->problem(503, "busy", "the server is buffering too many request bodies; retry later"));
   res->set(http::field::retry_after, "1");
-  refuse(std::move(res));
+  refuse(res);
 }
 
 // Answers and closes: after a framing error the connection cannot be reused.
@@ -303,7 +303,7 @@ void Session::fail(int status, const std::string& code, const std::string& detai
   refuse(std::make_shared<HttpResponse>(srv_->problem(status, code, detail)));
 }
 
-void Session::refuse(std::shared_ptr<HttpResponse> res) {
+void Session::refuse(const std::shared_ptr<HttpResponse>& res) {
   release_body();
   busy_ = true;
   keep_alive_ = false;

@@ -5,12 +5,12 @@
 // turned into an event stream).
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core.hpp>
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
 #include <deque>
 #include <functional>
 #include <list>
@@ -54,7 +54,10 @@ struct HttpServer::Impl {
   std::list<std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)
 
   Impl(HttpLimits l, HttpHandler h, ProblemMaker p, HeaderCheck c)
-      : limits(l), handler(std::move(h)), problem(std::move(p)), check(std::move(c)),
+      : limits(l),
+        handler(std::move(h)),
+        problem(std::move(p)),
+        check(std::move(c)),
         ioc(std::max(1, limits.io_threads)) {}
   // Accepts connections, each into a Session, until the acceptor closes.
   void accept();
@@ -142,7 +145,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void too_large();
   void busy();
   void fail(int status, const std::string& code, const std::string& detail);
-  void refuse(std::shared_ptr<HttpResponse> res);
+  void refuse(const std::shared_ptr<HttpResponse>& res);
   void close();
 
   std::shared_ptr<Responder> make_responder();

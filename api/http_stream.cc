@@ -99,9 +99,8 @@ class SessionSink final : public StreamSink {
       net::post(s_->stream_.get_executor(), [s = s_] { s->cut(); });
       return;
     }
-    net::post(s_->stream_.get_executor(), [s = s_, f = std::move(frame)]() mutable {
-      s->push(std::move(f));
-    });
+    net::post(s_->stream_.get_executor(),
+              [s = s_, f = std::move(frame)]() mutable { s->push(std::move(f)); });
   }
   bool closed() const override { return s_->closed_.load(); }
   size_t pending_bytes() const override { return s_->pending_.load(); }

@@ -53,7 +53,8 @@ class StrictSax : public nlohmann::json_sax<json> {
     --depth_;
     return dom_.end_array();
   }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override {
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& ex) override {
     return fail(std::string("malformed JSON: ") + ex.what());
   }
 
@@ -116,11 +117,15 @@ std::optional<Problem> parse_body(const HttpRequest& req, json* out) {
   // nlohmann's lexer ends the input at a NUL: whatever follows one would be
   // ignored. A JSON text has no raw NUL anywhere, so refuse it outright.
   if (req.body().find('\0') != std::string::npos)
-    return Problem{400, "invalid_request", "the body contains a NUL byte; it must be one JSON value and nothing else", {}};
+    return Problem{400,
+                   "invalid_request",
+                   "the body contains a NUL byte; it must be one JSON value and nothing else",
+                   {}};
   StrictSax sax(*out);
   if (!json::sax_parse(req.body(), &sax, json::input_format_t::json, true) || !sax.error.empty())
     return Problem{400, "invalid_request", sax.error.empty() ? "malformed JSON" : sax.error, {}};
-  if (!out->is_object()) return Problem{400, "invalid_request", "the body must be a JSON object", {}};
+  if (!out->is_object())
+    return Problem{400, "invalid_request", "the body must be a JSON object", {}};
   return std::nullopt;
 }
 

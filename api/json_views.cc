@@ -3,13 +3,17 @@
 namespace giftcard {
 
 nlohmann::json to_json(const Purchase& p) {
-  return {{"purchase_id", p.purchase_id}, {"card_id", p.card_id}, {"user_id", p.user_id},
-          {"code", p.code},               {"price", p.price},
-          {"purchased_at", format_rfc3339(p.purchased_at)}, {"position", p.position}};
+  return {{"purchase_id", p.purchase_id},
+          {"card_id", p.card_id},
+          {"user_id", p.user_id},
+          {"code", p.code},
+          {"price", p.price},
+          {"purchased_at", format_rfc3339(p.purchased_at)},
+          {"position", p.position}};
 }
 
 nlohmann::json to_json(const CardInfo& c) {
-  return {{"id", c.id},           {"name", c.name},         {"price", c.price},
+  return {{"id", c.id},           {"name", c.name},           {"price", c.price},
           {"value", c.value},     {"available", c.available}, {"assigned", c.assigned},
           {"expired", c.expired}, {"revoked", c.revoked}};
 }
@@ -18,9 +22,13 @@ nlohmann::json to_json(const CreditReply& c) {
   return {{"user_id", c.user_id}, {"balance", c.balance}, {"position", c.position}};
 }
 
-nlohmann::json to_json(const WalletView& w) { return {{"user_id", w.user_id}, {"balance", w.balance}}; }
+nlohmann::json to_json(const WalletView& w) {
+  return {{"user_id", w.user_id}, {"balance", w.balance}};
+}
 
-nlohmann::json to_json(const AddCodesReply& a) { return {{"added", a.added}, {"position", a.position}}; }
+nlohmann::json to_json(const AddCodesReply& a) {
+  return {{"added", a.added}, {"position", a.position}};
+}
 
 namespace {
 
@@ -38,8 +46,8 @@ struct EventData {
     return {{"card_id", x.card_id}, {"codes", std::move(codes)}};
   }
   nlohmann::json operator()(const CodeAssigned& x) const {
-    return {{"card_id", x.card_id},   {"code", x.code},   {"purchase_id", x.purchase_id},
-            {"user_id", x.user_id},   {"price", x.price}, {"idempotency_key", x.idempotency_key}};
+    return {{"card_id", x.card_id}, {"code", x.code},   {"purchase_id", x.purchase_id},
+            {"user_id", x.user_id}, {"price", x.price}, {"idempotency_key", x.idempotency_key}};
   }
   nlohmann::json operator()(const CodeRevoked& x) const {
     return {{"card_id", x.card_id}, {"code", x.code}};
@@ -48,12 +56,17 @@ struct EventData {
     return {{"card_id", x.card_id}, {"codes", x.codes}};
   }
   nlohmann::json operator()(const WalletCredited& x) const {
-    return {{"user_id", x.user_id}, {"amount", x.amount}, {"balance_after", x.balance_after},
+    return {{"user_id", x.user_id},
+            {"amount", x.amount},
+            {"balance_after", x.balance_after},
             {"idempotency_key", x.idempotency_key}};
   }
   nlohmann::json operator()(const WalletDebited& x) const {
-    return {{"user_id", x.user_id},         {"amount", x.amount}, {"balance_after", x.balance_after},
-            {"purchase_id", x.purchase_id}, {"card_id", x.card_id}};
+    return {{"user_id", x.user_id},
+            {"amount", x.amount},
+            {"balance_after", x.balance_after},
+            {"purchase_id", x.purchase_id},
+            {"card_id", x.card_id}};
   }
 };
 
@@ -66,10 +79,8 @@ nlohmann::json event_json(const StoredEvent& e) {
                       {"type", std::string(type_name(e.type))},
                       {"recorded_at", format_rfc3339(e.recorded_at)}};
   Event ev;
-  if (Status s = e.decode(&ev); s.ok())
-    j["data"] = std::visit(EventData{}, ev);
-  else
-    j["error"] = s.message();
+  if (Status s = e.decode(&ev); s.ok()) j["data"] = std::visit(EventData{}, ev);
+  else j["error"] = s.message();
   j["prev_hash"] = hash_hex(e.prev_hash);
   j["hash"] = hash_hex(e.hash);
   return j;
@@ -81,14 +92,23 @@ nlohmann::json models_json(const ReadModels& m) {
   for (const auto& [user, balance] : m.balances)
     wallets.push_back({{"user_id", user}, {"balance", balance}});
   for (const auto& [id, c] : m.cards)
-    cards.push_back({{"id", c.id},           {"name", c.name},         {"price", c.price},
-                     {"value", c.value},     {"available", c.available}, {"assigned", c.assigned},
-                     {"expired", c.expired}, {"revoked", c.revoked},   {"sold", c.sold},
+    cards.push_back({{"id", c.id},
+                     {"name", c.name},
+                     {"price", c.price},
+                     {"value", c.value},
+                     {"available", c.available},
+                     {"assigned", c.assigned},
+                     {"expired", c.expired},
+                     {"revoked", c.revoked},
+                     {"sold", c.sold},
                      {"revenue", c.revenue}});
   for (const auto& [id, p] : m.purchases)
-    purchases.push_back({{"purchase_id", p.purchase_id}, {"card_id", p.card_id},
-                         {"user_id", p.user_id},         {"code", p.code},
-                         {"price", p.price},             {"purchased_at", format_rfc3339(p.purchased_at)},
+    purchases.push_back({{"purchase_id", p.purchase_id},
+                         {"card_id", p.card_id},
+                         {"user_id", p.user_id},
+                         {"code", p.code},
+                         {"price", p.price},
+                         {"purchased_at", format_rfc3339(p.purchased_at)},
                          {"position", p.position}});
   return {{"position", m.position},
           {"as_of", m.position ? format_rfc3339(m.recorded_at) : std::string()},

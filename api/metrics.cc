@@ -56,7 +56,8 @@ std::string HttpApi::Impl::metrics_text() {
   m.metric("giftcard_projection_batches_total", "counter", "Projection catch-ups.",
            sm.projection_batches.load());
   m.metric("giftcard_live_card_actors", "gauge", "Card actors in memory.", sm.live_cards.load());
-  m.metric("giftcard_live_wallet_actors", "gauge", "Wallet actors in memory.", sm.live_wallets.load());
+  m.metric("giftcard_live_wallet_actors", "gauge", "Wallet actors in memory.",
+           sm.live_wallets.load());
   m.metric("giftcard_passivations_total", "counter", "Actors passivated.", sm.passivations.load());
   m.metric("giftcard_event_stream_viewers", "gauge", "Open /api/events/stream connections.",
            hub.viewers());

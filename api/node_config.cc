@@ -60,8 +60,8 @@ caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& n
   return login<shop_actor>(sys, node, tls, admin_atom::value, token, timeout);
 }
 
-caf::expected<api_session_actor> connect_api(caf::actor_system& sys, const HostPort& node,
-                                             bool tls, const std::string& token,
+caf::expected<api_session_actor> connect_api(caf::actor_system& sys, const HostPort& node, bool tls,
+                                             const std::string& token,
                                              std::chrono::seconds timeout) {
   return login<api_session_actor>(sys, node, tls, api_atom::value, token, timeout);
 }

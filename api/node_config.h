@@ -36,9 +36,9 @@ caf::expected<gate_actor> connect_gate(caf::actor_system& sys, const HostPort& n
 caf::expected<shop_actor> connect_shop(caf::actor_system& sys, const HostPort& node, bool tls,
                                        const std::string& token = {},
                                        std::chrono::seconds timeout = std::chrono::seconds(10));
-caf::expected<api_session_actor> connect_api(caf::actor_system& sys, const HostPort& node,
-                                             bool tls, const std::string& token,
-                                             std::chrono::seconds timeout = std::chrono::seconds(10));
+caf::expected<api_session_actor> connect_api(
+    caf::actor_system& sys, const HostPort& node, bool tls, const std::string& token,
+    std::chrono::seconds timeout = std::chrono::seconds(10));
 
 // Publishes the gate on `at`; returns the bound port.
 caf::expected<uint16_t> publish_gate(const gate_actor& gate, const HostPort& at, bool tls);

@@ -31,7 +31,8 @@ bool RateLimiter::take(const std::string& caller, int64_t* retry_after_seconds,
     return true;
   }
   ++limited_;
-  *retry_after_seconds = std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - b.tokens) / limit_.rate)));
+  *retry_after_seconds = std::max<int64_t>(
+      1, static_cast<int64_t>(std::ceil((1 - b.tokens) / limit_.rate)));
   return false;
 }
 

@@ -16,8 +16,8 @@
 namespace giftcard {
 
 struct RateLimit {
-  double rate = 0;    // requests per second; 0: no limit
-  double burst = 0;   // bucket size
+  double rate = 0;   // requests per second; 0: no limit
+  double burst = 0;  // bucket size
   size_t max_callers = 65536;
 };
 

@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <caf/io/all.hpp>
 #include <atomic>
+#include <caf/io/all.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -46,13 +46,13 @@ bool prepare_data_dir(const std::string& dir) {
     std::cerr << "giftcard serve: " << dir << " is not a directory\n";
     return false;
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     std::cerr << "giftcard: warning: data directory " << dir << " has mode " << mode
-              << ": other local users may read activation codes from it (chmod 700 "
-              << dir << ")\n";
+              << ": other local users may read activation codes from it (chmod 700 " << dir
+              << ")\n";
   }
   return true;
 }
@@ -125,17 +125,19 @@ struct DoorState {
 // UBSan inside CAF 0.17.6.)
 caf::actor spawn_watchdog(caf::actor_system& sys, const shop_internal_actor& shop,
                           const gate_actor& gate, DoorState* doors) {
-  return sys.spawn([doors, shop, gate](caf::event_based_actor* self, int) -> caf::behavior {
-    self->monitor(shop);
-    self->monitor(gate);
-    self->set_down_handler([doors](caf::down_msg&) {
-      if (doors->stopping.load() || doors->door_down.exchange(true)) return;
-      std::cerr << "giftcard: the shop's front door stopped; exiting so that a supervisor "
-                   "restarts the server\n";
-      ::kill(::getpid(), SIGTERM);
-    });
-    return {[](int) {}};
-  }, 0);
+  return sys.spawn(
+      [doors, shop, gate](caf::event_based_actor* self, int) -> caf::behavior {
+        self->monitor(shop);
+        self->monitor(gate);
+        self->set_down_handler([doors](caf::down_msg&) {
+          if (doors->stopping.load() || doors->door_down.exchange(true)) return;
+          std::cerr << "giftcard: the shop's front door stopped; exiting so that a supervisor "
+                       "restarts the server\n";
+          ::kill(::getpid(), SIGTERM);
+        });
+        return {[](int) {}};
+      },
+      0);
 }
 
 HttpApiOptions api_options(const ServeOptions& o, DoorState* doors, const GateStats* gate_stats) {
@@ -204,13 +206,15 @@ void print_ready(const ServeOptions& o, uint16_t http_port, uint16_t caf_port) {
 
 // Serves until SIGTERM or SIGINT (or the watchdog's SIGTERM), then closes
 // both doors and lets the HTTP requests in flight finish.
-void serve_until_stopped(sigset_t* stop, DoorState* doors, caf::actor_system& sys,
-                         HttpServer& http, const gate_actor& gate, uint16_t caf_port) {
+void serve_until_stopped(sigset_t* stop, DoorState* doors, caf::actor_system& sys, HttpServer& http,
+                         const gate_actor& gate, uint16_t caf_port) {
   int sig = 0;
   sigwait(stop, &sig);
   doors->stopping = true;
   std::cerr << "giftcard: "
-            << (doors->door_down.load() ? "front door down" : sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            << (doors->door_down.load() ? "front door down"
+                : sig == SIGTERM        ? "SIGTERM"
+                                        : "SIGINT")
             << ": draining in-flight commands\n";
   // Whatever happens below, the process ends within kShutdownLimit.
   std::thread([] {
@@ -219,7 +223,7 @@ void serve_until_stopped(sigset_t* stop, DoorState* doors, caf::actor_system& sy
               << " s; exiting without it (every acknowledged command is on disk)\n";
     std::_Exit(1);
   }).detach();
-  http.stop_accepting();                                        // no new HTTP requests
+  http.stop_accepting();                                         // no new HTTP requests
   static_cast<void>(sys.middleman().unpublish(gate, caf_port));  // no new remote logins
   // In-flight HTTP requests still need the shop: let them finish first.
   // A request already written to an idle connection is read and answered
@@ -233,8 +237,8 @@ void serve_until_stopped(sigset_t* stop, DoorState* doors, caf::actor_system& sy
 
 // Drains the shop (every command in flight answered), then stops the gate,
 // the query pool and the actors. False if the drain did not complete.
-bool stop_shop(caf::actor_system& sys, const shop_internal_actor& shop,
-               const gate_actor& gate, const caf::actor& watchdog, QueryPool* queries) {
+bool stop_shop(caf::actor_system& sys, const shop_internal_actor& shop, const gate_actor& gate,
+               const caf::actor& watchdog, QueryPool* queries) {
   bool drained = true;
   caf::scoped_actor self{sys};
   self->request(shop, std::chrono::seconds(60), DrainMsg{})
@@ -271,7 +275,8 @@ int run_shop(const ServeOptions& o, sigset_t* stop, ShopContext* ctx, QueryPool*
       std::cerr << "giftcard serve: demo catalog: " << err << "\n";
       rc = 1;
     } else {
-      std::cerr << "giftcard: demo catalog seeded (position " << ctx->store->LastPosition() << ")\n";
+      std::cerr << "giftcard: demo catalog seeded (position " << ctx->store->LastPosition()
+                << ")\n";
     }
   }
   HttpApi api(sys, public_shop, ctx, api_options(o, &doors, &gate_stats));
@@ -319,8 +324,9 @@ int run_serve(const ServeOptions& o) {
 
   if (o.admin_token.empty() != o.api_token.empty())
     std::cerr << "giftcard: only the " << (o.admin_token.empty() ? "api" : "admin")
-              << " token is set: the " << (o.admin_token.empty() ? "admin routes and the CAF admin role are closed"
-                                                                 : "api routes and the CAF api role need the admin token")
+              << " token is set: the "
+              << (o.admin_token.empty() ? "admin routes and the CAF admin role are closed"
+                                        : "api routes and the CAF api role need the admin token")
               << "\n";
   if (!prepare_data_dir(o.data)) return 1;
   Stores stores;

@@ -32,8 +32,10 @@ std::optional<Problem> int_param(const Query& q, const char* name, int64_t dflt,
   if (!v) return std::nullopt;
   if (v->empty() || v->size() > 18 ||
       !std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return Problem{400, "invalid_request",
-                   std::string("query parameter ") + name + " must be a non-negative integer", {}};
+    return Problem{400,
+                   "invalid_request",
+                   std::string("query parameter ") + name + " must be a non-negative integer",
+                   {}};
   *out = std::stoll(*v);
   return std::nullopt;
 }

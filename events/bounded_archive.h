@@ -38,8 +38,7 @@ class BoundedInputArchive
  public:
   // REQUIRES: the bytes behind `in` outlive the archive.
   explicit BoundedInputArchive(std::string_view in)
-      : cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision>(this),
-        in_(in) {}
+      : cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision>(this), in_(in) {}
   void loadBinary(void* data, std::size_t size) {
     if (size > in_.size() - pos_) throw cereal::Exception("payload truncated");
     std::memcpy(data, in_.data() + pos_, size);
@@ -53,14 +52,14 @@ class BoundedInputArchive
 };
 
 template <class T>
-inline std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(
-    StringOutputArchive& ar, const T& t) {
+inline std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(StringOutputArchive& ar,
+                                                                           const T& t) {
   ar.saveBinary(std::addressof(t), sizeof(t));
 }
 
 template <class T>
-inline std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(
-    BoundedInputArchive& ar, T& t) {
+inline std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar,
+                                                                           T& t) {
   ar.loadBinary(std::addressof(t), sizeof(t));
 }
 

@@ -23,18 +23,17 @@ void set_check_handler_for_testing(CheckHandler handler);
 
 }  // namespace giftcard
 
-#define GIFTCARD_CHECK(cond)                                                  \
-  do {                                                                        \
-    if (!(cond)) [[unlikely]]                                                 \
-      ::giftcard::check_failed(__FILE__, __LINE__, #cond);                    \
+#define GIFTCARD_CHECK(cond)                               \
+  do {                                                     \
+    if (!(cond)) [[unlikely]]                              \
+      ::giftcard::check_failed(__FILE__, __LINE__, #cond); \
   } while (0)
 
 // Checks that `expr` (a std::string, "" when all is well) is empty.
-#define GIFTCARD_CHECK_EMPTY(expr)                                            \
-  do {                                                                        \
-    if (auto giftcard_check_detail_ = (expr); !giftcard_check_detail_.empty()) \
-      [[unlikely]] ::giftcard::check_failed(__FILE__, __LINE__, #expr,        \
-                                            giftcard_check_detail_);         \
+#define GIFTCARD_CHECK_EMPTY(expr)                                                          \
+  do {                                                                                      \
+    if (auto giftcard_check_detail_ = (expr); !giftcard_check_detail_.empty()) [[unlikely]] \
+      ::giftcard::check_failed(__FILE__, __LINE__, #expr, giftcard_check_detail_);          \
   } while (0)
 
 #ifdef NDEBUG

@@ -46,7 +46,8 @@ uint32_t crc32c_portable(std::string_view data, uint32_t seed) {
 #if defined(__x86_64__)
 // The SSE4.2 CRC32 instruction computes exactly this polynomial (Castagnoli,
 // reflected), 8 bytes per instruction: ~10x the table. Chosen at run time.
-static __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(std::string_view data, uint32_t seed) {
+static __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(std::string_view data,
+                                                               uint32_t seed) {
   const char* p = data.data();
   size_t n = data.size();
   uint64_t c = static_cast<uint32_t>(~seed);

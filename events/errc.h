@@ -1,6 +1,6 @@
-// The stable, machine-readable error codes of docs/CONTRACT.md, "Problem codes". Values never change:
-// they cross the CAF wire as caf::error codes and appear as "code" in HTTP
-// problem details. Names are snake_case because they are rendered verbatim.
+// The stable, machine-readable error codes of docs/CONTRACT.md, "Problem codes". Values never
+// change: they cross the CAF wire as caf::error codes and appear as "code" in HTTP problem details.
+// Names are snake_case because they are rendered verbatim.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +26,7 @@ enum class Errc : uint8_t {
   storage_corruption = 13,
   projection_lagging = 14,
   balance_overflow = 15,
-  unavailable = 16,  // shutting down / actor gone; safe to retry with the same key
+  unavailable = 16,   // shutting down / actor gone; safe to retry with the same key
   unauthorized = 17,  // a missing or wrong token (HTTP 401, CAF login)
   busy = 18,          // a bounded queue is full (queries, sessions); retry later
   rate_limited = 19,  // over the caller's request rate (HTTP 429)

@@ -6,8 +6,8 @@ namespace giftcard {
 namespace {
 
 constexpr std::array<std::string_view, 8> kNames = {
-    "Unknown",      "CardCreated",  "CodesAdded",     "CodeAssigned",
-    "CodeRevoked",  "CodesExpired", "WalletCredited", "WalletDebited",
+    "Unknown",     "CardCreated",  "CodesAdded",     "CodeAssigned",
+    "CodeRevoked", "CodesExpired", "WalletCredited", "WalletDebited",
 };
 
 }  // namespace

@@ -26,10 +26,8 @@ namespace giftcard {
 // at 2. A payload from a newer writer is refused rather than misread.
 constexpr std::uint32_t kEventClassVersion = 1;
 constexpr std::uint32_t kCodeSpecClassVersion = 2;
-inline void check_class_version(std::uint32_t version,
-                                std::uint32_t newest = kEventClassVersion) {
-  if (version > newest)
-    throw cereal::Exception("unknown class version " + std::to_string(version));
+inline void check_class_version(std::uint32_t version, std::uint32_t newest = kEventClassVersion) {
+  if (version > newest) throw cereal::Exception("unknown class version " + std::to_string(version));
 }
 
 // A vector whose decoded length is bounded by the bytes left divided by the
@@ -251,8 +249,8 @@ EventType type_of(const Event& e);
 EventType type_of_card_event(const CardEvent& e);
 EventType type_of_wallet_event(const WalletEvent& e);
 template <class V>
-  requires(std::is_same_v<V, CardEvent> || std::is_same_v<V, WalletEvent>)
-EventType type_of(const V& e) {
+requires(std::is_same_v<V, CardEvent> || std::is_same_v<V, WalletEvent>) EventType
+    type_of(const V& e) {
   if constexpr (std::is_same_v<V, CardEvent>) return type_of_card_event(e);
   else return type_of_wallet_event(e);
 }

@@ -96,16 +96,17 @@ CardDecision decide_add(const AddCodes& c, const CardState& s) {
   for (size_t i = 0; i < c.codes.size(); ++i) {
     const auto& spec = c.codes[i];
     if (auto err = check_code(spec.code); !err.empty())
-      return CardDecision::reject(Errc::invalid_request, "codes[" + std::to_string(i) + "]: " + err);
+      return CardDecision::reject(Errc::invalid_request,
+                                  "codes[" + std::to_string(i) + "]: " + err);
     // An expiry at or before now, the epoch and earlier included, is already
     // past: refused rather than stored as a code that can never be sold, whose
     // claim would block a corrected import of the same code for good.
     if (is_expired(spec.expires_at, c.now))
       return CardDecision::reject(Errc::invalid_request,
-                              "codes[" + std::to_string(i) + "]: expires_at " +
-                                  format_rfc3339(*spec.expires_at) +
-                                  " is not in the future (the code is already expired)"
-                                  "; nothing was added");
+                                  "codes[" + std::to_string(i) + "]: expires_at " +
+                                      format_rfc3339(*spec.expires_at) +
+                                      " is not in the future (the code is already expired)"
+                                      "; nothing was added");
     if ((!seen.insert(spec.code).second || s.index.count(spec.code)) &&
         reported.insert(spec.code).second)
       d.conflicts.push_back(spec.code);

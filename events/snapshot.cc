@@ -91,7 +91,8 @@ Status decode_snapshot(std::string_view bytes, WalletState* out) {
     uint32_t version = 0;
     WalletState s;
     ar(version);
-    if (version != kWalletSnapshotVersion) return Status::Corruption("unknown wallet snapshot version");
+    if (version != kWalletSnapshotVersion)
+      return Status::Corruption("unknown wallet snapshot version");
     ar(s.user_id, s.balance, s.version);
     if (ar.remaining() != 0) return Status::Corruption("trailing bytes in snapshot");
     *out = std::move(s);

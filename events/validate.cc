@@ -44,9 +44,8 @@ std::string check_code(std::string_view code) {
 
 std::string check_user_id(std::string_view user) {
   if (user.empty() || user.size() > 128) return "user id must be 1..128 characters";
-  if (!all_of(user, [](char c) {
-        return is_alnum(c) || c == '_' || c == '.' || c == '@' || c == '-';
-      }))
+  if (!all_of(user,
+              [](char c) { return is_alnum(c) || c == '_' || c == '.' || c == '@' || c == '-'; }))
     return "user id may contain only A-Z a-z 0-9 _ . @ -";
   if (user == "." || user == "..") return "user id must not be '.' or '..'";
   return {};

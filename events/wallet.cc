@@ -21,9 +21,9 @@ WalletDecision decide_debit(const DebitWallet& d, int64_t projected) {
   if (auto err = check_amount(d.amount, "amount"); !err.empty())
     return WalletDecision::reject(Errc::invalid_request, err);
   if (d.amount > projected)
-    return WalletDecision::reject(Errc::insufficient_funds,
-                                  "balance " + std::to_string(projected) +
-                                      " is below the price " + std::to_string(d.amount));
+    return WalletDecision::reject(
+        Errc::insufficient_funds,
+        "balance " + std::to_string(projected) + " is below the price " + std::to_string(d.amount));
   return WalletDecision::accept(
       {WalletDebited{d.user_id, d.amount, projected - d.amount, d.purchase_id, d.card_id}});
 }

@@ -19,8 +19,10 @@ struct Checker {
   std::unordered_map<std::string, int64_t> versions;
   std::unordered_map<std::string, Code> codes;
   std::unordered_map<std::string, int64_t> balances;
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>> assigned;  // purchase -> (price, pos)
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>> debited;   // purchase -> (amount, pos)
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>>
+      assigned;  // purchase -> (price, pos)
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>>
+      debited;  // purchase -> (amount, pos)
   ReadModels models;
   ReadModels persisted;  // position 0: nothing to compare
   Hash prev{};
@@ -30,7 +32,8 @@ struct Checker {
     if (position > 0 && (r.first_bad_position == 0 || position < r.first_bad_position))
       r.first_bad_position = position;
     if (r.problems.size() < kMaxProblems)
-      r.problems.push_back(position > 0 ? "position " + std::to_string(position) + ": " + what : what);
+      r.problems.push_back(position > 0 ? "position " + std::to_string(position) + ": " + what
+                                        : what);
   }
 
   void check(const StoredEvent& e) {
@@ -113,14 +116,16 @@ struct Checker {
   void finish() {
     for (const auto& [id, a] : assigned) {
       auto d = debited.find(id);
-      if (d == debited.end()) problem(a.second, "CodeAssigned without its WalletDebited (invariant 3)");
+      if (d == debited.end())
+        problem(a.second, "CodeAssigned without its WalletDebited (invariant 3)");
       else if (d->second.first != a.first)
         problem(a.second, "debit amount differs from the price (invariant 3)");
       else if (d->second.second != a.second + 1)
         problem(a.second, "CodeAssigned and WalletDebited were not committed together");
     }
     for (const auto& [id, d] : debited)
-      if (!assigned.count(id)) problem(d.second, "WalletDebited without its CodeAssigned (invariant 3)");
+      if (!assigned.count(id))
+        problem(d.second, "WalletDebited without its CodeAssigned (invariant 3)");
     for (const auto& [user, b] : balances) {
       auto it = models.balances.find(user);
       if (it == models.balances.end() || it->second != b)
@@ -142,7 +147,8 @@ struct Checker {
 VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& progress) {
   VerifyReport r;
   Checker c(r);
-  if (Status s = store->VerifyChecksums(); !s.ok()) c.problem(0, "storage checksums: " + s.message());
+  if (Status s = store->VerifyChecksums(); !s.ok())
+    c.problem(0, "storage checksums: " + s.message());
   {
     std::unique_ptr<ProjectionDb> db;
     Status s = ProjectionDb::Open(store, &db);

@@ -16,8 +16,8 @@ namespace giftcard {
 struct VerifyReport {
   int64_t events = 0;
   int64_t last_position = 0;
-  int64_t first_bad_position = 0;      // 0 if none could be named
-  std::vector<std::string> problems;   // each names its position where it has one
+  int64_t first_bad_position = 0;     // 0 if none could be named
+  std::vector<std::string> problems;  // each names its position where it has one
   int64_t purchases = 0;
   int64_t codes_assigned = 0;
   int64_t wallets = 0;

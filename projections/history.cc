@@ -54,7 +54,8 @@ Status fold(EventLog* log, int64_t to, ProjectionHistory::AsOf* a) {
   std::vector<StoredEvent> evs;
   while (m.position < to) {
     int64_t want = to - m.position;
-    if (Status s = log->ReadAll(m.position + 1, static_cast<size_t>(std::min<int64_t>(want, 8192)), &evs);
+    if (Status s = log->ReadAll(m.position + 1, static_cast<size_t>(std::min<int64_t>(want, 8192)),
+                                &evs);
         !s.ok())
       return s;
     if (evs.empty()) break;
@@ -109,7 +110,8 @@ Status ProjectionHistory::CatchUp() {
     // Pages end at the next multiple of kEvery, where a checkpoint is due.
     const int64_t next = (live_.position / kEvery + 1) * kEvery;
     const int64_t want = std::min({to - live_.position, next - live_.position, int64_t{8192}});
-    if (status = log_->ReadAll(live_.position + 1, static_cast<size_t>(want), &evs); !status.ok()) break;
+    if (status = log_->ReadAll(live_.position + 1, static_cast<size_t>(want), &evs); !status.ok())
+      break;
     if (evs.empty()) break;
     for (const auto& e : evs)
       if (status = apply(live_, e); !status.ok()) break;
@@ -155,7 +157,8 @@ Status ProjectionHistory::BalanceAt(const std::string& user, int64_t p, int64_t*
   while (lo <= hi) {
     int64_t mid = lo + (hi - lo) / 2;
     if (Status s = log_->ReadStream(stream, mid, 1, &one); !s.ok()) return s;
-    if (one.empty()) return Status::Corruption("stream " + stream + " lost version " + std::to_string(mid));
+    if (one.empty())
+      return Status::Corruption("stream " + stream + " lost version " + std::to_string(mid));
     if (one.front().position <= p) {
       found = mid;
       best = std::move(one.front());

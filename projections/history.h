@@ -62,7 +62,7 @@ class ProjectionHistory {
   ProjectionHistory(EventLog* log, ProjectionKv* kv) : log_(log), kv_(kv) {}
   Status LoadCheckpointAtOrBefore(int64_t p, AsOf* out) const;
 
-  EventLog* log_;    // read only
+  EventLog* log_;     // read only
   ProjectionKv* kv_;  // the checkpoints
   std::mutex mu_;
   // GUARDED_BY(mu_): the running state, folded up to live_.position; its

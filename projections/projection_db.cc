@@ -23,8 +23,8 @@ namespace {
 //   'g' gen:be32 'r' ~pos:be64           -> purchase_id   (newest first)
 // Integers: events/coding.h.
 const std::string kActiveKey = "A";
-constexpr size_t kActiveValueBytes = kFixed32Bytes;                 // generation
-constexpr size_t kCheckpointValueBytes = 2 * kFixed64Bytes;         // position, recorded_at
+constexpr size_t kActiveValueBytes = kFixed32Bytes;          // generation
+constexpr size_t kCheckpointValueBytes = 2 * kFixed64Bytes;  // position, recorded_at
 constexpr size_t kBalanceValueBytes = kFixed64Bytes;
 
 std::string gen_prefix(uint32_t gen) {
@@ -255,8 +255,8 @@ Status ProjectionDb::Apply(const std::vector<StoredEvent>& events) {
   return s;
 }
 
-Status ProjectionDb::CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos,
-                                Micros* at, const std::function<void(int64_t)>& progress) {
+Status ProjectionDb::CatchUpGen(uint32_t gen, int64_t up_to, size_t chunk, int64_t* pos, Micros* at,
+                                const std::function<void(int64_t)>& progress) {
   std::vector<StoredEvent> events;
   if (up_to - *pos > 2 * static_cast<int64_t>(chunk)) {
     // A long way to go (restart, rebuild): the next page is read while this
@@ -358,16 +358,18 @@ Status ProjectionDb::Card(const std::string& id, CardView* out) const {
 
 Status ProjectionDb::Cards(std::vector<CardView>* out) const { return Cards("", SIZE_MAX, out); }
 
-Status ProjectionDb::Cards(const std::string& from, size_t limit, std::vector<CardView>* out) const {
+Status ProjectionDb::Cards(const std::string& from, size_t limit,
+                           std::vector<CardView>* out) const {
   out->clear();
   if (limit == 0) return Status::OK();
   std::shared_lock lock(gen_mu_);
   Status inner;
-  Status s = kv_->KvScan(key(gen_, 'c'), key(gen_, 'c', from), [&](std::string_view, std::string_view v) {
-    out->emplace_back();
-    inner = decode(v, &out->back());
-    return inner.ok() && out->size() < limit;
-  });
+  Status s = kv_->KvScan(key(gen_, 'c'), key(gen_, 'c', from),
+                         [&](std::string_view, std::string_view v) {
+                           out->emplace_back();
+                           inner = decode(v, &out->back());
+                           return inner.ok() && out->size() < limit;
+                         });
   return s.ok() ? inner : s;
 }
 
@@ -445,8 +447,7 @@ Status ProjectionDb::UserPurchases(const std::string& user, int64_t from, size_t
 Status ProjectionDb::RecentPurchases(size_t limit, std::vector<PurchaseView>* out,
                                      int64_t at_or_before) const {
   std::shared_lock lock(gen_mu_);
-  return purchases_by_index(kv_, gen_, key(gen_, 'r'), recent_key(gen_, at_or_before), limit,
-                            out);
+  return purchases_by_index(kv_, gen_, key(gen_, 'r'), recent_key(gen_, at_or_before), limit, out);
 }
 
 Status ProjectionDb::LoadAll(ReadModels* out) const {
@@ -460,27 +461,19 @@ Status ProjectionDb::LoadAll(ReadModels* out) const {
   Status s = kv_->KvScan(p, "", [&](std::string_view k, std::string_view v) {
     std::string_view rest = k.substr(p.size() + 1);
     switch (k[p.size()]) {
-      case 'k':
-        inner = decode_checkpoint(v, &out->position, &out->recorded_at);
-        break;
-      case 'b':
-        inner = decode_i64(v, &out->balances[std::string(rest)]);
-        break;
-      case 'c':
-        inner = decode(v, &out->cards[std::string(rest)]);
-        break;
-      case 'p':
-        inner = decode(v, &out->purchases[std::string(rest)]);
-        break;
+      case 'k': inner = decode_checkpoint(v, &out->position, &out->recorded_at); break;
+      case 'b': inner = decode_i64(v, &out->balances[std::string(rest)]); break;
+      case 'c': inner = decode(v, &out->cards[std::string(rest)]); break;
+      case 'p': inner = decode(v, &out->purchases[std::string(rest)]); break;
       case 'u': {
         // user '\0' pos: the index is in position order, as ReadModels keeps it.
         auto nul = rest.find('\0');
-        if (nul == std::string_view::npos) inner = Status::Corruption("projection: bad user index key");
+        if (nul == std::string_view::npos)
+          inner = Status::Corruption("projection: bad user index key");
         else out->user_purchases[std::string(rest.substr(0, nul))].emplace_back(v);
         break;
       }
-      default:
-        break;
+      default: break;
     }
     return inner.ok();
   });

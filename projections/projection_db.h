@@ -37,9 +37,9 @@
 namespace giftcard {
 
 struct RebuildReport {
-  int64_t events = 0;          // events folded into the new generation
-  int64_t position = 0;        // the position it was swapped in at
-  uint32_t generation = 0;     // the new generation
+  int64_t events = 0;       // events folded into the new generation
+  int64_t position = 0;     // the position it was swapped in at
+  uint32_t generation = 0;  // the new generation
   double seconds = 0;
 };
 
@@ -82,7 +82,7 @@ class ProjectionDb {
 
   // --- Queries (always one generation, consistent as of some checkpoint) ---
   Status Card(const std::string& id, CardView* out) const;  // NotFound
-  Status Cards(std::vector<CardView>* out) const;            // all, by id
+  Status Cards(std::vector<CardView>* out) const;           // all, by id
   // One page of cards in id order: the first id >= `from` ("" = the first
   // card) on, at most `limit`. Seeks to `from`; reads only what it returns.
   // (Ask for limit + 1 to learn the next page's `from`.)
@@ -120,8 +120,8 @@ class ProjectionDb {
                     const std::function<void(int64_t)>& progress);
   void Publish(int64_t pos, Micros at);
 
-  EventLog* log_;    // read only
-  ProjectionKv* kv_;  // the models and the checkpoint
+  EventLog* log_;                     // read only
+  ProjectionKv* kv_;                  // the models and the checkpoint
   std::mutex apply_mu_;               // Apply / CatchUp / Rebuild's swap
   std::mutex rebuild_mu_;             // one Rebuild at a time
   mutable std::shared_mutex gen_mu_;  // gen_ vs queries

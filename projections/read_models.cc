@@ -29,8 +29,8 @@ struct Folder {
   }
   void operator()(const CodeAssigned& x) {
     sold(x);
-    m.purchases[x.purchase_id] =
-        PurchaseView{x.purchase_id, x.card_id, x.user_id, x.code, x.price, e.recorded_at, e.position};
+    m.purchases[x.purchase_id] = PurchaseView{x.purchase_id, x.card_id,     x.user_id, x.code,
+                                              x.price,       e.recorded_at, e.position};
     m.user_purchases[x.user_id].push_back(x.purchase_id);
   }
   // An event the caller gives away (replay): its strings move into the view.
@@ -69,7 +69,8 @@ std::string map_difference(const char* what, const Map& a, const Map& b, Describ
     auto it = b.find(k);
     if (it == b.end()) return std::string(what) + " " + k + " is only on the left";
     if (!(it->second == v))
-      return std::string(what) + " " + k + " differs: " + describe(v) + " vs " + describe(it->second);
+      return std::string(what) + " " + k + " differs: " + describe(v) + " vs " +
+             describe(it->second);
   }
   for (const auto& [k, v] : b)
     if (!a.count(k)) return std::string(what) + " " + k + " is only on the right";
@@ -95,7 +96,8 @@ std::string first_difference(const ReadModels& a, const ReadModels& b) {
   if (auto d = map_difference("purchase", a.purchases, b.purchases,
                               [](const PurchaseView& p) {
                                 return p.card_id + "/" + p.user_id + " price " +
-                                       std::to_string(p.price) + " at " + std::to_string(p.position);
+                                       std::to_string(p.price) + " at " +
+                                       std::to_string(p.position);
                               });
       !d.empty())
     return d;

@@ -52,11 +52,11 @@ void serialize(Archive& ar, PurchaseView& p) {
 }
 
 struct ReadModels {
-  int64_t position = 0;        // last applied
-  Micros recorded_at = 0;      // of the last applied event
+  int64_t position = 0;                     // last applied
+  Micros recorded_at = 0;                   // of the last applied event
   std::map<std::string, int64_t> balances;  // user -> balance
   std::map<std::string, CardView> cards;
-  std::map<std::string, PurchaseView> purchases;                  // by purchase id
+  std::map<std::string, PurchaseView> purchases;                   // by purchase id
   std::map<std::string, std::vector<std::string>> user_purchases;  // user -> purchase ids, in order
   bool operator==(const ReadModels&) const = default;
 };

@@ -13,7 +13,7 @@ namespace giftcard {
 namespace {
 
 struct Config {
-  std::string name;   // empty: nothing armed
+  std::string name;  // empty: nothing armed
   uint64_t one_in = 1;
   std::string error;  // why the variable was refused
   std::mutex mu;
@@ -53,7 +53,8 @@ Config& config() {
     if (!known) {
       std::string list;
       for (auto p : crash_points()) list += (list.empty() ? "" : ", ") + std::string(p);
-      cfg->error = "GIFTCARD_CRASH_POINT: unknown point '" + std::string(name) + "' (points: " + list + ")";
+      cfg->error = "GIFTCARD_CRASH_POINT: unknown point '" + std::string(name) +
+                   "' (points: " + list + ")";
       return cfg;
     }
     uint64_t seed = 0;
@@ -75,15 +76,15 @@ std::atomic<int> g_armed{-1};  // -1 unknown, 0 no, 1 yes
 
 const std::vector<std::string_view>& crash_points() {
   static const std::vector<std::string_view> points{
-      "commit.before_write",       // writer: the group's batch is built, not yet written
-      "idempotency.mid_batch",     // store: the idempotency records are in the batch, the rest not yet
-      "snapshot.mid_batch",        // store: snapshots are in the batch, not yet written
-      "commit.after_write",        // writer: synced, nobody answered yet
-      "commit.after_reply",        // writer: answered, subscribers (projections) not fed yet
-      "projection.before_apply",   // projection driver: committed events not folded yet
-      "checkpoint.before_write",   // projection db: a fold's values and checkpoint not yet written
-      "checkpoint.after_write",    // projection db: written, the driver does not know yet
-      "passivation.before_quit",   // an idle card or wallet actor queued its snapshot, not yet gone
+      "commit.before_write",    // writer: the group's batch is built, not yet written
+      "idempotency.mid_batch",  // store: the idempotency records are in the batch, the rest not yet
+      "snapshot.mid_batch",     // store: snapshots are in the batch, not yet written
+      "commit.after_write",     // writer: synced, nobody answered yet
+      "commit.after_reply",     // writer: answered, subscribers (projections) not fed yet
+      "projection.before_apply",  // projection driver: committed events not folded yet
+      "checkpoint.before_write",  // projection db: a fold's values and checkpoint not yet written
+      "checkpoint.after_write",   // projection db: written, the driver does not know yet
+      "passivation.before_quit",  // an idle card or wallet actor queued its snapshot, not yet gone
   };
   return points;
 }

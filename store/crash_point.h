@@ -38,8 +38,8 @@ void pass(std::string_view name);
 }  // namespace giftcard
 
 #if !defined(GIFTCARD_NO_CRASH_POINTS)
-#define GIFTCARD_CRASH_POINT(name)                                          \
-  do {                                                                      \
+#define GIFTCARD_CRASH_POINT(name)                                               \
+  do {                                                                           \
     if (::giftcard::crash_detail::armed()) ::giftcard::crash_detail::pass(name); \
   } while (0)
 #else

@@ -61,11 +61,11 @@ struct AppendRequest {
 };
 
 struct AppendResult {
-  int64_t first_position = 0;  // position of events[0]; the rest follow contiguously
-  Micros recorded_at = 0;      // commit timestamp stamped on every event of the request
-  std::vector<int64_t> versions;         // per event, its stream version
-  std::vector<std::string> conflicts;    // on Conflict: every claim key that exists
-  std::string conflict_stream;           // on Conflict: the stream whose version mismatched
+  int64_t first_position = 0;          // position of events[0]; the rest follow contiguously
+  Micros recorded_at = 0;              // commit timestamp stamped on every event of the request
+  std::vector<int64_t> versions;       // per event, its stream version
+  std::vector<std::string> conflicts;  // on Conflict: every claim key that exists
+  std::string conflict_stream;         // on Conflict: the stream whose version mismatched
 };
 
 using AppendCallback = std::function<void(const Status&, const AppendResult&)>;
@@ -85,11 +85,11 @@ struct KvBatch {
 using KvVisitor = std::function<bool(std::string_view key, std::string_view value)>;
 
 struct StoreStats {
-  uint64_t batches = 0;        // synced writes
-  uint64_t requests = 0;       // append requests committed
-  uint64_t events = 0;         // events committed
-  uint64_t rejected = 0;       // requests rejected (version or claim conflict)
-  uint64_t sync_micros = 0;    // total time inside the synced write
+  uint64_t batches = 0;      // synced writes
+  uint64_t requests = 0;     // append requests committed
+  uint64_t events = 0;       // events committed
+  uint64_t rejected = 0;     // requests rejected (version or claim conflict)
+  uint64_t sync_micros = 0;  // total time inside the synced write
   uint64_t max_batch_requests = 0;
 };
 

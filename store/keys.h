@@ -34,11 +34,11 @@ using giftcard::get_be64;  // REQUIRES: in.size() >= 8
 using giftcard::put_be64;
 
 // Sizes of the fixed parts (bytes).
-constexpr size_t kEventKeyBytes = 1 + kFixed64Bytes;         // 'e' position
-constexpr size_t kStreamIndexValueBytes = kFixed64Bytes;     // position
-constexpr size_t kSnapshotHeaderBytes = kFixed64Bytes;       // version, before the data
+constexpr size_t kEventKeyBytes = 1 + kFixed64Bytes;      // 'e' position
+constexpr size_t kStreamIndexValueBytes = kFixed64Bytes;  // position
+constexpr size_t kSnapshotHeaderBytes = kFixed64Bytes;    // version, before the data
 constexpr size_t kSnapshotOverheadBytes = kSnapshotHeaderBytes + kCrc32cBytes;  // version + crc
-constexpr size_t kProjectionTrailerBytes = kCrc32cBytes;     // crc32c after each 'p' value
+constexpr size_t kProjectionTrailerBytes = kCrc32cBytes;  // crc32c after each 'p' value
 
 std::string event_key(int64_t position);
 // False if `key` is not a well-formed event key.

@@ -37,7 +37,9 @@ void LogScanner::Run() {
       free_.pop_back();
     }
     size_t want = opts_.page;
-    if (opts_.to > 0) want = static_cast<size_t>(std::clamp<int64_t>(opts_.to - next + 1, 0, static_cast<int64_t>(want)));
+    if (opts_.to > 0)
+      want = static_cast<size_t>(
+          std::clamp<int64_t>(opts_.to - next + 1, 0, static_cast<int64_t>(want)));
     page.status = want == 0 ? Status::OK() : log_->ReadAll(next, want, &page.events);
     if (want == 0 || !page.status.ok()) page.events.clear();
     if (opts_.decode && page.status.ok()) {

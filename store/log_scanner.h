@@ -22,10 +22,10 @@ namespace giftcard {
 class LogScanner {
  public:
   struct Options {
-    int64_t from = 1;        // first position
-    int64_t to = 0;          // last position (0: to the end of the log as it is read)
-    size_t page = 8192;      // events per page
-    bool decode = true;      // also decode payloads into `decoded`
+    int64_t from = 1;    // first position
+    int64_t to = 0;      // last position (0: to the end of the log as it is read)
+    size_t page = 8192;  // events per page
+    bool decode = true;  // also decode payloads into `decoded`
   };
   LogScanner(EventLog* log, Options options);
   ~LogScanner();  // stops the reader and joins it
@@ -50,10 +50,10 @@ class LogScanner {
   Options opts_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Page> full_;     // GUARDED_BY(mu_)
-  std::vector<Page> free_;    // GUARDED_BY(mu_)
-  bool stop_ = false;         // GUARDED_BY(mu_)
-  bool done_ = false;         // GUARDED_BY(mu_): the reader ended (end or error)
+  std::deque<Page> full_;   // GUARDED_BY(mu_)
+  std::vector<Page> free_;  // GUARDED_BY(mu_)
+  bool stop_ = false;       // GUARDED_BY(mu_)
+  bool done_ = false;       // GUARDED_BY(mu_): the reader ended (end or error)
   std::thread thread_;
 };
 

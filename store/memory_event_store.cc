@@ -36,13 +36,14 @@ class MemoryEventStore final : public EventStore {
     return log_.LoadSnapshot(stream, snap);
   }
   Status KvWrite(const KvBatch& kv) override { return log_.KvWrite(kv); }
-  Status KvGet(const std::string& key, std::string* value) override { return log_.KvGet(key, value); }
+  Status KvGet(const std::string& key, std::string* value) override {
+    return log_.KvGet(key, value);
+  }
   Status KvMultiGet(const std::vector<std::string>& ks,
                     std::vector<std::optional<std::string>>* values) override {
     return log_.KvMultiGet(ks, values);
   }
-  Status KvScan(const std::string& prefix, const std::string& start,
-                const KvVisitor& fn) override {
+  Status KvScan(const std::string& prefix, const std::string& start, const KvVisitor& fn) override {
     return log_.KvScan(prefix, start, fn);
   }
 

@@ -4,9 +4,9 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 
-#include <algorithm>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <algorithm>
 
 #include <unistd.h>
 
@@ -42,7 +42,8 @@ Status open_kv(std::string_view full_key, std::string_view stored, std::string_v
   std::string_view v = stored.substr(0, stored.size() - keys::kProjectionTrailerBytes);
   uint32_t want = get_be32(stored.substr(v.size()));
   if (crc32c(v, crc32c(full_key)) != want)
-    return Status::Corruption("projection value damaged (checksum mismatch); rebuild the projections");
+    return Status::Corruption(
+        "projection value damaged (checksum mismatch); rebuild the projections");
   *value = v;
   return Status::OK();
 }
@@ -125,8 +126,9 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     out->reserve(event_keys.size());
     for (size_t i = 0; i < event_keys.size(); ++i) {
       const auto& s = statuses[i];
-      if (!s.ok()) return s.IsNotFound() ? Status::Corruption("stream index points at a missing event")
-                                         : from_rocks(s, "reading event");
+      if (!s.ok())
+        return s.IsNotFound() ? Status::Corruption("stream index points at a missing event")
+                              : from_rocks(s, "reading event");
       StoredEvent e;
       if (Status d = Decode(event_keys[i], values[i], &e); !d.ok()) return d;
       if (e.stream != stream) return Status::Corruption("stream index points at another stream");
@@ -191,7 +193,8 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), keys::snapshot_key(stream), &v);
     if (!s.ok()) return from_rocks(s, "loading snapshot");
-    if (v.size() < keys::kSnapshotOverheadBytes) return Status::NotFound("snapshot damaged (short)");
+    if (v.size() < keys::kSnapshotOverheadBytes)
+      return Status::NotFound("snapshot damaged (short)");
     const std::string_view sealed = std::string_view(v).substr(0, v.size() - kCrc32cBytes);
     if (crc32c(sealed) != get_be32(std::string_view(v).substr(sealed.size())))
       return Status::NotFound("snapshot damaged (checksum)");
@@ -203,7 +206,9 @@ class RocksEventStore final : public EventStore, private WriterBackend {
   int64_t LastPosition() const override {
     return writer_ ? writer_->LastPosition() : secondary_last_.load();
   }
-  uint64_t Subscribe(Subscriber fn) override { return writer_ ? writer_->Subscribe(std::move(fn)) : 0; }
+  uint64_t Subscribe(Subscriber fn) override {
+    return writer_ ? writer_->Subscribe(std::move(fn)) : 0;
+  }
   void Unsubscribe(uint64_t id) override {
     if (writer_) writer_->Unsubscribe(id);
   }
@@ -225,7 +230,8 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     std::vector<const std::pair<std::string, std::string>*> puts;
     puts.reserve(kv.puts.size());
     for (const auto& p : kv.puts) puts.push_back(&p);
-    std::stable_sort(puts.begin(), puts.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+    std::stable_sort(puts.begin(), puts.end(),
+                     [](const auto* a, const auto* b) { return a->first < b->first; });
     for (const auto* p : puts) {
       std::string k = keys::projection_key(p->first);
       batch.Put(k, seal_kv(k, p->second));
@@ -265,8 +271,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     return Status::OK();
   }
 
-  Status KvScan(const std::string& prefix, const std::string& start,
-                const KvVisitor& fn) override {
+  Status KvScan(const std::string& prefix, const std::string& start, const KvVisitor& fn) override {
     const std::string full_prefix = keys::projection_key(prefix);
     const std::string upper = keys::prefix_successor(full_prefix);
     rocksdb::Slice upper_slice(upper);
@@ -295,7 +300,9 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     return Status::OK();
   }
 
-  Status VerifyChecksums() override { return from_rocks(db_->VerifyChecksum(), "verifying checksums"); }
+  Status VerifyChecksums() override {
+    return from_rocks(db_->VerifyChecksum(), "verifying checksums");
+  }
 
   void TEST_FailNextCommits(int n) override {
     if (writer_) writer_->TEST_FailNextCommits(n);
@@ -342,7 +349,8 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     {
       std::vector<size_t> order(claims.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return claims[a].first < claims[b].first; });
+      std::sort(order.begin(), order.end(),
+                [&](size_t a, size_t b) { return claims[a].first < claims[b].first; });
       for (size_t i : order) batch.Put(keys::claim_key(claims[i].first), claims[i].second);
     }
     if (!claims.empty()) GIFTCARD_CRASH_POINT("idempotency.mid_batch");
@@ -451,7 +459,8 @@ Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventSto
   if (options.mode == StoreOptions::Mode::secondary) {
     std::string sec = options.secondary_path;
     if (sec.empty()) {
-      sec = (fs::temp_directory_path() / ("giftcard-secondary-" + std::to_string(::getpid()))).string();
+      sec = (fs::temp_directory_path() / ("giftcard-secondary-" + std::to_string(::getpid())))
+                .string();
     }
     fs::create_directories(sec, ec);
     opts.max_open_files = -1;  // required by secondary instances

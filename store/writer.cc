@@ -134,9 +134,9 @@ Status Writer::CommitBatch(const WriteBatch& batch) {
     commit = backend_->Commit(batch.events, batch.claims, batch.snapshots);
     if (commit.ok() && !batch.events.empty()) GIFTCARD_CRASH_POINT("commit.after_write");
   }
-  sync_micros_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                            std::chrono::steady_clock::now() - t0)
-                                            .count());
+  sync_micros_ += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
   return commit;
 }
 
@@ -150,11 +150,12 @@ void Writer::ProcessGroup(std::vector<WriteRequest>& group,
   {
     MutexLock lock(&mu_);
     if (sticky_.ok() && !sticky.ok()) sticky_ = sticky;  // a read failed during admission
-    for (auto& [stream, snap] : batch.snapshots) {  // committed or not, they leave the queue
+    for (auto& [stream, snap] : batch.snapshots) {       // committed or not, they leave the queue
       auto it = snapshots_.find(stream);
       if (it != snapshots_.end() && it->second.version == snap.version) snapshots_.erase(it);
     }
-    if (!commit.ok() && sticky_.ok()) sticky_ = Status::IOError("commit failed: " + commit.message());
+    if (!commit.ok() && sticky_.ok())
+      sticky_ = Status::IOError("commit failed: " + commit.message());
     failure = sticky_;
   }
   core_.Finish(group, batch, commit, failure);

@@ -107,8 +107,7 @@ Status WriterCore::CheckClaims(WriteRequest& p) {
 }
 
 // Admitted: positions, versions, the hash chain, the claims. Infallible.
-void WriterCore::Assign(WriteRequest& p,
-                        const std::unordered_map<std::string_view, int64_t>& heads,
+void WriterCore::Assign(WriteRequest& p, const std::unordered_map<std::string_view, int64_t>& heads,
                         WriteBatch& batch) {
   recorded_at_ = std::max<Micros>(recorded_at_, clock_());  // never goes backwards
   p.result.first_position = position_ + 1;
@@ -200,7 +199,8 @@ WriteBatch WriterCore::Admit(std::vector<WriteRequest>& group, Status* sticky,
       ++batch.admitted;
     } else {
       ++batch.rejected;
-      if (!p.status.IsConflict() && !p.status.IsInvalidArgument()) *sticky = p.status;  // a read failed
+      if (!p.status.IsConflict() && !p.status.IsInvalidArgument())
+        *sticky = p.status;  // a read failed
     }
   }
   CheckBatch(batch);

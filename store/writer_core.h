@@ -127,7 +127,7 @@ class WriterCore {
 
   WriterBackend* const backend_;
   Clock clock_;
-  int64_t position_;        // tentative while a group is admitted
+  int64_t position_;  // tentative while a group is admitted
   Hash hash_;
   Micros recorded_at_;
   int64_t start_position_;  // the committed tail before the current group

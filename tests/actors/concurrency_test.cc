@@ -1,14 +1,15 @@
 // Real-thread concurrency: 256 buyers (event-based actors on CAF's worker
 // threads, all requests in flight at once) on one hot card, plus std::threads
-// hammering wallets. The oracle checks invariants 1-3 (docs/CONTRACT.md, "Invariants") on the raw log.
+// hammering wallets. The oracle checks invariants 1-3 (docs/CONTRACT.md, "Invariants") on the raw
+// log.
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <set>
 #include <thread>
 
-#include "tests/support/log_oracle.h"
 #include "projections/audit.h"
 #include "shop_fixture.h"
+#include "tests/support/log_oracle.h"
 
 namespace giftcard::test {
 namespace {
@@ -95,7 +96,8 @@ void hot_card(ShopFixture::Backend backend, int codes, int64_t funded_purchases)
   ShopFixture f(backend);
   BOOST_REQUIRE(f.create_card("hot", kPrice));
   for (int added = 0; added < codes; added += 5000)
-    BOOST_REQUIRE(f.add_codes("hot", ShopFixture::codes("H" + std::to_string(added), std::min(5000, codes - added))));
+    BOOST_REQUIRE(f.add_codes(
+        "hot", ShopFixture::codes("H" + std::to_string(added), std::min(5000, codes - added))));
   for (int b = 0; b < kBuyers; ++b)
     BOOST_REQUIRE(f.credit("buyer-" + std::to_string(b), funded_purchases * kPrice, "fund"));
 

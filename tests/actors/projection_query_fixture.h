@@ -19,7 +19,6 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 using Backend = ShopFixture::Backend;
 
-
 // A request with arguments exactly as given (the fixture's query helpers
 // turn a negative `after` into the log head).
 template <class R, class... Ts>
@@ -31,8 +30,12 @@ caf::expected<R> ask(ShopFixture& f, Ts&&... xs) {
   return out;
 }
 
-inline caf::expected<ShopStatus> status(ShopFixture& f) { return ask<ShopStatus>(f, status_atom::value); }
-inline caf::expected<RebuildInfo> rebuild(ShopFixture& f) { return ask<RebuildInfo>(f, rebuild_atom::value); }
+inline caf::expected<ShopStatus> status(ShopFixture& f) {
+  return ask<ShopStatus>(f, status_atom::value);
+}
+inline caf::expected<RebuildInfo> rebuild(ShopFixture& f) {
+  return ask<RebuildInfo>(f, rebuild_atom::value);
+}
 // Every card, page by page, each page asked with exactly this `after`.
 inline caf::expected<std::vector<CardInfo>> cards(ShopFixture& f, int64_t after) {
   std::vector<CardInfo> out;

@@ -22,9 +22,12 @@ void queries_answer_what_was_done(Backend backend) {
   BOOST_REQUIRE(f.credit("alice", 1000, "a1"));
   BOOST_REQUIRE(f.credit("bob", 500, "b1"));
   std::vector<Purchase> bought;
-  for (auto [card, user, key] : std::vector<std::tuple<const char*, const char*, const char*>>{
-           {"c1", "alice", "k1"}, {"c2", "bob", "k1"}, {"c2", "alice", "k2"},
-           {"c1", "alice", "k3"}, {"c1", "bob", "k2"}}) {
+  for (auto [card, user, key] :
+       std::vector<std::tuple<const char*, const char*, const char*>>{{"c1", "alice", "k1"},
+                                                                      {"c2", "bob", "k1"},
+                                                                      {"c2", "alice", "k2"},
+                                                                      {"c1", "alice", "k3"},
+                                                                      {"c1", "bob", "k2"}}) {
     auto p = f.purchase(card, user, key);
     BOOST_REQUIRE_MESSAGE(p, what(p));
     BOOST_TEST(!p->replayed);
@@ -95,8 +98,12 @@ void queries_answer_what_was_done(Backend backend) {
   BOOST_TEST(st->generation == 1);
   check_oracle(f);
 }
-BOOST_AUTO_TEST_CASE(queries_answer_what_was_done_memory) { queries_answer_what_was_done(Backend::memory); }
-BOOST_AUTO_TEST_CASE(queries_answer_what_was_done_rocks) { queries_answer_what_was_done(Backend::rocks); }
+BOOST_AUTO_TEST_CASE(queries_answer_what_was_done_memory) {
+  queries_answer_what_was_done(Backend::memory);
+}
+BOOST_AUTO_TEST_CASE(queries_answer_what_was_done_rocks) {
+  queries_answer_what_was_done(Backend::rocks);
+}
 
 // `after`: the head includes the write just made; beyond the head or
 // negative is invalid; unknown things are not found; bad ids are invalid.
@@ -146,7 +153,8 @@ BOOST_AUTO_TEST_CASE(after_semantics_and_errors) {
       BOOST_TEST(err(ask<WalletView>(f, wallet_atom::value, user, bad)) == Errc::invalid_request);
       BOOST_TEST(err(ask<CardInfo>(f, card_atom::value, gc, bad)) == Errc::invalid_request);
       BOOST_TEST(err(cards(f, bad)) == Errc::invalid_request);
-      BOOST_TEST(err(ask<Purchase>(f, lookup_atom::value, std::string("p_x"), bad)) == Errc::invalid_request);
+      BOOST_TEST(err(ask<Purchase>(f, lookup_atom::value, std::string("p_x"), bad)) ==
+                 Errc::invalid_request);
       BOOST_TEST(err(history(f, user, bad)) == Errc::invalid_request);
     }
   }
@@ -201,7 +209,8 @@ BOOST_AUTO_TEST_CASE(projection_lagging_is_bounded) {
   bulk.events.reserve(kEvents);
   for (int i = 0; i < kEvents; ++i) {
     std::string user = "bulk" + std::to_string(i % kUsers);
-    bulk.events.push_back(PendingEvent::of(wallet_stream(user), WalletCredited{user, 1, 1 + i / kUsers, "b"}));
+    bulk.events.push_back(
+        PendingEvent::of(wallet_stream(user), WalletCredited{user, 1, 1 + i / kUsers, "b"}));
   }
   AppendResult res;
   BOOST_REQUIRE(f.store()->AppendAndWait(std::move(bulk), &res).ok());
@@ -217,7 +226,8 @@ BOOST_AUTO_TEST_CASE(projection_lagging_is_bounded) {
   await_head(f);
   auto full = std::chrono::duration_cast<milliseconds>(Clock::now() - t0);
   BOOST_TEST_MESSAGE("query answered after " << took.count() << " ms with " << what(w)
-                                             << "; the whole catch-up took " << full.count() << " ms");
+                                             << "; the whole catch-up took " << full.count()
+                                             << " ms");
   BOOST_TEST(err(w) == Errc::projection_lagging, what(w));
   BOOST_TEST((took >= cfg.projection_wait), took.count() << " ms");
   if (!w) {

@@ -53,8 +53,8 @@ WorkloadResult run_workload(ShopFixture& f, const Workload& w) {
       WorkloadResult r;
       std::vector<std::tuple<std::string, std::string, std::string>> done;  // card, user, key
       for (int i = 0; i < w.ops; ++i) {
-        const std::string key =
-            "s" + std::to_string(w.seed) + "t" + std::to_string(t) + "-" + std::to_string(i);
+        const std::string key = "s" + std::to_string(w.seed) + "t" + std::to_string(t) + "-" +
+                                std::to_string(i);
         const std::string user = user_of(pick(w.users));
         const int kind = pick(100);
         caf::error e;
@@ -90,8 +90,7 @@ WorkloadResult run_workload(ShopFixture& f, const Workload& w) {
           if (code == Errc::insufficient_funds || code == Errc::out_of_stock ||
               code == Errc::code_not_available)
             ++r.errors[std::string(to_string(code))];
-          else
-            r.unexpected.push_back(std::string(to_string(code)) + ": " + detail_of(e));
+          else r.unexpected.push_back(std::string(to_string(code)) + ": " + detail_of(e));
         }
       }
       std::lock_guard l(mu);
@@ -129,9 +128,11 @@ BOOST_AUTO_TEST_CASE(rebuild_while_buyers_buy) {
   constexpr int kBuyers = 40, kPurchases = 25, kCards = 4;
   for (int c = 0; c < kCards; ++c) {
     BOOST_REQUIRE(f.create_card("rc" + std::to_string(c), 5 + c));
-    BOOST_REQUIRE(f.add_codes("rc" + std::to_string(c), ShopFixture::codes("RC" + std::to_string(c), kBuyers * kPurchases)));
+    BOOST_REQUIRE(f.add_codes("rc" + std::to_string(c),
+                              ShopFixture::codes("RC" + std::to_string(c), kBuyers * kPurchases)));
   }
-  for (int b = 0; b < kBuyers; ++b) BOOST_REQUIRE(f.credit("rb" + std::to_string(b), 100000, "fund"));
+  for (int b = 0; b < kBuyers; ++b)
+    BOOST_REQUIRE(f.credit("rb" + std::to_string(b), 100000, "fund"));
 
   std::atomic<int> running{kBuyers};
   std::vector<std::vector<std::string>> problems(kBuyers);
@@ -153,9 +154,11 @@ BOOST_AUTO_TEST_CASE(rebuild_while_buyers_buy) {
         auto w = f.wallet(user, p->position + 1);
         if (!w) problems[b].push_back("wallet: " + what(w));
         else if (w->balance != balance)
-          problems[b].push_back("balance " + std::to_string(w->balance) + " != " + std::to_string(balance));
+          problems[b].push_back("balance " + std::to_string(w->balance) +
+                                " != " + std::to_string(balance));
         auto l = f.lookup(p->purchase_id, p->position);
-        if (!l || !same_purchase(*l, *p)) problems[b].push_back("lookup of " + p->purchase_id + ": " + what(l));
+        if (!l || !same_purchase(*l, *p))
+          problems[b].push_back("lookup of " + p->purchase_id + ": " + what(l));
       }
       --running;
     });
@@ -257,8 +260,8 @@ void replay_to_random_positions(Backend backend) {
 
   std::vector<int64_t> positions;
   for (const auto& [p, m] : recorded) positions.push_back(p);
-  BOOST_TEST_MESSAGE(loads << " snapshots taken, " << positions.size() << " distinct positions kept, log at "
-                           << f.store()->LastPosition());
+  BOOST_TEST_MESSAGE(loads << " snapshots taken, " << positions.size()
+                           << " distinct positions kept, log at " << f.store()->LastPosition());
   BOOST_REQUIRE_GE(positions.size(), 50u);
   std::mt19937_64 rng(backend == Backend::rocks ? 3 : 4);
   std::shuffle(positions.begin(), positions.end(), rng);
@@ -269,18 +272,24 @@ void replay_to_random_positions(Backend backend) {
   std::vector<StoredEvent> batch;
   for (int64_t p : positions) {
     while (m.position < p) {
-      BOOST_REQUIRE(f.store()->ReadAll(m.position + 1, static_cast<size_t>(p - m.position), &batch).ok());
+      BOOST_REQUIRE(
+          f.store()->ReadAll(m.position + 1, static_cast<size_t>(p - m.position), &batch).ok());
       BOOST_REQUIRE(!batch.empty());
       for (const auto& e : batch) BOOST_REQUIRE(apply(m, e).ok());
     }
     BOOST_REQUIRE_EQUAL(m.position, p);
-    BOOST_TEST((recorded.at(p) == m), "at position " << p << ": " << first_difference(recorded.at(p), m));
+    BOOST_TEST((recorded.at(p) == m),
+               "at position " << p << ": " << first_difference(recorded.at(p), m));
   }
   CHECK_MODELS_EQUAL(load(f.projections()), fold_log(f.store()));
   check_oracle(f);
 }
-BOOST_AUTO_TEST_CASE(replay_to_random_positions_memory) { replay_to_random_positions(Backend::memory); }
-BOOST_AUTO_TEST_CASE(replay_to_random_positions_rocks) { replay_to_random_positions(Backend::rocks); }
+BOOST_AUTO_TEST_CASE(replay_to_random_positions_memory) {
+  replay_to_random_positions(Backend::memory);
+}
+BOOST_AUTO_TEST_CASE(replay_to_random_positions_rocks) {
+  replay_to_random_positions(Backend::rocks);
+}
 
 // After a random concurrent workload, a rebuild equals the live projections
 // exactly, and both equal the fold of the log; the queries answer the same.

@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "actors/recovery.h"
-#include "tests/support/log_oracle.h"
 #include "shop_fixture.h"
+#include "tests/support/log_oracle.h"
 
 namespace giftcard::test {
 namespace {
@@ -181,8 +181,10 @@ BOOST_AUTO_TEST_CASE(expired_codes_are_recorded_and_never_sold) {
   cfg.clock = [&] { return now.load(); };
   ShopFixture f(ShopFixture::Backend::memory, {}, cfg);
   BOOST_REQUIRE(f.create_card("gc", 100));
-  std::vector<CodeSpec> codes = {{"EXP-0001", now + 1000}, {"EXP-0002", now + 1000},
-                                 {"LIVE-0001", 0}, {"LIVE-0002", now + 10'000'000}};
+  std::vector<CodeSpec> codes = {{"EXP-0001", now + 1000},
+                                 {"EXP-0002", now + 1000},
+                                 {"LIVE-0001", 0},
+                                 {"LIVE-0002", now + 10'000'000}};
   BOOST_REQUIRE(f.add_codes("gc", codes));
   BOOST_REQUIRE(f.credit("u", 1000, "c"));
   now += 2000;  // the first two expire
@@ -221,9 +223,8 @@ BOOST_AUTO_TEST_CASE(passivation_keeps_state) {
   BOOST_REQUIRE(f.credit("u", 1000, "c"));
   auto p1 = f.purchase("gc", "u", "k1");
   BOOST_REQUIRE(p1);
-  BOOST_TEST(wait_until([&] {
-    return f.ctx().metrics.live_cards == 0 && f.ctx().metrics.live_wallets == 0;
-  }));
+  BOOST_TEST(wait_until(
+      [&] { return f.ctx().metrics.live_cards == 0 && f.ctx().metrics.live_wallets == 0; }));
   BOOST_TEST(f.ctx().metrics.passivations >= 2u);
   // Reactivated from snapshot (+ tail): same balance, next code, key replays.
   BOOST_TEST(f.wallet("u")->balance == 900);

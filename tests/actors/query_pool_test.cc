@@ -29,7 +29,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Backend = ShopFixture::Backend;
 
-
 // Polls `cond` every millisecond for up to `limit`.
 template <class F>
 bool eventually(F cond, std::chrono::milliseconds limit = 10s) {
@@ -234,7 +233,8 @@ BOOST_AUTO_TEST_CASE(a_full_pool_answers_busy) {
   // Commands do not need the pool.
   BOOST_REQUIRE(f.credit("ann", 5, "k2"));
   gate.open();
-  BOOST_REQUIRE(eventually([&] { return f.queries().queued() == 0u && f.queries().running() == 0u; }));
+  BOOST_REQUIRE(
+      eventually([&] { return f.queries().queued() == 0u && f.queries().running() == 0u; }));
   auto c2 = f.card("gc");
   BOOST_REQUIRE_MESSAGE(c2, what(c2));
   BOOST_TEST(c2->assigned == 1);
@@ -269,7 +269,8 @@ BOOST_AUTO_TEST_CASE(exit_answers_queries_in_flight) {
   auto opener = std::async(std::launch::async, [&] {
     auto t0 = Clock::now();
     if (wallet.wait_for(20s) == std::future_status::ready)
-      answered_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+      answered_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
     gate.open();
   });
   f.stop();  // drain, exit (the shop answers what it has not), stop the pool
@@ -352,7 +353,8 @@ BOOST_AUTO_TEST_CASE(card_pages) {
           got.push_back(c.id);
         }
         if (page->next.empty()) break;
-        BOOST_REQUIRE_EQUAL(static_cast<int64_t>(page->cards.size()), limit);  // only the last is short
+        BOOST_REQUIRE_EQUAL(static_cast<int64_t>(page->cards.size()),
+                            limit);  // only the last is short
         BOOST_REQUIRE(page->next > page->cards.back().id);
         from = page->next;
       }

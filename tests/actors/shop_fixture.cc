@@ -49,7 +49,8 @@ void ShopFixture::start(ShopConfig config) {
   ctx_->store = store_.get();
   ctx_->projections = projections_.get();
   ctx_->config = std::move(config);
-  queries_ = std::make_unique<QueryPool>(ctx_->config.query_threads, ctx_->config.max_queued_queries);
+  queries_ = std::make_unique<QueryPool>(ctx_->config.query_threads,
+                                         ctx_->config.max_queued_queries);
   ctx_->queries = queries_.get();
   cfg_ = std::make_unique<caf::actor_system_config>();
   register_message_types(*cfg_);
@@ -68,7 +69,8 @@ void ShopFixture::stop() {
   stopped_ = true;
   {
     caf::scoped_actor self{*sys_};
-    self->request(shop_, std::chrono::seconds(30), DrainMsg{}).receive([](bool) {}, [](caf::error&) {});
+    self->request(shop_, std::chrono::seconds(30), DrainMsg{})
+        .receive([](bool) {}, [](caf::error&) {});
     self->send_exit(shop_, caf::exit_reason::user_shutdown);
   }
   shop_ = nullptr;
@@ -88,18 +90,21 @@ caf::expected<R> ShopFixture::call(Ts&&... xs) {
   return out;
 }
 
-caf::expected<CardInfo> ShopFixture::create_card(const std::string& id, int64_t price, int64_t value) {
-  return call<CardInfo>(create_atom::value, CardSpec{id, "Card " + id, price, value ? value : price});
+caf::expected<CardInfo> ShopFixture::create_card(const std::string& id, int64_t price,
+                                                 int64_t value) {
+  return call<CardInfo>(create_atom::value,
+                        CardSpec{id, "Card " + id, price, value ? value : price});
 }
-caf::expected<AddCodesReply> ShopFixture::add_codes(const std::string& card, std::vector<CodeSpec> codes) {
+caf::expected<AddCodesReply> ShopFixture::add_codes(const std::string& card,
+                                                    std::vector<CodeSpec> codes) {
   return call<AddCodesReply>(add_codes_atom::value, card, std::move(codes));
 }
 caf::expected<CreditReply> ShopFixture::credit(const std::string& user, int64_t amount,
-                                              const std::string& key) {
+                                               const std::string& key) {
   return call<CreditReply>(credit_atom::value, user, amount, key);
 }
 caf::expected<Purchase> ShopFixture::purchase(const std::string& card, const std::string& user,
-                                             const std::string& key) {
+                                              const std::string& key) {
   return call<Purchase>(purchase_atom::value, card, user, key);
 }
 caf::expected<int64_t> ShopFixture::revoke(const std::string& card, const std::string& code) {
@@ -140,7 +145,8 @@ caf::expected<PurchasePage> ShopFixture::history_page(const std::string& user, i
                                                       int64_t limit, int64_t after) {
   return call<PurchasePage>(history_atom::value, user, from, limit, head(after));
 }
-caf::expected<CardPage> ShopFixture::cards_page(const std::string& from, int64_t limit, int64_t after) {
+caf::expected<CardPage> ShopFixture::cards_page(const std::string& from, int64_t limit,
+                                                int64_t after) {
   return call<CardPage>(cards_atom::value, from, limit, head(after));
 }
 

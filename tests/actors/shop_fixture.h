@@ -42,7 +42,8 @@ class ShopFixture {
   // Blocking calls (10 s timeout).
   caf::expected<CardInfo> create_card(const std::string& id, int64_t price, int64_t value = 0);
   caf::expected<AddCodesReply> add_codes(const std::string& card, std::vector<CodeSpec> codes);
-  caf::expected<CreditReply> credit(const std::string& user, int64_t amount, const std::string& key);
+  caf::expected<CreditReply> credit(const std::string& user, int64_t amount,
+                                    const std::string& key);
   caf::expected<Purchase> purchase(const std::string& card, const std::string& user,
                                    const std::string& key);
   caf::expected<int64_t> revoke(const std::string& card, const std::string& code);

@@ -83,8 +83,8 @@ BOOST_AUTO_TEST_CASE(verify_and_events_beside_a_writing_server) {
                   int64_t{10'000'000}, std::string("audit-topup"))
         .receive([](CreditReply&) {}, [](caf::error&) {});
     for (int i = 0; !stop && i < 100000; ++i)
-      self->request(*shop, std::chrono::seconds(10), purchase_atom::value, std::string("spotify-10"),
-                    std::string("alice"), "live-" + std::to_string(i))
+      self->request(*shop, std::chrono::seconds(10), purchase_atom::value,
+                    std::string("spotify-10"), std::string("alice"), "live-" + std::to_string(i))
           .receive([&](Purchase&) { ++bought; }, [&](caf::error&) { stop = true; });
   });
 
@@ -110,7 +110,8 @@ BOOST_AUTO_TEST_CASE(verify_and_events_beside_a_writing_server) {
   BOOST_TEST(serve.stop() == 0);  // the server never noticed the auditors
   std::string out;
   BOOST_TEST(test::run_command(bin + " verify --data " + data, &out) == 0, out);
-  BOOST_TEST(out.find("purchases:       " + std::to_string(bought.load())) != std::string::npos, out);
+  BOOST_TEST(out.find("purchases:       " + std::to_string(bought.load())) != std::string::npos,
+             out);
   fs::remove_all(dir);
 }
 

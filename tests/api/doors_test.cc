@@ -86,7 +86,8 @@ BOOST_AUTO_TEST_CASE(exit_kill_error_and_down_from_a_peer_stop_nothing) {
       caf::anon_send_exit(target, caf::exit_reason::kill);
       caf::anon_send(target, caf::make_error(caf::sec::runtime_error));
       caf::anon_send(target, caf::down_msg{target.address(), caf::exit_reason::kill});
-      caf::anon_send(target, caf::exit_msg{target.address(), caf::exit_reason::unhandled_exception});
+      caf::anon_send(target,
+                     caf::exit_msg{target.address(), caf::exit_reason::unhandled_exception});
     }
     std::this_thread::sleep_for(500ms);
     // The same session still answers, and a new login works.
@@ -173,16 +174,16 @@ BOOST_AUTO_TEST_CASE(cli_clients_take_the_token) {
   test::TempDir dir("giftcard-caf-cli");
   test::ServeChild server(dir.str("data"), dir.str("serve.log"), with_tokens());
   const std::string node = "127.0.0.1:" + std::to_string(server.caf_port());
-  auto none = test::run_giftcard(
-      {"credit", "--node", node, "--user", "mallory", "--amount", "9223372036854775000", "--key", "m"});
+  auto none = test::run_giftcard({"credit", "--node", node, "--user", "mallory", "--amount",
+                                  "9223372036854775000", "--key", "m"});
   BOOST_TEST(none.code() == 1, none.describe());
   BOOST_TEST(none.out.find("unauthorized") != std::string::npos, none.describe());
   auto buy = test::run_giftcard(
       {"purchase", "--node", node, "--card", "steam-50", "--user", "alice", "--key", "cli-1"});
   BOOST_TEST(buy.code() == 1, buy.describe());
-  auto with_env = test::run_giftcard({"purchase", "--node", node, "--card", "steam-50", "--user",
-                                      "alice", "--key", "cli-2"},
-                                     test::EnvVars{{"GIFTCARD_API_TOKEN", kApi}});
+  auto with_env = test::run_giftcard(
+      {"purchase", "--node", node, "--card", "steam-50", "--user", "alice", "--key", "cli-2"},
+      test::EnvVars{{"GIFTCARD_API_TOKEN", kApi}});
   BOOST_TEST(with_env.code() == 0, with_env.describe());
   auto with_flag = test::run_giftcard({"credit", "--node", node, "--user", "carol", "--amount", "5",
                                        "--key", "cli-3", "--token", kApi});
@@ -221,7 +222,7 @@ BOOST_AUTO_TEST_CASE(data_files_are_private) {
     BOOST_TEST(http_purchase(server.port(), "modes-1").status == 201);
     server.stop_clean(test::by_build(20000ms, 60000ms));
   }
-  struct stat st{};
+  struct stat st {};
   BOOST_REQUIRE(::stat(dir.str("data").c_str(), &st) == 0);
   BOOST_TEST((st.st_mode & 0777) == 0700u);
   size_t files = 0;
@@ -346,7 +347,8 @@ BOOST_AUTO_TEST_CASE(one_token_set_closes_the_other_role) {
   a.env = {{"GIFTCARD_API_TOKEN", kApi}};
   test::ServeChild server(dir.str("data"), dir.str("serve.log"), a);
   test::HttpConnection c(server.port());
-  auto create = c.post("/api/cards", nlohmann::json{{"id", "x"}, {"name", "x"}, {"price", 1}, {"value", 1}});
+  auto create = c.post("/api/cards",
+                       nlohmann::json{{"id", "x"}, {"name", "x"}, {"price", 1}, {"value", 1}});
   BOOST_TEST(create.status == 401, create.describe());
   BOOST_TEST(c.get("/api/events").status == 401);
   BOOST_TEST(c.get("/api/events", {{"Authorization", "Bearer " + kApi}}).status == 401);

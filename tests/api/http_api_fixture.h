@@ -67,7 +67,8 @@ inline void require_clean_stop(Server& s, std::chrono::milliseconds timeout = by
                                             << s.log());
   BOOST_TEST_MESSAGE("serve stopped in " << ms_since(t0) << " ms");
   BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
-             "serve after SIGTERM: " << describe_status(*status) << "; stderr:\n" << s.log());
+             "serve after SIGTERM: " << describe_status(*status) << "; stderr:\n"
+                                     << s.log());
 }
 
 // `giftcard verify` on a stopped server's data directory must exit 0.
@@ -79,7 +80,8 @@ inline void require_verified(const std::string& data) {
 // ---------------------------------------------------------------------------
 // JSON and problem details
 
-inline int64_t jint(const json& j, const char* key, int64_t dflt = std::numeric_limits<int64_t>::min()) {
+inline int64_t jint(const json& j, const char* key,
+                    int64_t dflt = std::numeric_limits<int64_t>::min()) {
   if (!j.is_object()) return dflt;
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_integer()) return dflt;
@@ -102,22 +104,25 @@ inline std::string media_type(const HttpReply& r) {
 // Why `r` is not an RFC 9457 problem with this status and code ("" if it is).
 inline std::string problem_mismatch(const HttpReply& r, int status, const std::string& code) {
   if (!r.ok()) return "no response: " + r.error;
-  if (r.status != status) return "status " + std::to_string(r.status) + ", expected " + std::to_string(status);
-  if (media_type(r) != "application/problem+json") return "Content-Type " + r.header("Content-Type");
+  if (r.status != status)
+    return "status " + std::to_string(r.status) + ", expected " + std::to_string(status);
+  if (media_type(r) != "application/problem+json")
+    return "Content-Type " + r.header("Content-Type");
   json j = r.json();
   if (!j.is_object()) return "body is not a JSON object";
   for (const char* f : {"type", "title", "detail", "code"})
-    if (!j.contains(f) || !j[f].is_string()) return std::string("field ") + f + " missing or not a string";
+    if (!j.contains(f) || !j[f].is_string())
+      return std::string("field ") + f + " missing or not a string";
   if (jint(j, "status", -1) != status) return "field status is not " + std::to_string(status);
   if (j["code"] != code) return "code " + j["code"].get<std::string>() + ", expected " + code;
   return {};
 }
 
-#define CHECK_PROBLEM(reply, status, code)                                       \
-  do {                                                                           \
-    const HttpReply& r_ = (reply);                                               \
-    std::string why_ = problem_mismatch(r_, (status), (code));                   \
-    BOOST_TEST(why_.empty(), #reply << ": " << why_ << " — " << r_.describe());  \
+#define CHECK_PROBLEM(reply, status, code)                                      \
+  do {                                                                          \
+    const HttpReply& r_ = (reply);                                              \
+    std::string why_ = problem_mismatch(r_, (status), (code));                  \
+    BOOST_TEST(why_.empty(), #reply << ": " << why_ << " — " << r_.describe()); \
   } while (0)
 
 // A 2xx application/json reply with this status; its body.
@@ -133,7 +138,8 @@ inline Headers key(const std::string& k) { return {{"Idempotency-Key", k}}; }
 inline Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 inline json card_body(const std::string& id, int64_t price, const std::string& name = "") {
-  return {{"id", id}, {"name", name.empty() ? "Card " + id : name}, {"price", price}, {"value", price}};
+  return {
+      {"id", id}, {"name", name.empty() ? "Card " + id : name}, {"price", price}, {"value", price}};
 }
 
 inline json codes_body(const std::vector<std::string>& codes) {
@@ -154,17 +160,19 @@ inline std::vector<std::string> numbered(const std::string& prefix, int n, int f
 
 // Admin set-up through HTTP: a card with codes; a funded wallet.
 inline void make_card(HttpConnection& c, const std::string& id, int64_t price,
-               const std::vector<std::string>& codes) {
+                      const std::vector<std::string>& codes) {
   auto r = c.post("/api/cards", card_body(id, price));
   BOOST_REQUIRE_MESSAGE(r.status == 201, "create " << id << ": " << r.describe());
   for (size_t i = 0; i < codes.size(); i += 100000) {
-    std::vector<std::string> part(codes.begin() + static_cast<long>(i),
-                                  codes.begin() + static_cast<long>(std::min(codes.size(), i + 100000)));
+    std::vector<std::string> part(
+        codes.begin() + static_cast<long>(i),
+        codes.begin() + static_cast<long>(std::min(codes.size(), i + 100000)));
     auto a = c.post("/api/cards/" + id + "/codes", codes_body(part));
     BOOST_REQUIRE_MESSAGE(a.status == 201, "codes of " << id << ": " << a.describe());
   }
 }
-inline int64_t fund(HttpConnection& c, const std::string& user, int64_t amount, const std::string& k = "fund") {
+inline int64_t fund(HttpConnection& c, const std::string& user, int64_t amount,
+                    const std::string& k = "fund") {
   auto r = c.post("/api/wallets/" + user + "/credits", json{{"amount", amount}}, key(k));
   BOOST_REQUIRE_MESSAGE(r.status == 201, "credit " << user << ": " << r.describe());
   return jint(r.json(), "position", -1);
@@ -175,22 +183,26 @@ inline bool is_rfc3339_utc(const std::string& s) {
   const std::string shape = "dddd-dd-ddTdd:dd:dd";
   if (s.size() < shape.size() + 1 || s.back() != 'Z') return false;
   for (size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(s[i])) : s[i] != shape[i]) return false;
+    if (shape[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(s[i])) : s[i] != shape[i])
+      return false;
   std::string_view frac(s.data() + shape.size(), s.size() - shape.size() - 1);
   if (frac.empty()) return true;
   if (frac[0] != '.' || frac.size() < 2 || frac.size() > 10) return false;
-  return std::all_of(frac.begin() + 1, frac.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return std::all_of(frac.begin() + 1, frac.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 // Prometheus text format (0.0.4), one line.
 inline bool is_metric_name(std::string_view n) {
   if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0]))) return false;
-  return std::all_of(n.begin(), n.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':'; });
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+  });
 }
 // A sample `name{label="value",...} number`: its name and label set in *series
 // ("name{...}") and its value in *value; false if malformed.
-inline bool parse_sample(const std::string& line, std::string* name, std::string* series, std::string* value) {
+inline bool parse_sample(const std::string& line, std::string* name, std::string* series,
+                         std::string* value) {
   size_t i = 0;
   while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
   *name = line.substr(0, i);
@@ -202,7 +214,8 @@ inline bool parse_sample(const std::string& line, std::string* name, std::string
       size_t eq = line.find('=', i);
       if (eq == std::string::npos) return false;
       std::string_view label(line.data() + i, eq - i);
-      if (label.empty() || label.find(':') != std::string_view::npos || !is_metric_name(label)) return false;
+      if (label.empty() || label.find(':') != std::string_view::npos || !is_metric_name(label))
+        return false;
       if (eq + 1 >= line.size() || line[eq + 1] != '"') return false;
       size_t close = eq + 2;
       while (close < line.size() && line[close] != '"') close += line[close] == '\\' ? 2 : 1;

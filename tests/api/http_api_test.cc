@@ -17,9 +17,9 @@
 #include "tests/api/http_api_fixture.h"
 
 using namespace giftcard::http_test;
+using giftcard::test::Headers;
 using giftcard::test::HttpConnection;
 using giftcard::test::HttpReply;
-using giftcard::test::Headers;
 namespace test = giftcard::test;
 
 // ===========================================================================
@@ -31,11 +31,16 @@ BOOST_AUTO_TEST_CASE(cards_and_codes) {
   HttpConnection c(srv.port());
 
   // POST /api/cards: 201, the card; a parameter on the media type is fine.
-  auto created = c.post("/api/cards", card_body("gc-1", 500, "Gift card \xe2\x82\xac" "5"),
+  auto created = c.post("/api/cards",
+                        card_body("gc-1", 500,
+                                  "Gift card \xe2\x82\xac"
+                                  "5"),
                         {{"Content-Type", "application/json; charset=utf-8"}});
   json card = expect_json(created, 201, "create gc-1");
   BOOST_TEST(jstr(card, "id") == "gc-1");
-  BOOST_TEST(jstr(card, "name") == "Gift card \xe2\x82\xac" "5");
+  BOOST_TEST(jstr(card, "name") ==
+             "Gift card \xe2\x82\xac"
+             "5");
   BOOST_TEST(jint(card, "price") == 500);
   BOOST_TEST(jint(card, "value") == 500);
   BOOST_TEST(jint(card, "available") == 0);
@@ -45,7 +50,8 @@ BOOST_AUTO_TEST_CASE(cards_and_codes) {
   int64_t p0 = log_position(srv.port());
   auto view = c.get("/api/cards/gc-1?after=" + std::to_string(p0));
   json v = expect_json(view, 200, "GET gc-1");
-  for (const char* f : {"id", "name", "price", "value", "available", "assigned", "expired", "revoked"})
+  for (const char* f :
+       {"id", "name", "price", "value", "available", "assigned", "expired", "revoked"})
     BOOST_TEST(v.contains(f), "card view lacks " << f << ": " << view.body);
   BOOST_TEST(jint(v, "price") == 500);
   CHECK_PROBLEM(c.get("/api/cards/nope"), 404, "card_not_found");
@@ -71,7 +77,8 @@ BOOST_AUTO_TEST_CASE(cards_and_codes) {
   auto dup = c.post("/api/cards/gc-1/codes", codes_body({"AAAA-0001", "NEW1-0001", "AAAA-0003"}));
   CHECK_PROBLEM(dup, 409, "duplicate_codes");
   json dj = dup.json();
-  BOOST_REQUIRE_MESSAGE(dj.is_object() && dj.contains("codes") && dj["codes"].is_array(), dup.describe());
+  BOOST_REQUIRE_MESSAGE(dj.is_object() && dj.contains("codes") && dj["codes"].is_array(),
+                        dup.describe());
   std::vector<std::string> dcodes = dj["codes"].get<std::vector<std::string>>();
   std::sort(dcodes.begin(), dcodes.end());
   BOOST_TEST((dcodes == std::vector<std::string>{"AAAA-0001", "AAAA-0003"}), dup.describe());
@@ -90,8 +97,9 @@ BOOST_AUTO_TEST_CASE(cards_and_codes) {
   json g2 = expect_json(c.get("/api/cards/gc-2?after=" + std::to_string(p1)), 200, "gc-2");
   BOOST_TEST(jint(g2, "available") == 0);
   // The codes of the refused batches were not added: they can be added now.
-  json again = expect_json(c.post("/api/cards/gc-2/codes", codes_body({"NEW1-0001", "BBBB-0001", "CCCC-0001"})),
-                           201, "add formerly refused codes");
+  json again = expect_json(
+      c.post("/api/cards/gc-2/codes", codes_body({"NEW1-0001", "BBBB-0001", "CCCC-0001"})), 201,
+      "add formerly refused codes");
   BOOST_TEST(jint(again, "added") == 3);
 
   // DELETE a code: 204 once; then it is not available; unknown codes are 404.
@@ -144,17 +152,20 @@ BOOST_AUTO_TEST_CASE(wallets_and_purchases) {
   auto enc = c.post("/api/wallets/bob%40example.com/credits", json{{"amount", 70}}, key("enc-1"));
   json encj = expect_json(enc, 201, "credit to an encoded user id");
   BOOST_TEST(jstr(encj, "user_id") == "bob@example.com");
-  json plain = expect_json(c.get("/api/wallets/bob@example.com?after=" + std::to_string(jint(encj, "position"))),
-                           200, "the same wallet, unencoded");
+  json plain = expect_json(
+      c.get("/api/wallets/bob@example.com?after=" + std::to_string(jint(encj, "position"))), 200,
+      "the same wallet, unencoded");
   BOOST_TEST(jint(plain, "balance") == 70);
   json nobody = expect_json(c.get("/api/wallets/nobody"), 200, "unknown wallet");
   BOOST_TEST(jstr(nobody, "user_id") == "nobody");
   BOOST_TEST(jint(nobody, "balance") == 0);
 
   // Purchases.
-  auto b1 = c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "alice"}}, key("buy-1"));
+  auto b1 = c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "alice"}},
+                   key("buy-1"));
   json p1 = expect_json(b1, 201, "purchase");
-  for (const char* f : {"purchase_id", "card_id", "user_id", "code", "price", "purchased_at", "position"})
+  for (const char* f :
+       {"purchase_id", "card_id", "user_id", "code", "price", "purchased_at", "position"})
     BOOST_TEST(p1.contains(f), "purchase lacks " << f << ": " << b1.body);
   BOOST_TEST(jstr(p1, "card_id") == "shop-1");
   BOOST_TEST(jstr(p1, "user_id") == "alice");
@@ -163,22 +174,28 @@ BOOST_AUTO_TEST_CASE(wallets_and_purchases) {
   BOOST_TEST(is_rfc3339_utc(jstr(p1, "purchased_at")), b1.body);
   BOOST_TEST(jint(p1, "position") > cpos);
   BOOST_TEST(!b1.has_header("Idempotent-Replayed"), b1.describe());
-  auto b1r = c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "alice"}}, key("buy-1"));
+  auto b1r = c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "alice"}},
+                    key("buy-1"));
   BOOST_TEST(b1r.status == 201, b1r.describe());
   BOOST_TEST(b1r.body == b1.body, "a replay differs from the first response");
   BOOST_TEST(b1r.header("Idempotent-Replayed") == "true", b1r.describe());
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "other"}, {"user_id", "alice"}}, key("buy-1")),
-                422, "idempotency_key_reused");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "other"}, {"user_id", "alice"}}, key("buy-1")), 422,
+      "idempotency_key_reused");
   CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "alice"}}), 400,
                 "missing_idempotency_key");
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "alice"}}, key("")),
-                400, "missing_idempotency_key");
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "nope"}, {"user_id", "alice"}}, key("buy-2")),
-                404, "card_not_found");
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "empty"}, {"user_id", "alice"}}, key("buy-3")),
-                409, "out_of_stock");
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "bob"}}, key("b-1")),
-                402, "insufficient_funds");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "alice"}}, key("")), 400,
+      "missing_idempotency_key");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "nope"}, {"user_id", "alice"}}, key("buy-2")), 404,
+      "card_not_found");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "empty"}, {"user_id", "alice"}}, key("buy-3")), 409,
+      "out_of_stock");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "bob"}}, key("b-1")), 402,
+      "insufficient_funds");
   // A refused attempt charged nothing and is not remembered: the same key
   // buys once the wallet is funded.
   fund(c, "bob", 300);
@@ -199,7 +216,8 @@ BOOST_AUTO_TEST_CASE(wallets_and_purchases) {
   auto look = c.get("/api/purchases/" + jstr(p1, "purchase_id") + "?after=" + std::to_string(pos2));
   BOOST_TEST(expect_json(look, 200, "GET purchase") == p1, look.describe());
   CHECK_PROBLEM(c.get("/api/purchases/p_does_not_exist_1"), 404, "purchase_not_found");
-  json hist = expect_json(c.get("/api/users/alice/purchases?after=" + std::to_string(pos2)), 200, "history");
+  json hist = expect_json(c.get("/api/users/alice/purchases?after=" + std::to_string(pos2)), 200,
+                          "history");
   BOOST_REQUIRE(hist.contains("purchases") && hist["purchases"].is_array());
   BOOST_REQUIRE(hist["purchases"].size() == 2u);
   BOOST_TEST(hist["purchases"][0] == p1);  // log order
@@ -210,8 +228,9 @@ BOOST_AUTO_TEST_CASE(wallets_and_purchases) {
   BOOST_TEST(jint(shop1, "assigned") == 3);
   BOOST_TEST(jint(shop1, "available") == 0);
   fund(c, "bob", 300, "fund-2");  // bob can pay, but nothing is left
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "bob"}}, key("b-2")),
-                409, "out_of_stock");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "shop-1"}, {"user_id", "bob"}}, key("b-2")), 409,
+      "out_of_stock");
   BOOST_TEST(c.connects() == 1, "the client's keep-alive connection was not kept");
   require_clean_stop(srv);
   require_verified(srv.data());
@@ -225,17 +244,21 @@ BOOST_AUTO_TEST_CASE(read_your_writes_with_after) {
   make_card(c, "ryw", 10, numbered("RYW", kRounds));
   for (int i = 0; i < kRounds; ++i) {
     // Write, then read at once with after=<the write's position>.
-    auto cr = c.post("/api/wallets/reader/credits", json{{"amount", 10}}, key("c-" + std::to_string(i)));
+    auto cr = c.post("/api/wallets/reader/credits", json{{"amount", 10}},
+                     key("c-" + std::to_string(i)));
     json credit = expect_json(cr, 201, "credit");
     int64_t cp = jint(credit, "position");
     json w = expect_json(c.get("/api/wallets/reader?after=" + std::to_string(cp)), 200, "wallet");
-    BOOST_TEST(jint(w, "balance") == 10, "round " << i << ": the credit at " << cp << " is not visible");
-    auto pr = c.post("/api/purchases", json{{"card_id", "ryw"}, {"user_id", "reader"}}, key("p-" + std::to_string(i)));
+    BOOST_TEST(jint(w, "balance") == 10,
+               "round " << i << ": the credit at " << cp << " is not visible");
+    auto pr = c.post("/api/purchases", json{{"card_id", "ryw"}, {"user_id", "reader"}},
+                     key("p-" + std::to_string(i)));
     json p = expect_json(pr, 201, "purchase");
     int64_t pp = jint(p, "position");
     std::string after = "?after=" + std::to_string(pp);
     json w2 = expect_json(c.get("/api/wallets/reader" + after), 200, "wallet");
-    BOOST_TEST(jint(w2, "balance") == 0, "round " << i << ": the debit at " << pp << " is not visible");
+    BOOST_TEST(jint(w2, "balance") == 0,
+               "round " << i << ": the debit at " << pp << " is not visible");
     json card = expect_json(c.get("/api/cards/ryw" + after), 200, "card");
     BOOST_TEST(jint(card, "assigned") == i + 1, "round " << i);
     auto look = c.get("/api/purchases/" + jstr(p, "purchase_id") + after);
@@ -246,8 +269,8 @@ BOOST_AUTO_TEST_CASE(read_your_writes_with_after) {
   // A position beyond the log is a bad request, on every GET that reads projections.
   int64_t head = log_position(srv.port());
   std::string beyond = "?after=" + std::to_string(head + 1000);
-  for (const char* path : {"/api/cards", "/api/cards/ryw", "/api/wallets/reader",
-                           "/api/users/reader/purchases"})
+  for (const char* path :
+       {"/api/cards", "/api/cards/ryw", "/api/wallets/reader", "/api/users/reader/purchases"})
     CHECK_PROBLEM(c.get(std::string(path) + beyond), 400, "invalid_request");
   CHECK_PROBLEM(c.get("/api/cards?after=abc"), 400, "invalid_request");
   CHECK_PROBLEM(c.get("/api/cards?after=-1"), 400, "invalid_request");
@@ -263,7 +286,8 @@ BOOST_AUTO_TEST_CASE(events_health_metrics_and_unknown_routes) {
   fund(c, "eve", 500);
   std::vector<json> bought;
   for (int i = 0; i < 3; ++i) {
-    auto r = c.post("/api/purchases", json{{"card_id", "ev"}, {"user_id", "eve"}}, key("e" + std::to_string(i)));
+    auto r = c.post("/api/purchases", json{{"card_id", "ev"}, {"user_id", "eve"}},
+                    key("e" + std::to_string(i)));
     bought.push_back(expect_json(r, 201, "purchase"));
   }
   BOOST_REQUIRE(c.del("/api/cards/ev/codes/" + std::string("EVT-000004")).status == 204);
@@ -302,7 +326,9 @@ BOOST_AUTO_TEST_CASE(events_health_metrics_and_unknown_routes) {
     const json& e = events[i];
     BOOST_TEST(jint(e, "position") == static_cast<int64_t>(i + 1));
     BOOST_TEST(jint(e, "version") >= 1);
-    BOOST_TEST((jstr(e, "stream").rfind("card-", 0) == 0 || jstr(e, "stream").rfind("wallet-", 0) == 0), e.dump());
+    BOOST_TEST(
+        (jstr(e, "stream").rfind("card-", 0) == 0 || jstr(e, "stream").rfind("wallet-", 0) == 0),
+        e.dump());
     BOOST_TEST(is_rfc3339_utc(jstr(e, "recorded_at")), e.dump());
     BOOST_TEST((e.contains("data") && e["data"].is_object()), e.dump());
     ++types[jstr(e, "type")];
@@ -330,7 +356,8 @@ BOOST_AUTO_TEST_CASE(events_health_metrics_and_unknown_routes) {
   auto m = c.get("/metrics");
   BOOST_TEST(m.status == 200, m.describe());
   BOOST_TEST(media_type(m) == "text/plain", m.header("Content-Type"));
-  BOOST_TEST(m.header("Content-Type").find("version=0.0.4") != std::string::npos, m.header("Content-Type"));
+  BOOST_TEST(m.header("Content-Type").find("version=0.0.4") != std::string::npos,
+             m.header("Content-Type"));
   std::set<std::string> typed;
   std::map<std::string, std::string> values;
   std::istringstream lines(m.body);
@@ -342,8 +369,10 @@ BOOST_AUTO_TEST_CASE(events_health_metrics_and_unknown_routes) {
       std::istringstream words(line.substr(7));
       std::string name, type, extra;
       words >> name >> type >> extra;
-      static const std::set<std::string> kTypes = {"counter", "gauge", "histogram", "summary", "untyped"};
-      BOOST_TEST((is_metric_name(name) && kTypes.count(type) == 1 && extra.empty()), "bad TYPE line: " << line);
+      static const std::set<std::string> kTypes = {"counter", "gauge", "histogram", "summary",
+                                                   "untyped"};
+      BOOST_TEST((is_metric_name(name) && kTypes.count(type) == 1 && extra.empty()),
+                 "bad TYPE line: " << line);
       typed.insert(name);
       continue;
     }
@@ -371,12 +400,13 @@ BOOST_AUTO_TEST_CASE(events_health_metrics_and_unknown_routes) {
     const char* method;
     const char* path;
   };
-  for (auto [method, path] : {Wrong{"PUT", "/api/cards"}, Wrong{"DELETE", "/api/cards/ev"},
-                              Wrong{"GET", "/api/cards/ev/codes"}, Wrong{"POST", "/api/cards/ev/codes/EVT-000000"},
-                              Wrong{"DELETE", "/api/purchases"}, Wrong{"POST", "/api/wallets/eve"},
-                              Wrong{"GET", "/api/wallets/eve/credits"}, Wrong{"PATCH", "/api/purchases/x"},
-                              Wrong{"POST", "/api/events"}, Wrong{"POST", "/healthz"},
-                              Wrong{"DELETE", "/metrics"}, Wrong{"POST", "/api/users/eve/purchases"}}) {
+  for (auto [method, path] :
+       {Wrong{"PUT", "/api/cards"}, Wrong{"DELETE", "/api/cards/ev"},
+        Wrong{"GET", "/api/cards/ev/codes"}, Wrong{"POST", "/api/cards/ev/codes/EVT-000000"},
+        Wrong{"DELETE", "/api/purchases"}, Wrong{"POST", "/api/wallets/eve"},
+        Wrong{"GET", "/api/wallets/eve/credits"}, Wrong{"PATCH", "/api/purchases/x"},
+        Wrong{"POST", "/api/events"}, Wrong{"POST", "/healthz"}, Wrong{"DELETE", "/metrics"},
+        Wrong{"POST", "/api/users/eve/purchases"}}) {
     auto r = c.request(method, path, std::string_view(method) == "POST" ? "{}" : "",
                        {{"Content-Type", "application/json"}});
     CHECK_PROBLEM(r, 405, "method_not_allowed");
@@ -439,7 +469,8 @@ BOOST_AUTO_TEST_CASE(expiry_at_or_before_the_epoch_is_never_sold) {
       {json::array({code_with_expiry("EPOCH-0001", "1970-01-01T00:00:00Z")}), "codes[0]"},
       {json::array({code_with_expiry("PRE-0001", "1969-12-31T23:59:59Z")}), "codes[0]"},
       {json::array({code_with_expiry("EPOCH-0002", "1970-01-01T01:00:00+01:00")}), "codes[0]"},
-      {json::array({json{{"code", "LIVE-0001"}}, code_with_expiry("EPOCH-0003", "1970-01-01T00:00:00.000000Z"),
+      {json::array({json{{"code", "LIVE-0001"}},
+                    code_with_expiry("EPOCH-0003", "1970-01-01T00:00:00.000000Z"),
                     code_with_expiry("LIVE-0002", "2099-01-01T00:00:00Z")}),
        "codes[1]"},
       {json::array({code_with_expiry("OLD-0001", "0001-01-01T00:00:00Z")}), "codes[0]"},
@@ -454,8 +485,9 @@ BOOST_AUTO_TEST_CASE(expiry_at_or_before_the_epoch_is_never_sold) {
   BOOST_TEST(log_position(srv.port()) == p0, "a refused import changed the log");
 
   // Nothing was sold: out of stock, nothing counted as available or expired.
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "edge-1"}, {"user_id", "eve"}}, key("e-1")),
-                409, "out_of_stock");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "edge-1"}, {"user_id", "eve"}}, key("e-1")), 409,
+      "out_of_stock");
   json v = expect_json(c.get("/api/cards/edge-1?after=" + std::to_string(p0)), 200, "edge-1");
   BOOST_TEST(jint(v, "available") == 0);
   BOOST_TEST(jint(v, "expired") == 0);
@@ -487,10 +519,12 @@ BOOST_AUTO_TEST_CASE(expiry_at_or_before_the_epoch_is_never_sold) {
   BOOST_REQUIRE(c.post("/api/cards", card_body("edge-2", 100)).status == 201);
   const auto ahead = by_build(std::chrono::seconds(2), std::chrono::seconds(10));
   json soon = {{"codes", json::array({code_with_expiry("SOON-0001", rfc3339_in(ahead))})}};
-  BOOST_REQUIRE(expect_json(c.post("/api/cards/edge-2/codes", soon), 201, "soon").value("added", 0) == 1);
+  BOOST_REQUIRE(
+      expect_json(c.post("/api/cards/edge-2/codes", soon), 201, "soon").value("added", 0) == 1);
   std::this_thread::sleep_for(ahead + std::chrono::milliseconds(1500));
-  CHECK_PROBLEM(c.post("/api/purchases", json{{"card_id", "edge-2"}, {"user_id", "eve"}}, key("e-3")),
-                409, "out_of_stock");
+  CHECK_PROBLEM(
+      c.post("/api/purchases", json{{"card_id", "edge-2"}, {"user_id", "eve"}}, key("e-3")), 409,
+      "out_of_stock");
   // The CodesExpired that the purchase attempt found is appended after its
   // answer: wait for it.
   json v2;
@@ -523,19 +557,21 @@ BOOST_AUTO_TEST_CASE(duplicate_codes_detail_counts_the_listed_codes) {
     std::vector<std::string> batch, conflicts;
   };
   const std::vector<Case> cases = {
-      {"dup-b", {"DUP-0001", "NEW-0001"}, {"DUP-0001"}},                  // another card's: store claim
+      {"dup-b", {"DUP-0001", "NEW-0001"}, {"DUP-0001"}},  // another card's: store claim
       {"dup-b", {"DUP-0002", "NEW-0002", "DUP-0003"}, {"DUP-0002", "DUP-0003"}},
-      {"dup-a", {"NEW-0003", "DUP-0001"}, {"DUP-0001"}},                  // this card's: decided
+      {"dup-a", {"NEW-0003", "DUP-0001"}, {"DUP-0001"}},  // this card's: decided
   };
   for (const auto& k : cases) {
     auto r = c.post("/api/cards/" + k.card + "/codes", codes_body(k.batch));
     CHECK_PROBLEM(r, 409, "duplicate_codes");
     json j = r.json();
-    BOOST_REQUIRE_MESSAGE(j.is_object() && j.contains("codes") && j["codes"].is_array(), r.describe());
+    BOOST_REQUIRE_MESSAGE(j.is_object() && j.contains("codes") && j["codes"].is_array(),
+                          r.describe());
     auto listed = j["codes"].get<std::vector<std::string>>();
     std::sort(listed.begin(), listed.end());
     BOOST_TEST(listed == k.conflicts, r.describe());
-    BOOST_TEST(leading_count(jstr(j, "detail")) == static_cast<int64_t>(listed.size()), r.describe());
+    BOOST_TEST(leading_count(jstr(j, "detail")) == static_cast<int64_t>(listed.size()),
+               r.describe());
   }
   BOOST_TEST(log_position(srv.port()) == p0, "a refused batch changed the log");
   json b = expect_json(c.get("/api/cards/dup-b?after=" + std::to_string(p0)), 200, "dup-b");

@@ -4,9 +4,9 @@
 #include "tests/api/http_api_fixture.h"
 
 using namespace giftcard::http_test;
+using giftcard::test::Headers;
 using giftcard::test::HttpConnection;
 using giftcard::test::HttpReply;
-using giftcard::test::Headers;
 namespace test = giftcard::test;
 
 // ===========================================================================
@@ -43,22 +43,42 @@ std::vector<BadRow> bad_rows() {
   int k = 0;
   auto purchase = [&](std::string name, std::string body, int status = 400,
                       std::string code = "invalid_request") {
-    rows.push_back({std::move(name), "POST", "/api/purchases", std::move(body),
-                    {{"Content-Type", "application/json"}, {"Idempotency-Key", "bad-" + std::to_string(++k)}},
-                    status, std::move(code)});
+    rows.push_back(
+        {std::move(name),
+         "POST",
+         "/api/purchases",
+         std::move(body),
+         {{"Content-Type", "application/json"}, {"Idempotency-Key", "bad-" + std::to_string(++k)}},
+         status,
+         std::move(code)});
   };
   auto credit = [&](std::string name, std::string body, std::string user = "u1") {
-    rows.push_back({std::move(name), "POST", "/api/wallets/" + user + "/credits", std::move(body),
-                    {{"Content-Type", "application/json"}, {"Idempotency-Key", "bad-" + std::to_string(++k)}},
-                    400, "invalid_request"});
+    rows.push_back(
+        {std::move(name),
+         "POST",
+         "/api/wallets/" + user + "/credits",
+         std::move(body),
+         {{"Content-Type", "application/json"}, {"Idempotency-Key", "bad-" + std::to_string(++k)}},
+         400,
+         "invalid_request"});
   };
   auto card = [&](std::string name, std::string body) {
-    rows.push_back({std::move(name), "POST", "/api/cards", std::move(body),
-                    {{"Content-Type", "application/json"}}, 400, "invalid_request"});
+    rows.push_back({std::move(name),
+                    "POST",
+                    "/api/cards",
+                    std::move(body),
+                    {{"Content-Type", "application/json"}},
+                    400,
+                    "invalid_request"});
   };
   auto codes = [&](std::string name, std::string body, std::string card_id = "bi") {
-    rows.push_back({std::move(name), "POST", "/api/cards/" + card_id + "/codes", std::move(body),
-                    {{"Content-Type", "application/json"}}, 400, "invalid_request"});
+    rows.push_back({std::move(name),
+                    "POST",
+                    "/api/cards/" + card_id + "/codes",
+                    std::move(body),
+                    {{"Content-Type", "application/json"}},
+                    400,
+                    "invalid_request"});
   };
   const std::string ok_tail = R"(,"user_id":"u1"})";
 
@@ -77,18 +97,24 @@ std::vector<BadRow> bad_rows() {
   purchase("null, not an object", "null");
   purchase("NUL byte in the body", std::string(R"({"card_id":"bi")") + '\0' + ok_tail);
   // Encoding.
-  purchase("invalid UTF-8 (0xFF)", "{\"card_id\":\"bi\",\"user_id\":\"u\xff" "1\"}");
-  purchase("overlong UTF-8", "{\"card_id\":\"bi\",\"user_id\":\"u\xc0\xaf" "1\"}");
+  purchase("invalid UTF-8 (0xFF)",
+           "{\"card_id\":\"bi\",\"user_id\":\"u\xff"
+           "1\"}");
+  purchase("overlong UTF-8",
+           "{\"card_id\":\"bi\",\"user_id\":\"u\xc0\xaf"
+           "1\"}");
   purchase("truncated UTF-8 sequence", "{\"card_id\":\"bi\",\"user_id\":\"u1\xe2\x82\"}");
   purchase("lone \\ud800", R"({"card_id":"bi","user_id":"u1\ud800"})");
   purchase("lone \\udc00", R"({"card_id":"bi","user_id":"u1\udc00"})");
   purchase("escaped \\u0000 in an id", R"({"card_id":"bi\u0000","user_id":"u1"})");
   card("invalid UTF-8 in a name", "{\"id\":\"nc-1\",\"name\":\"caf\xe9\",\"price\":1,\"value\":1}");
   card("lone \\ud800 in a name", R"({"id":"nc-2","name":"x\ud800y","price":1,"value":1})");
-  card("surrogate encoded as UTF-8 in a name", "{\"id\":\"nc-3\",\"name\":\"x\xed\xa0\x80y\",\"price\":1,\"value\":1}");
+  card("surrogate encoded as UTF-8 in a name",
+       "{\"id\":\"nc-3\",\"name\":\"x\xed\xa0\x80y\",\"price\":1,\"value\":1}");
   card("control character in a name", R"({"id":"nc-4","name":"a\u0007b","price":1,"value":1})");
   card("empty name", R"({"id":"nc-5","name":"","price":1,"value":1})");
-  card("name of 201 characters", R"({"id":"nc-6","name":")" + std::string(201, 'n') + R"(","price":1,"value":1})");
+  card("name of 201 characters",
+       R"({"id":"nc-6","name":")" + std::string(201, 'n') + R"(","price":1,"value":1})");
   // Nesting.
   purchase("arrays nested 100k deep", nested(100000, '[', ']'));
   purchase("objects nested 100k deep", nested_objects(100000));
@@ -123,7 +149,8 @@ std::vector<BadRow> bad_rows() {
   codes("a code without its code", R"({"codes":[{"expires_at":"2099-01-01T00:00:00Z"}]})");
   // Duplicate keys.
   purchase("duplicate key", R"({"card_id":"bi","user_id":"u1","user_id":"u1"})");
-  purchase("duplicate key, different values", R"({"card_id":"nope","card_id":"bi","user_id":"u1"})");
+  purchase("duplicate key, different values",
+           R"({"card_id":"nope","card_id":"bi","user_id":"u1"})");
   credit("duplicate amount", R"({"amount":1,"amount":2})");
   card("duplicate id", R"({"id":"nc-12","id":"nc-13","name":"n","price":1,"value":1})");
   // Amounts.
@@ -131,35 +158,51 @@ std::vector<BadRow> bad_rows() {
                         "-9223372036854775809", "1e400", "-1e400", "99999999999999999999999999"})
     credit(std::string("amount ") + v, std::string(R"({"amount":)") + v + "}");
   for (const char* v : {"0", "-1", "9223372036854775808", "1e400"}) {
-    card(std::string("price ") + v, std::string(R"({"id":"nc-p","name":"n","price":)") + v + R"(,"value":1})");
-    card(std::string("value ") + v, std::string(R"({"id":"nc-v","name":"n","price":1,"value":)") + v + "}");
+    card(std::string("price ") + v,
+         std::string(R"({"id":"nc-p","name":"n","price":)") + v + R"(,"value":1})");
+    card(std::string("value ") + v,
+         std::string(R"({"id":"nc-v","name":"n","price":1,"value":)") + v + "}");
   }
   // Ids that break the regex, or smuggle a path.
   for (const char* id : {"b/i", "..", ".", "bi%2F", "%2F", "bi%00", "b i", "", "bi\\n", "../bi"})
     purchase(std::string("card_id '") + id + "'",
              std::string(R"({"card_id":")") + id + R"(","user_id":"u1"})");
   for (const char* id : {"u1/..", "..", ".", "u%2F1", "u1%00", "u 1", "", "u1\\n", "u1#", "../u1"})
-    purchase(std::string("user_id '") + id + "'", std::string(R"({"card_id":"bi","user_id":")") + id + "\"}");
-  purchase("card_id of 65 characters", R"({"card_id":")" + std::string(65, 'c') + R"(","user_id":"u1"})");
-  purchase("user_id of 129 characters", R"({"card_id":"bi","user_id":")" + std::string(129, 'u') + "\"}");
+    purchase(std::string("user_id '") + id + "'",
+             std::string(R"({"card_id":"bi","user_id":")") + id + "\"}");
+  purchase("card_id of 65 characters",
+           R"({"card_id":")" + std::string(65, 'c') + R"(","user_id":"u1"})");
+  purchase("user_id of 129 characters",
+           R"({"card_id":"bi","user_id":")" + std::string(129, 'u') + "\"}");
   for (const char* user : {"a%2Fb", "%2F", "%00", "u1%00", "..", ".", "%2e%2e", "u1%2F..", "u!1"})
     credit(std::string("credit path user '") + user + "'", R"({"amount":5})", user);
   credit("credit path user of 129 characters", R"({"amount":5})", std::string(129, 'u'));
   for (const char* user : {"u%zz", "u%", "u%4", "%G0u"})
     credit(std::string("malformed escape in the path: '") + user + "'", R"({"amount":5})", user);
-  for (const std::string& id : std::vector<std::string>{"a/b", "..", "a%2Fb", "a%00", "", std::string(65, 'i')})
+  for (const std::string& id :
+       std::vector<std::string>{"a/b", "..", "a%2Fb", "a%00", "", std::string(65, 'i')})
     card("card id '" + id + "'", R"({"id":")" + id + R"(","name":"n","price":1,"value":1})");
   for (const char* cid : {"..", "a%2Fb", "%00", "bi%2F..", "%2e%2e"})
     codes(std::string("codes path card '") + cid + "'", R"({"codes":[{"code":"BI-X-0004"}]})", cid);
-  for (const std::string& code : std::vector<std::string>{"ab", "BI/X-0005", "BI%2FX-0005", "BI.X.0005",
-                                                          "BI X 0005", "..", std::string(65, 'C')})
+  for (const std::string& code : std::vector<std::string>{
+           "ab", "BI/X-0005", "BI%2FX-0005", "BI.X.0005", "BI X 0005", "..", std::string(65, 'C')})
     codes("code '" + code + "'", R"({"codes":[{"code":")" + code + "\"}]}");
   for (const char* code : {"..", "a%2Fb", "%00%00%00%00", "BI-0%2F", "ab"})
-    rows.push_back({std::string("revoke code '") + code + "'", "DELETE",
-                    std::string("/api/cards/bi/codes/") + code, "", {}, 400, "invalid_request"});
+    rows.push_back({std::string("revoke code '") + code + "'",
+                    "DELETE",
+                    std::string("/api/cards/bi/codes/") + code,
+                    "",
+                    {},
+                    400,
+                    "invalid_request"});
   for (const char* cid : {"..", "a%2Fb", "%00"})
-    rows.push_back({std::string("revoke on card '") + cid + "'", "DELETE",
-                    std::string("/api/cards/") + cid + "/codes/BI-000000", "", {}, 400, "invalid_request"});
+    rows.push_back({std::string("revoke on card '") + cid + "'",
+                    "DELETE",
+                    std::string("/api/cards/") + cid + "/codes/BI-000000",
+                    "",
+                    {},
+                    400,
+                    "invalid_request"});
   // Batches.
   codes("empty batch", R"({"codes":[]})");
   {
@@ -170,63 +213,100 @@ std::vector<BadRow> bad_rows() {
     codes("100,000 codes, the last one invalid", last_bad.dump());
     json dup_inside = codes_body(numbered("DIN", 3));
     dup_inside["codes"].push_back({{"code", "DIN-000000"}});
-    rows.push_back({"a batch with a duplicate inside", "POST", "/api/cards/bi/codes", dup_inside.dump(),
-                    {{"Content-Type", "application/json"}}, 409, "duplicate_codes"});
-    rows.push_back({"a batch with a code of the store", "POST", "/api/cards/bj/codes",
+    rows.push_back({"a batch with a duplicate inside",
+                    "POST",
+                    "/api/cards/bi/codes",
+                    dup_inside.dump(),
+                    {{"Content-Type", "application/json"}},
+                    409,
+                    "duplicate_codes"});
+    rows.push_back({"a batch with a code of the store",
+                    "POST",
+                    "/api/cards/bj/codes",
                     codes_body({"NEW-000001", "BI-000005"}).dump(),
-                    {{"Content-Type", "application/json"}}, 409, "duplicate_codes"});
+                    {{"Content-Type", "application/json"}},
+                    409,
+                    "duplicate_codes"});
   }
   // Idempotency keys.
   const std::string pbody = R"({"card_id":"bi","user_id":"u1"})";
-  auto with_key = [&](std::string name, Headers h, int status, std::string code, std::string target = "/api/purchases",
-                      std::string body = "") {
+  auto with_key = [&](std::string name, Headers h, int status, std::string code,
+                      std::string target = "/api/purchases", std::string body = "") {
     h.emplace_back("Content-Type", "application/json");
-    rows.push_back({std::move(name), "POST", std::move(target), body.empty() ? pbody : body, std::move(h), status,
-                    std::move(code)});
+    rows.push_back({std::move(name), "POST", std::move(target), body.empty() ? pbody : body,
+                    std::move(h), status, std::move(code)});
   };
   with_key("no Idempotency-Key", {}, 400, "missing_idempotency_key");
   with_key("empty Idempotency-Key", {{"Idempotency-Key", ""}}, 400, "missing_idempotency_key");
-  with_key("Idempotency-Key of 129 characters", {{"Idempotency-Key", std::string(129, 'k')}}, 400, "invalid_request");
-  with_key("Idempotency-Key of 4000 characters", {{"Idempotency-Key", std::string(4000, 'k')}}, 400, "invalid_request");
-  with_key("Idempotency-Key with a space", {{"Idempotency-Key", "a b"}}, 400, "invalid_request");
-  with_key("Idempotency-Key with a byte 0xFF", {{"Idempotency-Key", "k\xff"}}, 400, "invalid_request");
-  with_key("two Idempotency-Key headers", {{"Idempotency-Key", "two-1"}, {"Idempotency-Key", "two-2"}}, 400,
+  with_key("Idempotency-Key of 129 characters", {{"Idempotency-Key", std::string(129, 'k')}}, 400,
            "invalid_request");
-  with_key("the same key for another card", {{"Idempotency-Key", "used-key"}}, 422, "idempotency_key_reused",
-           "/api/purchases", R"({"card_id":"bj","user_id":"u1"})");
-  with_key("credit without Idempotency-Key", {}, 400, "missing_idempotency_key", "/api/wallets/u1/credits",
-           R"({"amount":5})");
-  with_key("credit key of 129 characters", {{"Idempotency-Key", std::string(129, 'k')}}, 400, "invalid_request",
+  with_key("Idempotency-Key of 4000 characters", {{"Idempotency-Key", std::string(4000, 'k')}}, 400,
+           "invalid_request");
+  with_key("Idempotency-Key with a space", {{"Idempotency-Key", "a b"}}, 400, "invalid_request");
+  with_key("Idempotency-Key with a byte 0xFF", {{"Idempotency-Key", "k\xff"}}, 400,
+           "invalid_request");
+  with_key("two Idempotency-Key headers",
+           {{"Idempotency-Key", "two-1"}, {"Idempotency-Key", "two-2"}}, 400, "invalid_request");
+  with_key("the same key for another card", {{"Idempotency-Key", "used-key"}}, 422,
+           "idempotency_key_reused", "/api/purchases", R"({"card_id":"bj","user_id":"u1"})");
+  with_key("credit without Idempotency-Key", {}, 400, "missing_idempotency_key",
            "/api/wallets/u1/credits", R"({"amount":5})");
-  with_key("credit reusing a key with another amount", {{"Idempotency-Key", "fund"}}, 422, "idempotency_key_reused",
-           "/api/wallets/u1/credits", R"({"amount":5})");
+  with_key("credit key of 129 characters", {{"Idempotency-Key", std::string(129, 'k')}}, 400,
+           "invalid_request", "/api/wallets/u1/credits", R"({"amount":5})");
+  with_key("credit reusing a key with another amount", {{"Idempotency-Key", "fund"}}, 422,
+           "idempotency_key_reused", "/api/wallets/u1/credits", R"({"amount":5})");
   // A credit that would overflow int64 (rich holds INT64_MAX).
-  rows.push_back({"credit overflowing int64", "POST", "/api/wallets/rich/credits", R"({"amount":1})",
-                  {{"Content-Type", "application/json"}, {"Idempotency-Key", "overflow"}}, 422, "balance_overflow"});
+  rows.push_back({"credit overflowing int64",
+                  "POST",
+                  "/api/wallets/rich/credits",
+                  R"({"amount":1})",
+                  {{"Content-Type", "application/json"}, {"Idempotency-Key", "overflow"}},
+                  422,
+                  "balance_overflow"});
   // Content types.
   for (const char* ct : {"text/plain", "application/x-www-form-urlencoded", "application/jsonx",
                          "application/json-patch+json", "multipart/form-data; boundary=x"})
-    rows.push_back({std::string("Content-Type ") + ct, "POST", "/api/purchases", pbody,
-                    {{"Content-Type", ct}, {"Idempotency-Key", "ct-" + std::to_string(++k)}}, 415,
+    rows.push_back({std::string("Content-Type ") + ct,
+                    "POST",
+                    "/api/purchases",
+                    pbody,
+                    {{"Content-Type", ct}, {"Idempotency-Key", "ct-" + std::to_string(++k)}},
+                    415,
                     "unsupported_media_type"});
-  rows.push_back({"no Content-Type", "POST", "/api/purchases", pbody, {{"Idempotency-Key", "ct-none"}}, 415,
+  rows.push_back({"no Content-Type",
+                  "POST",
+                  "/api/purchases",
+                  pbody,
+                  {{"Idempotency-Key", "ct-none"}},
+                  415,
                   "unsupported_media_type"});
-  rows.push_back({"credit with Content-Type text/plain", "POST", "/api/wallets/u1/credits", R"({"amount":5})",
-                  {{"Content-Type", "text/plain"}, {"Idempotency-Key", "ct-credit"}}, 415, "unsupported_media_type"});
-  rows.push_back({"card with Content-Type text/plain", "POST", "/api/cards", card_body("nc-ct", 1).dump(),
-                  {{"Content-Type", "text/plain"}}, 415, "unsupported_media_type"});
+  rows.push_back({"credit with Content-Type text/plain",
+                  "POST",
+                  "/api/wallets/u1/credits",
+                  R"({"amount":5})",
+                  {{"Content-Type", "text/plain"}, {"Idempotency-Key", "ct-credit"}},
+                  415,
+                  "unsupported_media_type"});
+  rows.push_back({"card with Content-Type text/plain",
+                  "POST",
+                  "/api/cards",
+                  card_body("nc-ct", 1).dump(),
+                  {{"Content-Type", "text/plain"}},
+                  415,
+                  "unsupported_media_type"});
   // Query strings.
-  for (const char* q : {"/api/cards?after=abc", "/api/cards?after=-1", "/api/cards?after=1e3",
-                        "/api/cards?after=99999999999999999999", "/api/wallets/u1?after=%31",
-                        "/api/events?limit=0", "/api/events?limit=-5", "/api/events?from=x",
-                        "/api/events?limit=100000"})
+  for (const char* q :
+       {"/api/cards?after=abc", "/api/cards?after=-1", "/api/cards?after=1e3",
+        "/api/cards?after=99999999999999999999", "/api/wallets/u1?after=%31", "/api/events?limit=0",
+        "/api/events?limit=-5", "/api/events?from=x", "/api/events?limit=100000"})
     rows.push_back({std::string("GET ") + q, "GET", q, "", {}, 400, "invalid_request"});
   return rows;
 }
 
 // A raw request on its own connection: the reply (closing the connection
 // after sending `bytes`, unless `keep_open`).
-HttpReply raw_exchange(uint16_t port, const std::string& bytes, std::chrono::milliseconds limit = 10s) {
+HttpReply raw_exchange(uint16_t port, const std::string& bytes,
+                       std::chrono::milliseconds limit = 10s) {
   HttpConnection c(port);
   HttpReply r;
   if (!c.send(bytes, &r.error)) return r;
@@ -243,17 +323,21 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
   make_card(admin, "bj", 100, numbered("BJ", 10));
   fund(admin, "u1", 1000);
   fund(admin, "rich", std::numeric_limits<int64_t>::max());
-  auto used = admin.post("/api/purchases", json{{"card_id", "bi"}, {"user_id", "u1"}}, key("used-key"));
+  auto used = admin.post("/api/purchases", json{{"card_id", "bi"}, {"user_id", "u1"}},
+                         key("used-key"));
   BOOST_REQUIRE_MESSAGE(used.status == 201, used.describe());
 
   const int64_t start = log_position(srv.port());
   int rows_passed = 0, rows_total = 0;
-  auto check_row = [&](const std::string& name, const HttpReply& r, int status, const std::string& code) {
+  auto check_row = [&](const std::string& name, const HttpReply& r, int status,
+                       const std::string& code) {
     ++rows_total;
     bool alive = srv.alive();
-    BOOST_REQUIRE_MESSAGE(alive, "the server died on row '" << name << "': "
-                                     << (srv.last_status() ? describe_status(*srv.last_status()) : "?")
-                                     << "\n" << srv.log());
+    BOOST_REQUIRE_MESSAGE(
+        alive, "the server died on row '"
+                   << name << "': "
+                   << (srv.last_status() ? describe_status(*srv.last_status()) : "?") << "\n"
+                   << srv.log());
     int64_t pos = log_position(srv.port());
     std::string why = problem_mismatch(r, status, code);
     BOOST_TEST(why.empty(), "row '" << name << "': " << why << " — " << r.describe());
@@ -264,11 +348,13 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
   for (const BadRow& row : bad_rows()) {
     HttpConnection c(srv.port());
     c.timeout = by_build(30s, 120s);
-    check_row(row.name, c.request(row.method, row.target, row.body, row.headers), row.status, row.code);
+    check_row(row.name, c.request(row.method, row.target, row.body, row.headers), row.status,
+              row.code);
   }
 
   // ---- framing, on raw sockets: answered from the header alone.
-  const std::string head = "POST /api/cards/bi/codes HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n";
+  const std::string head =
+      "POST /api/cards/bi/codes HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n";
   {
     // 413 from Content-Length before any of the body is sent.
     for (const char* length : {"1073741824", "16777217", "99999999999999"}) {
@@ -276,7 +362,8 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
       auto t0 = Clock::now();
       BOOST_REQUIRE(c.send(head + "Content-Length: " + length + "\r\n\r\n"));
       HttpReply r = c.read_reply(10s);
-      check_row(std::string("Content-Length ") + length + ", no body sent", r, 413, "payload_too_large");
+      check_row(std::string("Content-Length ") + length + ", no body sent", r, 413,
+                "payload_too_large");
       BOOST_TEST(ms_since(t0) < 5000, "413 took " << ms_since(t0) << " ms");
       BOOST_TEST(!r.keep_alive, "the connection stays open after a 413");
     }
@@ -286,19 +373,23 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
     check_row("a chunk over the body limit", c.read_reply(10s), 413, "payload_too_large");
   }
   // 431: one header over 8 KiB; many small headers over 8 KiB together.
-  check_row("a 9 KiB header", raw_exchange(srv.port(), head + "X-Big: " + std::string(9 * 1024, 'a') +
-                                                           "\r\nContent-Length: 2\r\n\r\n{}"),
+  check_row("a 9 KiB header",
+            raw_exchange(srv.port(), head + "X-Big: " + std::string(9 * 1024, 'a') +
+                                         "\r\nContent-Length: 2\r\n\r\n{}"),
             431, "request_header_fields_too_large");
   {
     std::string many = head;
-    for (int i = 0; i < 200; ++i) many += "X-H" + std::to_string(i) + ": " + std::string(50, 'v') + "\r\n";
-    check_row("200 headers of 60 bytes", raw_exchange(srv.port(), many + "Content-Length: 2\r\n\r\n{}"), 431,
+    for (int i = 0; i < 200; ++i)
+      many += "X-H" + std::to_string(i) + ": " + std::string(50, 'v') + "\r\n";
+    check_row("200 headers of 60 bytes",
+              raw_exchange(srv.port(), many + "Content-Length: 2\r\n\r\n{}"), 431,
               "request_header_fields_too_large");
   }
   // 400: Content-Length together with Transfer-Encoding (request smuggling).
   const std::string pbody = R"({"card_id":"bi","user_id":"u1"})";
-  const std::string phead = "POST /api/purchases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                            "Idempotency-Key: smuggle\r\n";
+  const std::string phead =
+      "POST /api/purchases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "Idempotency-Key: smuggle\r\n";
   check_row("Content-Length and Transfer-Encoding",
             raw_exchange(srv.port(), phead + "Content-Length: " + std::to_string(pbody.size()) +
                                          "\r\nTransfer-Encoding: chunked\r\n\r\n" + pbody),
@@ -306,22 +397,28 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
   {
     char size[16];
     std::snprintf(size, sizeof size, "%zx", pbody.size());
-    check_row("Transfer-Encoding and Content-Length",
-              raw_exchange(srv.port(), phead + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" + size +
-                                           "\r\n" + pbody + "\r\n0\r\n\r\n"),
-              400, "invalid_request");
+    check_row(
+        "Transfer-Encoding and Content-Length",
+        raw_exchange(srv.port(), phead + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" +
+                                     size + "\r\n" + pbody + "\r\n0\r\n\r\n"),
+        400, "invalid_request");
   }
-  check_row("two different Content-Lengths",
-            raw_exchange(srv.port(), phead + "Content-Length: 31\r\nContent-Length: 5\r\n\r\n" + pbody), 400,
-            "invalid_request");
+  check_row(
+      "two different Content-Lengths",
+      raw_exchange(srv.port(), phead + "Content-Length: 31\r\nContent-Length: 5\r\n\r\n" + pbody),
+      400, "invalid_request");
   check_row("a Content-Length that is not a number",
-            raw_exchange(srv.port(), phead + "Content-Length: abc\r\n\r\n" + pbody), 400, "invalid_request");
-  check_row("a garbage request line", raw_exchange(srv.port(), "HELLO THERE\r\n\r\n"), 400, "invalid_request");
-  check_row("a NUL byte in the target",
-            raw_exchange(srv.port(), std::string("GET /api/wallets/u1") + '\0' + "x HTTP/1.1\r\nHost: t\r\n\r\n"), 400,
+            raw_exchange(srv.port(), phead + "Content-Length: abc\r\n\r\n" + pbody), 400,
             "invalid_request");
+  check_row("a garbage request line", raw_exchange(srv.port(), "HELLO THERE\r\n\r\n"), 400,
+            "invalid_request");
+  check_row("a NUL byte in the target",
+            raw_exchange(srv.port(), std::string("GET /api/wallets/u1") + '\0' +
+                                         "x HTTP/1.1\r\nHost: t\r\n\r\n"),
+            400, "invalid_request");
   check_row("a bad chunk size",
-            raw_exchange(srv.port(), phead + "Transfer-Encoding: chunked\r\n\r\nzz\r\n" + pbody + "\r\n0\r\n\r\n"),
+            raw_exchange(srv.port(), phead + "Transfer-Encoding: chunked\r\n\r\nzz\r\n" + pbody +
+                                         "\r\n0\r\n\r\n"),
             400, "invalid_request");
   BOOST_TEST_MESSAGE("bad-input rows passed: " << rows_passed << " / " << rows_total);
 
@@ -330,7 +427,8 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
   BOOST_TEST(after == start);
   json u1 = expect_json(admin.get("/api/wallets/u1?after=" + std::to_string(after)), 200, "u1");
   BOOST_TEST(jint(u1, "balance") == 900);
-  json rich = expect_json(admin.get("/api/wallets/rich?after=" + std::to_string(after)), 200, "rich");
+  json rich = expect_json(admin.get("/api/wallets/rich?after=" + std::to_string(after)), 200,
+                          "rich");
   BOOST_TEST(jint(rich, "balance") == std::numeric_limits<int64_t>::max());
   json bi = expect_json(admin.get("/api/cards/bi?after=" + std::to_string(after)), 200, "bi");
   BOOST_TEST(jint(bi, "available") == 9);
@@ -339,7 +437,8 @@ BOOST_AUTO_TEST_CASE(every_row_is_a_4xx_problem_and_changes_nothing) {
   BOOST_TEST(list["cards"].size() == 2u, "a refused card was created: " << list.dump());
   // ... and still serves: a good purchase moves the log by its two events.
   HttpConnection c(srv.port());
-  auto ok = c.post("/api/purchases", json{{"card_id", "bi"}, {"user_id", "u1"}}, key("good-after-bad"));
+  auto ok = c.post("/api/purchases", json{{"card_id", "bi"}, {"user_id", "u1"}},
+                   key("good-after-bad"));
   BOOST_TEST(ok.status == 201, ok.describe());
   BOOST_TEST(log_position(srv.port()) == start + 2);
   require_clean_stop(srv);
@@ -385,7 +484,8 @@ HttpReply send_once(uint16_t port, const Guarded& g, const Headers& auth, bool h
 
 // Every way of not presenting the right token: each must be a 401 problem
 // with a Bearer challenge, and change nothing.
-void check_refused(Server& srv, const Guarded& g, const std::string& right, const std::string& other) {
+void check_refused(Server& srv, const Guarded& g, const std::string& right,
+                   const std::string& other) {
   const std::string what = g.method + " " + g.target();
   const int64_t before = log_position(srv.port());
   std::vector<std::pair<std::string, Headers>> attempts = {
@@ -419,11 +519,13 @@ std::vector<Guarded> guarded_routes(std::shared_ptr<std::string> purchase_id) {
   buy_h.emplace_back("Idempotency-Key", "auth-buy");
   return {
       {Guard::admin, "POST", fixed("/api/cards"), card_body("au-1", 100).dump(), js, 201},
-      {Guard::admin, "POST", fixed("/api/cards/au-1/codes"), codes_body(numbered("AU", 5)).dump(), js, 201},
+      {Guard::admin, "POST", fixed("/api/cards/au-1/codes"), codes_body(numbered("AU", 5)).dump(),
+       js, 201},
       {Guard::admin, "DELETE", fixed("/api/cards/au-1/codes/AU-000004"), "", {}, 204},
       {Guard::api, "POST", fixed("/api/wallets/w1/credits"), R"({"amount":500})", credit_h, 201},
       {Guard::api, "GET", fixed("/api/wallets/w1"), "", {}, 200},
-      {Guard::api, "POST", fixed("/api/purchases"), R"({"card_id":"au-1","user_id":"w1"})", buy_h, 201},
+      {Guard::api, "POST", fixed("/api/purchases"), R"({"card_id":"au-1","user_id":"w1"})", buy_h,
+       201},
       {Guard::api, "GET", [purchase_id] { return "/api/purchases/" + *purchase_id; }, "", {}, 200},
       {Guard::api, "GET", fixed("/api/users/w1/purchases"), "", {}, 200},
       {Guard::admin, "GET", fixed("/api/events?from=1&limit=10"), "", {}, 200},
@@ -445,9 +547,12 @@ void check_guards(Server& srv, const std::string& admin, const std::string& api)
     if (g.guard == Guard::admin) check_refused(srv, g, right, other);
     else check_refused(srv, g, right, "not-" + right);  // (the admin token may open API routes)
     HttpReply r = send_once(srv.port(), g, bearer(right), g.stream);
-    BOOST_TEST(r.status == g.ok_status, g.method << " " << g.target() << " with the right token: " << r.describe());
-    if (g.target() == "/api/purchases" && r.status == 201)  // read it back with ?after=<its position>
-      *purchase_id = jstr(r.json(), "purchase_id") + "?after=" + std::to_string(jint(r.json(), "position"));
+    BOOST_TEST(r.status == g.ok_status,
+               g.method << " " << g.target() << " with the right token: " << r.describe());
+    if (g.target() == "/api/purchases" &&
+        r.status == 201)  // read it back with ?after=<its position>
+      *purchase_id = jstr(r.json(), "purchase_id") +
+                     "?after=" + std::to_string(jint(r.json(), "position"));
     if (g.target() == "/metrics") {
       BOOST_TEST(r.body.find(admin) == std::string::npos, "the admin token in /metrics");
       BOOST_TEST(r.body.find(api) == std::string::npos, "the API token in /metrics");
@@ -463,7 +568,8 @@ void check_guards(Server& srv, const std::string& admin, const std::string& api)
 
 void check_no_secret_in_log(Server& srv, const std::vector<std::string>& secrets) {
   std::string log = srv.log();
-  for (const auto& s : secrets) BOOST_TEST(log.find(s) == std::string::npos, "a token in serve's stderr:\n" << log);
+  for (const auto& s : secrets)
+    BOOST_TEST(log.find(s) == std::string::npos, "a token in serve's stderr:\n" << log);
 }
 
 }  // namespace
@@ -471,7 +577,10 @@ void check_no_secret_in_log(Server& srv, const std::vector<std::string>& secrets
 BOOST_AUTO_TEST_CASE(flag_tokens_guard_every_route) {
   TempDir dir;
   const std::string admin = random_token("adm-"), api = random_token("api-");
-  Server srv(dir.str("data"), dir.str("serve.log"), ServeArgs{"127.0.0.1:0", {"--admin-token", admin, "--api-token", api, "--no-rate-limit"}, {}});
+  Server srv(
+      dir.str("data"), dir.str("serve.log"),
+      ServeArgs{
+          "127.0.0.1:0", {"--admin-token", admin, "--api-token", api, "--no-rate-limit"}, {}});
   check_guards(srv, admin, api);
   require_clean_stop(srv);
   check_no_secret_in_log(srv, {admin, api});
@@ -482,7 +591,9 @@ BOOST_AUTO_TEST_CASE(environment_tokens_on_all_interfaces) {
   const std::string admin = random_token("env-adm-"), api = random_token("env-api-");
   // 0.0.0.0 is not loopback: serve starts because both tokens are set.
   Server srv(dir.str("data"), dir.str("serve.log"),
-             ServeArgs{"0.0.0.0:0", {"--no-rate-limit"}, {{"GIFTCARD_ADMIN_TOKEN", admin}, {"GIFTCARD_API_TOKEN", api}}});
+             ServeArgs{"0.0.0.0:0",
+                       {"--no-rate-limit"},
+                       {{"GIFTCARD_ADMIN_TOKEN", admin}, {"GIFTCARD_API_TOKEN", api}}});
   check_guards(srv, admin, api);
   require_clean_stop(srv);
   check_no_secret_in_log(srv, {admin, api});
@@ -492,7 +603,10 @@ BOOST_AUTO_TEST_CASE(bearer_scheme_is_case_insensitive) {
   // RFC 9110 §11.1: the authentication scheme is a case-insensitive token.
   TempDir dir;
   const std::string admin = random_token("adm-"), api = random_token("api-");
-  Server srv(dir.str("data"), dir.str("serve.log"), ServeArgs{"127.0.0.1:0", {"--admin-token", admin, "--api-token", api, "--no-rate-limit"}, {}});
+  Server srv(
+      dir.str("data"), dir.str("serve.log"),
+      ServeArgs{
+          "127.0.0.1:0", {"--admin-token", admin, "--api-token", api, "--no-rate-limit"}, {}});
   HttpConnection c(srv.port());
   for (const char* scheme : {"bearer ", "BEARER ", "Bearer "}) {
     auto r = c.get("/api/events?limit=1", {{"Authorization", scheme + admin}});
@@ -518,12 +632,17 @@ BOOST_AUTO_TEST_CASE(non_loopback_without_both_tokens_is_refused) {
       {"0.0.0.0, only --admin-token", {"--http", "0.0.0.0:0", "--admin-token", admin}, {}},
       {"0.0.0.0, only --api-token", {"--http", "0.0.0.0:0", "--api-token", api}, {}},
       {"0.0.0.0, only GIFTCARD_API_TOKEN", {"--http", "0.0.0.0:0"}, {{"GIFTCARD_API_TOKEN", api}}},
-      {"0.0.0.0, only GIFTCARD_ADMIN_TOKEN", {"--http", "0.0.0.0:0"}, {{"GIFTCARD_ADMIN_TOKEN", admin}}},
-      {"0.0.0.0, an empty API token", {"--http", "0.0.0.0:0", "--admin-token", admin, "--api-token", ""}, {}},
+      {"0.0.0.0, only GIFTCARD_ADMIN_TOKEN",
+       {"--http", "0.0.0.0:0"},
+       {{"GIFTCARD_ADMIN_TOKEN", admin}}},
+      {"0.0.0.0, an empty API token",
+       {"--http", "0.0.0.0:0", "--admin-token", admin, "--api-token", ""},
+       {}},
   };
   int i = 0;
   for (const auto& c : cases) {
-    std::vector<std::string> args{"serve", "--data", dir.str("d" + std::to_string(i++)), "--caf", "127.0.0.1:0"};
+    std::vector<std::string> args{"serve", "--data", dir.str("d" + std::to_string(i++)), "--caf",
+                                  "127.0.0.1:0"};
     args.insert(args.end(), c.flags.begin(), c.flags.end());
     RunResult r = run_giftcard(args, c.env, 30s);
     BOOST_TEST(!r.timed_out, c.name << ": serve did not exit: " << r.describe());

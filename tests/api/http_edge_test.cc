@@ -90,7 +90,9 @@ struct Response {
   std::string body;
   std::string code() const {
     json j = json::parse(body, nullptr, false);
-    return j.is_object() && j.contains("code") && j["code"].is_string() ? j["code"].get<std::string>() : "";
+    return j.is_object() && j.contains("code") && j["code"].is_string()
+               ? j["code"].get<std::string>()
+               : "";
   }
   std::string describe() const {
     return std::to_string(status) + " [Connection: " + connection + "] " + body.substr(0, 300);
@@ -146,7 +148,8 @@ void expect_one_refusal(const std::string& what, const std::string& received, bo
                         const std::set<int>& statuses) {
   auto rs = parse_responses(received);
   BOOST_TEST(closed, what << ": the server did not close the connection; got " << describe(rs));
-  BOOST_TEST_REQUIRE(rs.size() == 1u, what << ": expected exactly one response, got " << describe(rs));
+  BOOST_TEST_REQUIRE(rs.size() == 1u,
+                     what << ": expected exactly one response, got " << describe(rs));
   const Response& r = rs.front();
   BOOST_TEST(statuses.count(r.status) == 1u, what << ": " << r.describe());
   const std::string want = r.status == 501   ? "not_implemented"
@@ -155,7 +158,8 @@ void expect_one_refusal(const std::string& what, const std::string& received, bo
                            : r.status == 503 ? "busy"
                                              : "invalid_request";
   BOOST_TEST(r.code() == want, what << ": " << r.describe());
-  BOOST_TEST(test::iequals(r.connection, "close"), what << ": no Connection: close: " << r.describe());
+  BOOST_TEST(test::iequals(r.connection, "close"),
+             what << ": no Connection: close: " << r.describe());
 }
 
 using test::log_position;
@@ -164,7 +168,9 @@ using test::log_position;
 int card_status(uint16_t port, const std::string& id) {
   const int64_t after = log_position(port);
   HttpConnection c(port);
-  return c.get("/api/cards/" + id + "?after=" + std::to_string(after), {{"Authorization", "Bearer " + kAdmin}})
+  return c
+      .get("/api/cards/" + id + "?after=" + std::to_string(after),
+           {{"Authorization", "Bearer " + kAdmin}})
       .status;
 }
 
@@ -220,20 +226,32 @@ BOOST_AUTO_TEST_CASE(transfer_encoding_other_than_chunked_is_refused_and_nothing
       {"gzip, chunked", "Transfer-Encoding: gzip, chunked\r\n", "HTTP/1.1", {501}},
       {"chunked;ext", "Transfer-Encoding: chunked;x=1\r\n", "HTTP/1.1", {501, 400}},
       {"gzip then chunked fields",
-       "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", "HTTP/1.1", {501, 400}},
+       "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+       "HTTP/1.1",
+       {501, 400}},
       {"chunked then identity fields",
-       "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n", "HTTP/1.1", {501, 400}},
-      {"chunked twice", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "HTTP/1.1",
+       "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+       "HTTP/1.1",
+       {501, 400}},
+      {"chunked twice",
+       "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+       "HTTP/1.1",
        {501, 400}},
       {"an empty list element", "Transfer-Encoding: chunked,\r\n", "HTTP/1.1", {501, 400}},
       {"an empty value", "Transfer-Encoding: \r\n", "HTTP/1.1", {501, 400}},
       {"chunked in HTTP/1.0", "Transfer-Encoding: chunked\r\n", "HTTP/1.0", {400}},
       {"gzip in HTTP/1.0", "Transfer-Encoding: gzip\r\n", "HTTP/1.0", {400}},
-      {"Content-Length and chunked", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
-       "HTTP/1.1", {400}},
-      {"chunked and Content-Length", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
-       "HTTP/1.1", {400}},
-      {"gzip and Content-Length", "Transfer-Encoding: gzip\r\nContent-Length: 0\r\n", "HTTP/1.1",
+      {"Content-Length and chunked",
+       "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+       "HTTP/1.1",
+       {400}},
+      {"chunked and Content-Length",
+       "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+       "HTTP/1.1",
+       {400}},
+      {"gzip and Content-Length",
+       "Transfer-Encoding: gzip\r\nContent-Length: 0\r\n",
+       "HTTP/1.1",
        {400}},
   };
   const int64_t start = log_position(srv.port());
@@ -244,17 +262,20 @@ BOOST_AUTO_TEST_CASE(transfer_encoding_other_than_chunked_is_refused_and_nothing
     // would create a card if it were ever read as a request.
     const std::string id = "smuggled-" + std::to_string(n++);
     smuggled_ids.push_back(id);
-    const std::string post = cards_head("Content-Length: " + std::to_string(card_json(id).size()) + "\r\n") +
+    const std::string post = cards_head("Content-Length: " + std::to_string(card_json(id).size()) +
+                                        "\r\n") +
                              card_json(id);
     const std::vector<std::pair<std::string, std::string>> bodies = {
-        {"a GET after an empty chunked body", "0\r\n\r\nGET /api/cards/" + id + " HTTP/1.1\r\nHost: t\r\n\r\n"},
+        {"a GET after an empty chunked body",
+         "0\r\n\r\nGET /api/cards/" + id + " HTTP/1.1\r\nHost: t\r\n\r\n"},
         {"a whole POST", post},
         {"a POST in a chunk", "3\r\nabc\r\n0\r\n\r\n" + post},
     };
     for (const auto& [how, body] : bodies) {
       bool closed = false;
       std::string got = exchange(srv.port(), cards_head(c.framing, c.version) + body, &closed);
-      expect_one_refusal("Transfer-Encoding case '" + c.name + "' with " + how, got, closed, c.statuses);
+      expect_one_refusal("Transfer-Encoding case '" + c.name + "' with " + how, got, closed,
+                         c.statuses);
     }
   }
   for (const auto& id : smuggled_ids)
@@ -282,14 +303,16 @@ BOOST_AUTO_TEST_CASE(chunked_bodies_still_work) {
       std::snprintf(size, sizeof size, "%zx", s.size());
       return std::string(size) + "\r\n" + s + "\r\n";
     };
-    const std::string req = cards_head("Transfer-Encoding: " + te + "\r\n") + chunk(body.substr(0, half)) +
-                            chunk(body.substr(half)) + "0\r\n" + trailer + "\r\n" +
+    const std::string req = cards_head("Transfer-Encoding: " + te + "\r\n") +
+                            chunk(body.substr(0, half)) + chunk(body.substr(half)) + "0\r\n" +
+                            trailer + "\r\n" +
                             "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     bool closed = false;
     auto rs = parse_responses(exchange(srv.port(), req, &closed));
     BOOST_TEST_REQUIRE(rs.size() == 2u, "Transfer-Encoding '" << te << "': " << describe(rs));
     BOOST_TEST(rs[0].status == 201, "chunked POST: " << rs[0].describe());
-    BOOST_TEST(!test::iequals(rs[0].connection, "close"), "a chunked request closed the connection");
+    BOOST_TEST(!test::iequals(rs[0].connection, "close"),
+               "a chunked request closed the connection");
     BOOST_TEST(rs[1].status == 200, "the pipelined GET: " << rs[1].describe());
     BOOST_TEST(closed);
     BOOST_TEST(card_status(srv.port(), id) == 200, "the card of the chunked POST is not there");
@@ -305,9 +328,11 @@ BOOST_AUTO_TEST_CASE(repeated_or_listed_content_length_is_refused) {
   const std::string body = card_json("cl-1");
   const std::string len = std::to_string(body.size());
   for (const auto& [name, framing] : std::vector<std::pair<std::string, std::string>>{
-           {"the same Content-Length twice", "Content-Length: " + len + "\r\nContent-Length: " + len + "\r\n"},
+           {"the same Content-Length twice",
+            "Content-Length: " + len + "\r\nContent-Length: " + len + "\r\n"},
            {"a Content-Length list", "Content-Length: " + len + ", " + len + "\r\n"},
-           {"two different Content-Lengths", "Content-Length: " + len + "\r\nContent-Length: 3\r\n"},
+           {"two different Content-Lengths",
+            "Content-Length: " + len + "\r\nContent-Length: 3\r\n"},
            {"a signed Content-Length", "Content-Length: +" + len + "\r\n"},
        }) {
     bool closed = false;
@@ -324,21 +349,25 @@ BOOST_AUTO_TEST_CASE(host_and_obs_fold) {
   ServeChild srv(dir.str("data"), dir.str("serve.log"), tokened());
   const std::vector<std::pair<std::string, std::string>> rows = {
       {"HTTP/1.1 without Host", "GET /healthz HTTP/1.1\r\n\r\n"},
-      {"HTTP/1.1 without Host, keep-alive", "GET /healthz HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"},
+      {"HTTP/1.1 without Host, keep-alive",
+       "GET /healthz HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"},
       {"two Host fields", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
       {"two Host fields in HTTP/1.0", "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"},
       {"obs-fold with SP", "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Note: one\r\n two\r\n\r\n"},
       {"obs-fold with HTAB", "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Note: one\r\n\ttwo\r\n\r\n"},
       {"obs-fold of Authorization",
-       "GET /api/admin/state HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer\r\n " + kAdmin + "\r\n\r\n"},
+       "GET /api/admin/state HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer\r\n " + kAdmin +
+           "\r\n\r\n"},
       {"obs-fold of Transfer-Encoding",
-       "POST /api/cards HTTP/1.1\r\nHost: a\r\n" + kAuth + "Transfer-Encoding: gzip,\r\n chunked\r\n\r\n0\r\n\r\n"},
+       "POST /api/cards HTTP/1.1\r\nHost: a\r\n" + kAuth +
+           "Transfer-Encoding: gzip,\r\n chunked\r\n\r\n0\r\n\r\n"},
       {"obs-fold of Host", "GET /healthz HTTP/1.1\r\nHost:\r\n a\r\n\r\n"},
   };
   for (const auto& [name, bytes] : rows) {
     bool closed = false;
     // A second request after it must not be answered either.
-    std::string got = exchange(srv.port(), bytes + "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n", &closed);
+    std::string got = exchange(srv.port(), bytes + "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+                               &closed);
     expect_one_refusal(name, got, closed, {400});
   }
   // HTTP/1.0 needs no Host; a normal HTTP/1.1 request is unchanged.
@@ -360,7 +389,8 @@ BOOST_AUTO_TEST_CASE(expect_100_continue) {
   TempDir dir;
   ServeChild srv(dir.str("data"), dir.str("serve.log"), tokened());
   const std::string body = card_json("expect-1");
-  const std::string framing = "Content-Length: " + std::to_string(body.size()) + "\r\nExpect: 100-continue\r\n";
+  const std::string framing = "Content-Length: " + std::to_string(body.size()) +
+                              "\r\nExpect: 100-continue\r\n";
   {
     HttpConnection c(srv.port());
     BOOST_REQUIRE(c.send(cards_head(framing)));
@@ -394,7 +424,8 @@ BOOST_AUTO_TEST_CASE(expect_100_continue) {
        }) {
     HttpConnection c(srv.port());
     // A large body is announced; none of it is sent.
-    BOOST_REQUIRE(c.send(cards_head("Content-Length: 900000\r\nExpect: 100-continue\r\n", "HTTP/1.1", auth)));
+    BOOST_REQUIRE(
+        c.send(cards_head("Content-Length: 900000\r\nExpect: 100-continue\r\n", "HTTP/1.1", auth)));
     std::string got;
     bool closed = c.wait_closed(by_build<ms>(5s, 20s), &got);
     expect_one_refusal("Expect: 100-continue with " + how, got, closed, {401});
@@ -405,15 +436,17 @@ BOOST_AUTO_TEST_CASE(expect_100_continue) {
     bool closed = false;
     std::string got = exchange(srv.port(),
                                cards_head("Content-Length: " + std::to_string(body.size()) +
-                                          "\r\nExpect: " + expect + "\r\n") + body,
+                                          "\r\nExpect: " + expect + "\r\n") +
+                                   body,
                                &closed);
     expect_one_refusal("Expect: " + expect, got, closed, {417});
   }
   {
     bool closed = false;
-    std::string got = exchange(srv.port(),
-                               cards_head("Content-Length: 2\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n") + "{}",
-                               &closed);
+    std::string got = exchange(
+        srv.port(),
+        cards_head("Content-Length: 2\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n") + "{}",
+        &closed);
     expect_one_refusal("two Expect fields", got, closed, {417});
   }
 }
@@ -428,8 +461,10 @@ BOOST_AUTO_TEST_CASE(unauthorized_body_flood_is_refused_from_the_header) {
   constexpr int kClients = 60;
   constexpr size_t kLength = 16000000;
   const int64_t rss0 = rss_kib(srv.pid());
-  const std::string head = "POST /api/cards HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                           "Content-Length: " + std::to_string(kLength) + "\r\n\r\n";
+  const std::string head =
+      "POST /api/cards HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(kLength) + "\r\n\r\n";
   const std::string chunk(64 << 10, 'x');
 
   struct Client {
@@ -472,7 +507,8 @@ BOOST_AUTO_TEST_CASE(unauthorized_body_flood_is_refused_from_the_header) {
         size_t want = std::min(chunk.size(), kLength - c.sent);
         ssize_t k = ::send(c.fd, chunk.data(), want, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) c.sent += static_cast<size_t>(k);
-        else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) c.send_done = true;
+        else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+          c.send_done = true;
         if (c.sent >= kLength) c.send_done = true;
       }
       if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -499,13 +535,16 @@ BOOST_AUTO_TEST_CASE(unauthorized_body_flood_is_refused_from_the_header) {
     body_bytes += c.sent;
     ::close(c.fd);
     auto rs = parse_responses(c.got);
-    if (c.closed && rs.size() == 1 && rs[0].status == 401 && rs[0].code() == "unauthorized") ++refused;
+    if (c.closed && rs.size() == 1 && rs[0].status == 401 && rs[0].code() == "unauthorized")
+      ++refused;
     else
-      BOOST_TEST_MESSAGE("client: closed=" << c.closed << " sent=" << c.sent << " " << describe(rs));
+      BOOST_TEST_MESSAGE("client: closed=" << c.closed << " sent=" << c.sent << " "
+                                           << describe(rs));
   }
-  BOOST_TEST_MESSAGE("flood: " << body_bytes / 1000000 << " MB of bodies written; RSS " << rss0 / 1024
-                               << " MB before, max " << max_rss / 1024 << " MB");
-  BOOST_TEST(refused == kClients, refused << " of " << kClients << " uploads got a 401 and were closed");
+  BOOST_TEST_MESSAGE("flood: " << body_bytes / 1000000 << " MB of bodies written; RSS "
+                               << rss0 / 1024 << " MB before, max " << max_rss / 1024 << " MB");
+  BOOST_TEST(refused == kClients,
+             refused << " of " << kClients << " uploads got a 401 and were closed");
   BOOST_TEST(max_rss < by_build<int64_t>(250, 600) * 1024,
              "serve's RSS reached " << max_rss / 1024 << " MB under the unauthorized flood");
   BOOST_TEST(srv.alive());
@@ -527,7 +566,8 @@ BOOST_AUTO_TEST_CASE(buffered_body_cap_answers_busy) {
     b.resize(kBody, ' ');
     return b;
   };
-  const std::string framing = "Content-Length: " + std::to_string(kBody) + "\r\nExpect: 100-continue\r\n";
+  const std::string framing = "Content-Length: " + std::to_string(kBody) +
+                              "\r\nExpect: 100-continue\r\n";
   // Starts an upload and sends half its body; false if it was refused (*refusal).
   auto start_upload = [&](HttpConnection& c, const std::string& id, HttpReply* refusal) {
     c.timeout = by_build<ms>(10s, 30s);
@@ -561,7 +601,8 @@ BOOST_AUTO_TEST_CASE(buffered_body_cap_answers_busy) {
     HttpConnection c(srv.port());
     char size[16];
     std::snprintf(size, sizeof size, "%zx", kBody);
-    BOOST_REQUIRE(c.send(cards_head("Transfer-Encoding: chunked\r\n") + size + "\r\n" + std::string(1000, ' ')));
+    BOOST_REQUIRE(c.send(cards_head("Transfer-Encoding: chunked\r\n") + size + "\r\n" +
+                         std::string(1000, ' ')));
     std::string got;
     bool closed = c.wait_closed(by_build<ms>(5s, 20s), &got);
     expect_one_refusal("a chunked upload", got, closed, {503});
@@ -640,9 +681,11 @@ BOOST_AUTO_TEST_CASE(event_stream_client_that_never_reads_is_cut) {
   const int64_t cut_before = cut_total();
 
   int fd = connect_raw(srv.port(), 4096);
-  const std::string req = "GET /api/events/stream?from=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " +
-                          kAdmin + "\r\n\r\n";
-  BOOST_REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+  const std::string req =
+      "GET /api/events/stream?from=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + kAdmin +
+      "\r\n\r\n";
+  BOOST_REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(req.size()));
   const auto t0 = Clock::now();
   // Never read; wait until the server reports the viewer cut.
   const auto limit = 10s + by_build<ms>(8s, 30s);
@@ -653,7 +696,8 @@ BOOST_AUTO_TEST_CASE(event_stream_client_that_never_reads_is_cut) {
     std::this_thread::sleep_for(200ms);
   }
   const int64_t cut_ms = ms_since(t0);
-  BOOST_TEST_MESSAGE("history " << history / 1000 << " KB; the viewer was cut after " << cut_ms << " ms");
+  BOOST_TEST_MESSAGE("history " << history / 1000 << " KB; the viewer was cut after " << cut_ms
+                                << " ms");
   BOOST_TEST(cut > cut_before, "giftcard_event_stream_viewers_cut_total did not grow within "
                                    << std::chrono::duration_cast<ms>(limit).count() << " ms");
   // What reached the client's socket before the cut, then the end of the
@@ -672,15 +716,16 @@ BOOST_AUTO_TEST_CASE(event_stream_client_that_never_reads_is_cut) {
   }
   ::close(fd);
   BOOST_TEST(got.rfind("HTTP/1.1 200", 0) == 0u, "no stream head: " << got.substr(0, 200));
-  BOOST_TEST(closed, "the stream of a client that never read was not closed (" << got.size()
-                                                                               << " bytes received)");
+  BOOST_TEST(closed, "the stream of a client that never read was not closed ("
+                         << got.size() << " bytes received)");
   BOOST_TEST(got.find("\nid: " + std::to_string(head) + "\n") == std::string::npos,
              "the whole history was delivered: the client was not cut");
   BOOST_TEST(got.size() < history, "received " << got.size() << " of ~" << history << " bytes");
   // The server is fine, and a reading client still gets the whole history.
   BOOST_TEST(srv.alive());
   HttpConnection s(srv.port());
-  BOOST_REQUIRE(s.send(s.format("GET", "/api/events/stream?from=1", "", {{"Authorization", "Bearer " + kAdmin}})));
+  BOOST_REQUIRE(s.send(
+      s.format("GET", "/api/events/stream?from=1", "", {{"Authorization", "Bearer " + kAdmin}})));
   HttpReply h = s.read_reply(by_build<ms>(10s, 30s), true);
   BOOST_TEST_REQUIRE(h.status == 200, h.describe());
   std::string all;
@@ -690,8 +735,8 @@ BOOST_AUTO_TEST_CASE(event_stream_client_that_never_reads_is_cut) {
     std::string err;
     if (s.read_some(&all, 1s, &err) == 0) break;
   }
-  BOOST_TEST(all.find(last) != std::string::npos, "a reading client did not get the whole history ("
-                                                      << all.size() << " bytes)");
+  BOOST_TEST(all.find(last) != std::string::npos,
+             "a reading client did not get the whole history (" << all.size() << " bytes)");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

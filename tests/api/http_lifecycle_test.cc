@@ -5,9 +5,9 @@
 #include "tests/api/http_api_fixture.h"
 
 using namespace giftcard::http_test;
+using giftcard::test::Headers;
 using giftcard::test::HttpConnection;
 using giftcard::test::HttpReply;
-using giftcard::test::Headers;
 namespace test = giftcard::test;
 
 // ===========================================================================
@@ -17,8 +17,8 @@ namespace {
 
 // `n` threads, each on its own connection, send the same request at once
 // (released together by a latch). The replies, by thread.
-std::vector<HttpReply> all_at_once(uint16_t port, int n, const std::string& target, const std::string& body,
-                                   const Headers& headers) {
+std::vector<HttpReply> all_at_once(uint16_t port, int n, const std::string& target,
+                                   const std::string& body, const Headers& headers) {
   std::vector<HttpReply> replies(static_cast<size_t>(n));
   std::vector<HttpConnection> conns;
   for (int i = 0; i < n; ++i) {
@@ -31,7 +31,8 @@ std::vector<HttpReply> all_at_once(uint16_t port, int n, const std::string& targ
   for (int i = 0; i < n; ++i)
     threads.emplace_back([&, i] {
       go.arrive_and_wait();
-      replies[static_cast<size_t>(i)] = conns[static_cast<size_t>(i)].post(target, std::string_view(body), headers);
+      replies[static_cast<size_t>(i)] = conns[static_cast<size_t>(i)].post(
+          target, std::string_view(body), headers);
     });
   for (auto& t : threads) t.join();
   return replies;
@@ -43,8 +44,8 @@ void check_one_outcome(const std::vector<HttpReply>& replies, const std::string&
   for (size_t i = 0; i < replies.size(); ++i) {
     const HttpReply& r = replies[i];
     BOOST_TEST(r.status == 201, what << ", thread " << i << ": " << r.describe());
-    BOOST_TEST(r.body == replies[0].body, what << ", thread " << i << ": a different body: " << r.body
-                                                << " vs " << replies[0].body);
+    BOOST_TEST(r.body == replies[0].body, what << ", thread " << i << ": a different body: "
+                                               << r.body << " vs " << replies[0].body);
     if (r.header("Idempotent-Replayed") != "true") ++fresh;
   }
   BOOST_TEST(fresh == 1, what << ": " << fresh << " replies are not marked Idempotent-Replayed");
@@ -60,19 +61,21 @@ BOOST_AUTO_TEST_CASE(concurrent_repeats_of_one_key_charge_once) {
   const int kRounds = by_build(20, 4);
   const int64_t kPrice = 250;
   make_card(c, "hot", kPrice, numbered("HOT", 2 * kRounds));
-  fund(c, "dup", kPrice * kRounds * 2);  // enough for twice the rounds: a double charge would succeed
+  fund(c, "dup",
+       kPrice * kRounds * 2);  // enough for twice the rounds: a double charge would succeed
   std::set<std::string> codes;
   for (int round = 0; round < kRounds; ++round) {
     const std::string k = "same-key-" + std::to_string(round);
-    auto replies = all_at_once(srv.port(), kThreads, "/api/purchases", R"({"card_id":"hot","user_id":"dup"})",
-                               {{"Idempotency-Key", k}});
+    auto replies = all_at_once(srv.port(), kThreads, "/api/purchases",
+                               R"({"card_id":"hot","user_id":"dup"})", {{"Idempotency-Key", k}});
     check_one_outcome(replies, "purchase round " + std::to_string(round));
     codes.insert(jstr(replies[0].json(), "code"));
   }
   BOOST_TEST(codes.size() == static_cast<size_t>(kRounds));
   // The same for credits.
   for (int round = 0; round < kRounds; ++round) {
-    auto replies = all_at_once(srv.port(), kThreads, "/api/wallets/cred/credits", R"({"amount":100})",
+    auto replies = all_at_once(srv.port(), kThreads, "/api/wallets/cred/credits",
+                               R"({"amount":100})",
                                {{"Idempotency-Key", "credit-key-" + std::to_string(round)}});
     check_one_outcome(replies, "credit round " + std::to_string(round));
     BOOST_TEST(jint(replies[0].json(), "balance") == 100 * (round + 1));
@@ -93,7 +96,8 @@ BOOST_AUTO_TEST_CASE(concurrent_repeats_of_one_key_charge_once) {
       ++credits_per_key[jstr(e["data"], "idempotency_key")];
   }
   BOOST_TEST(assigned_per_key.size() == static_cast<size_t>(kRounds));
-  for (const auto& [k, n] : assigned_per_key) BOOST_TEST(n == 1, k << " assigned " << n << " codes");
+  for (const auto& [k, n] : assigned_per_key)
+    BOOST_TEST(n == 1, k << " assigned " << n << " codes");
   BOOST_TEST(credits_per_key.size() == static_cast<size_t>(kRounds));
   for (const auto& [k, n] : credits_per_key) BOOST_TEST(n == 1, k << " credited " << n << " times");
   require_clean_stop(srv);
@@ -105,12 +109,13 @@ BOOST_AUTO_TEST_CASE(sixty_four_keep_alive_clients_on_one_hot_card) {
   Server srv(dir.str("data"), dir.str("serve.log"));
   HttpConnection admin(srv.port());
   const int kClients = 64;
-  const int kAffordable = by_build(40, 4);  // purchases each wallet can pay for
-  const int kAttempts = kAffordable + 2;    // purchases each client tries
+  const int kAffordable = by_build(40, 4);            // purchases each wallet can pay for
+  const int kAttempts = kAffordable + 2;              // purchases each client tries
   const int kCodes = kClients * kAffordable * 3 / 4;  // fewer codes than the wallets can pay for
   const int64_t kPrice = 100;
   make_card(admin, "hot", kPrice, numbered("HOT", kCodes));
-  for (int u = 0; u < kClients; ++u) fund(admin, "buyer-" + std::to_string(u), kPrice * kAffordable);
+  for (int u = 0; u < kClients; ++u)
+    fund(admin, "buyer-" + std::to_string(u), kPrice * kAffordable);
 
   struct Result {
     std::vector<HttpReply> replies;
@@ -135,8 +140,8 @@ BOOST_AUTO_TEST_CASE(sixty_four_keep_alive_clients_on_one_hot_card) {
     });
   for (auto& t : threads) t.join();
   const int64_t elapsed = ms_since(t0);
-  BOOST_TEST_MESSAGE(kClients * kAttempts << " purchases by " << kClients << " keep-alive clients in " << elapsed
-                                          << " ms");
+  BOOST_TEST_MESSAGE(kClients * kAttempts << " purchases by " << kClients
+                                          << " keep-alive clients in " << elapsed << " ms");
 
   std::set<std::string> codes;
   std::vector<int> bought(kClients, 0);
@@ -158,10 +163,12 @@ BOOST_AUTO_TEST_CASE(sixty_four_keep_alive_clients_on_one_hot_card) {
         continue;
       }
       std::string code = r.json().is_object() ? r.json().value("code", "") : "";
-      bool expected = (r.status == 409 && code == "out_of_stock") || (r.status == 402 && code == "insufficient_funds");
+      bool expected = (r.status == 409 && code == "out_of_stock") ||
+                      (r.status == 402 && code == "insufficient_funds");
       BOOST_TEST(expected, "client " << u << " attempt " << a << ": " << r.describe());
       // A client's attempts are sequential: its money runs out only after kAffordable purchases.
-      if (code == "insufficient_funds") BOOST_TEST(bought[static_cast<size_t>(u)] == kAffordable, "client " << u);
+      if (code == "insufficient_funds")
+        BOOST_TEST(bought[static_cast<size_t>(u)] == kAffordable, "client " << u);
     }
   }
   BOOST_TEST(total == std::min(kCodes, kClients * kAffordable));
@@ -172,8 +179,10 @@ BOOST_AUTO_TEST_CASE(sixty_four_keep_alive_clients_on_one_hot_card) {
   BOOST_TEST(head >= max_position);
   const std::string after = "?after=" + std::to_string(head);
   for (int u = 0; u < kClients; ++u) {
-    json w = expect_json(admin.get("/api/wallets/buyer-" + std::to_string(u) + after), 200, "wallet");
-    BOOST_TEST(jint(w, "balance") == kPrice * (kAffordable - bought[static_cast<size_t>(u)]), "buyer-" << u);
+    json w = expect_json(admin.get("/api/wallets/buyer-" + std::to_string(u) + after), 200,
+                         "wallet");
+    BOOST_TEST(jint(w, "balance") == kPrice * (kAffordable - bought[static_cast<size_t>(u)]),
+               "buyer-" << u);
   }
   json card = expect_json(admin.get("/api/cards/hot" + after), 200, "card");
   BOOST_TEST(jint(card, "assigned") == total);
@@ -182,7 +191,8 @@ BOOST_AUTO_TEST_CASE(sixty_four_keep_alive_clients_on_one_hot_card) {
   std::set<std::string> logged;
   int debits = 0;
   for (const json& e : all_events(admin)) {
-    if (jstr(e, "type") == "CodeAssigned") BOOST_TEST(logged.insert(jstr(e["data"], "code")).second);
+    if (jstr(e, "type") == "CodeAssigned")
+      BOOST_TEST(logged.insert(jstr(e["data"], "code")).second);
     if (jstr(e, "type") == "WalletDebited") ++debits;
   }
   BOOST_TEST((logged == codes), "the log's assigned codes differ from the acknowledged ones");
@@ -224,9 +234,10 @@ std::map<std::string, std::string> logged_purchases(const std::string& data) {
 }
 
 // Reads SSE frames from `c` until `done(events so far)` or the deadline.
-std::vector<test::SseEvent> read_events(HttpConnection& c, std::string* buf,
-                                        const std::function<bool(const std::vector<test::SseEvent>&)>& done,
-                                        std::chrono::milliseconds limit) {
+std::vector<test::SseEvent> read_events(
+    HttpConnection& c, std::string* buf,
+    const std::function<bool(const std::vector<test::SseEvent>&)>& done,
+    std::chrono::milliseconds limit) {
   std::vector<test::SseEvent> got;
   auto deadline = Clock::now() + limit;
   while (!done(got)) {
@@ -266,7 +277,8 @@ std::set<std::string> assigned_ids(const std::vector<test::SseEvent>& evs) {
 }
 
 bool has_all(const std::set<std::string>& have, const std::vector<std::string>& want) {
-  return std::all_of(want.begin(), want.end(), [&](const std::string& w) { return have.count(w) > 0; });
+  return std::all_of(want.begin(), want.end(),
+                     [&](const std::string& w) { return have.count(w) > 0; });
 }
 
 }  // namespace
@@ -294,8 +306,9 @@ BOOST_AUTO_TEST_CASE(sigterm_answers_every_request_sent_before_it) {
         const std::string body = R"({"card_id":"drain","user_id":")" + user + "\"}";
         for (int a = 0; a < kCodes; ++a) {
           Sent s{user, "t-" + user + "-" + std::to_string(a), {}, {}};
-          std::string bytes = c.format("POST", "/api/purchases", body,
-                                       {{"Content-Type", "application/json"}, {"Idempotency-Key", s.key}});
+          std::string bytes = c.format(
+              "POST", "/api/purchases", body,
+              {{"Content-Type", "application/json"}, {"Idempotency-Key", s.key}});
           bool ok = c.send(bytes, &s.reply.error);
           s.sent = Clock::now();
           if (ok) s.reply = c.read_reply(by_build(60s, 180s));
@@ -313,7 +326,8 @@ BOOST_AUTO_TEST_CASE(sigterm_answers_every_request_sent_before_it) {
     auto status = srv.wait(by_build(15s, 60s));
     BOOST_REQUIRE_MESSAGE(status, "serve did not exit after SIGTERM; stderr:\n" << srv.log());
     BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
-               "serve after SIGTERM: " << describe_status(*status) << "\n" << srv.log());
+               "serve after SIGTERM: " << describe_status(*status) << "\n"
+                                       << srv.log());
     BOOST_TEST_MESSAGE("serve exited " << ms_since(signalled) << " ms after SIGTERM");
   }
 
@@ -331,15 +345,17 @@ BOOST_AUTO_TEST_CASE(sigterm_answers_every_request_sent_before_it) {
         }
       } else if (s.reply.ok()) {
         ++after_answered;
-        BOOST_TEST((s.reply.status == 201 || s.reply.status == 503), s.key << ": " << s.reply.describe());
+        BOOST_TEST((s.reply.status == 201 || s.reply.status == 503),
+                   s.key << ": " << s.reply.describe());
       } else {
         ++after_cut;
       }
       if (s.reply.status != 201) unanswered.push_back(&s);
     }
-  BOOST_TEST_MESSAGE(before << " requests sent before SIGTERM; after it " << after_answered << " answered, "
-                            << after_cut << " cut");
-  BOOST_TEST(lost == 0, lost << " of " << before << " requests written before SIGTERM got no 201:" << lost_keys);
+  BOOST_TEST_MESSAGE(before << " requests sent before SIGTERM; after it " << after_answered
+                            << " answered, " << after_cut << " cut");
+  BOOST_TEST(lost == 0, lost << " of " << before
+                             << " requests written before SIGTERM got no 201:" << lost_keys);
 
   // Every acknowledged purchase is in the log, once.
   auto logged = logged_purchases(dir.str("data"));
@@ -349,7 +365,8 @@ BOOST_AUTO_TEST_CASE(sigterm_answers_every_request_sent_before_it) {
       if (s.reply.status == 201) {
         ++acked_total;
         std::string id = jstr(s.reply.json(), "purchase_id");
-        BOOST_TEST(logged.count(id) == 1u, "acknowledged purchase " << id << " (" << s.key << ") is not in the log");
+        BOOST_TEST(logged.count(id) == 1u,
+                   "acknowledged purchase " << id << " (" << s.key << ") is not in the log");
       }
 
   // After a restart, a retry of every unanswered key settles to one outcome,
@@ -361,7 +378,8 @@ BOOST_AUTO_TEST_CASE(sigterm_answers_every_request_sent_before_it) {
     for (const Sent& s : per_client)
       if (s.reply.status == 201) ++bought[s.user];
   for (const Sent* s : unanswered) {
-    auto r = c.post("/api/purchases", json{{"card_id", "drain"}, {"user_id", s->user}}, key(s->key));
+    auto r = c.post("/api/purchases", json{{"card_id", "drain"}, {"user_id", s->user}},
+                    key(s->key));
     BOOST_TEST(r.status == 201, "retry of " << s->key << ": " << r.describe());
     if (r.status == 201) ++bought[s->user];
   }
@@ -391,7 +409,8 @@ BOOST_AUTO_TEST_CASE(slow_clients_are_cut_and_do_not_starve_purchases) {
 
   // 32 slowloris connections (one header byte every 4 s) and one idle one:
   // each must be cut within the 10 s header deadline.
-  const std::string partial = "POST /api/purchases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n";
+  const std::string partial =
+      "POST /api/purchases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n";
   std::vector<int64_t> cut_ms(kSlowloris + 1, -1);
   std::vector<std::string> cut_how(kSlowloris + 1);
   std::vector<std::thread> slow;
@@ -413,7 +432,9 @@ BOOST_AUTO_TEST_CASE(slow_clients_are_cut_and_do_not_starve_purchases) {
         std::string how;
         if (s.wait_closed(4s, &received, &how)) {
           cut_ms[static_cast<size_t>(i)] = ms_since(t0);
-          cut_how[static_cast<size_t>(i)] = how + (received.empty() ? "" : ", after " + received.substr(0, 12));
+          cut_how[static_cast<size_t>(i)] = how + (received.empty()
+                                                       ? ""
+                                                       : ", after " + received.substr(0, 12));
           return;
         }
       }
@@ -424,9 +445,10 @@ BOOST_AUTO_TEST_CASE(slow_clients_are_cut_and_do_not_starve_purchases) {
   std::thread body_thread([&] {
     HttpConnection s(srv.port());
     const std::string body = R"({"card_id":"busy","user_id":"shopper"})";
-    const std::string head = "POST /api/purchases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                             "Idempotency-Key: slow-body\r\nContent-Length: " + std::to_string(body.size()) +
-                             "\r\n\r\n";
+    const std::string head =
+        "POST /api/purchases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Idempotency-Key: slow-body\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
     if (!s.send(head)) return;
     auto t0 = Clock::now();
     for (size_t b = 0; b + 1 < body.size() && ms_since(t0) < 60000; ++b) {
@@ -454,32 +476,38 @@ BOOST_AUTO_TEST_CASE(slow_clients_are_cut_and_do_not_starve_purchases) {
   auto t0 = Clock::now();
   for (int i = 0; i < kPurchases && Clock::now() - t0 < 8s; ++i) {
     auto t = Clock::now();
-    auto r = c.post("/api/purchases", json{{"card_id", "busy"}, {"user_id", "shopper"}}, key("b" + std::to_string(i)));
-    lat_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
-    BOOST_REQUIRE_MESSAGE(r.status == 201, "purchase " << i << " beside slow clients: " << r.describe());
+    auto r = c.post("/api/purchases", json{{"card_id", "busy"}, {"user_id", "shopper"}},
+                    key("b" + std::to_string(i)));
+    lat_us.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+    BOOST_REQUIRE_MESSAGE(r.status == 201,
+                          "purchase " << i << " beside slow clients: " << r.describe());
     ids.push_back(jstr(r.json(), "purchase_id"));
   }
   std::vector<int64_t> sorted = lat_us;
   std::sort(sorted.begin(), sorted.end());
   int64_t p99 = sorted[sorted.size() * 99 / 100];
-  BOOST_TEST_MESSAGE(lat_us.size() << " purchases beside " << kSlowloris << " slowloris connections and "
-                                   << kViewers << " viewers: p50 " << sorted[sorted.size() / 2] << " us, p99 " << p99
-                                   << " us, max " << sorted.back() << " us");
+  BOOST_TEST_MESSAGE(lat_us.size()
+                     << " purchases beside " << kSlowloris << " slowloris connections and "
+                     << kViewers << " viewers: p50 " << sorted[sorted.size() / 2] << " us, p99 "
+                     << p99 << " us, max " << sorted.back() << " us");
   BOOST_TEST(p99 < by_build(500000, 2000000), "purchase p99 " << p99 << " us beside slow clients");
 
   // Every viewer saw every purchase.
   for (int i = 0; i < kViewers; ++i) {
-    auto evs = read_events(viewers[static_cast<size_t>(i)], &vbuf[static_cast<size_t>(i)],
-                           [&, seen = std::set<std::string>(), n = size_t{0}](
-                               const std::vector<test::SseEvent>& e) mutable {
-                             for (; n < e.size(); ++n)
-                               for (auto& id : assigned_ids({e[n]})) seen.insert(id);
-                             return has_all(seen, ids);
-                           },
-                           15s);
+    auto evs = read_events(
+        viewers[static_cast<size_t>(i)], &vbuf[static_cast<size_t>(i)],
+        [&, seen = std::set<std::string>(),
+         n = size_t{0}](const std::vector<test::SseEvent>& e) mutable {
+          for (; n < e.size(); ++n)
+            for (auto& id : assigned_ids({e[n]})) seen.insert(id);
+          return has_all(seen, ids);
+        },
+        15s);
     // (read_events returns the frames of this call; check the union)
     std::set<std::string> seen = assigned_ids(evs);
-    BOOST_TEST(has_all(seen, ids), "viewer " << i << " saw " << seen.size() << " of " << ids.size() << " purchases");
+    BOOST_TEST(has_all(seen, ids),
+               "viewer " << i << " saw " << seen.size() << " of " << ids.size() << " purchases");
     check_frames(evs, 0, "viewer " + std::to_string(i));
   }
 
@@ -489,8 +517,9 @@ BOOST_AUTO_TEST_CASE(slow_clients_are_cut_and_do_not_starve_purchases) {
   for (int i = 0; i <= kSlowloris; ++i) {
     BOOST_TEST(cut_ms[static_cast<size_t>(i)] >= 0, "connection " << i << " was never cut");
     BOOST_TEST(cut_ms[static_cast<size_t>(i)] <= 12500,
-               (i < kSlowloris ? "slowloris " : "idle ") << i << " cut after " << cut_ms[static_cast<size_t>(i)]
-                                                          << " ms (" << cut_how[static_cast<size_t>(i)] << ")");
+               (i < kSlowloris ? "slowloris " : "idle ")
+                   << i << " cut after " << cut_ms[static_cast<size_t>(i)] << " ms ("
+                   << cut_how[static_cast<size_t>(i)] << ")");
     max_cut = std::max(max_cut, cut_ms[static_cast<size_t>(i)]);
   }
   BOOST_TEST_MESSAGE("stalled headers cut within " << max_cut << " ms; the first: " << cut_how[0]

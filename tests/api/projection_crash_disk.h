@@ -6,8 +6,8 @@
 // caught with SIGSTOP and killed there.
 #pragma once
 
-#include <boost/test/unit_test.hpp>
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-using namespace giftcard::test;  // processes: tests/support/process.h
+using namespace giftcard::test;            // processes: tests/support/process.h
 constexpr int kSlow = kSanitized ? 5 : 1;  // multiplier for deadlines
 
 // `giftcard serve --data DIR --caf 127.0.0.1:0`, stderr to a log file.
@@ -133,7 +133,7 @@ inline DiskState read_disk_state(Secondary& sec) {
 // The server's persisted models (active generation) equal a fresh fold of the
 // whole log. Only meaningful while the server is idle and caught up.
 inline void require_models_equal_fold(const std::string& data, const std::string& scratch,
-                               const std::string& when) {
+                                      const std::string& when) {
   Secondary sec(data, scratch);
   sec.refresh();
   std::unique_ptr<ProjectionDb> db;
@@ -195,7 +195,8 @@ inline LogFacts read_log(const std::string& data, LogFacts known = {}) {
       c.price = d.at("price").get<int64_t>();
       c.value = d.at("value").get<int64_t>();
     } else if (type == "CodesAdded") {
-      f.cards[d.at("card_id").get<std::string>()].added += static_cast<int64_t>(d.at("codes").size());
+      f.cards[d.at("card_id").get<std::string>()].added += static_cast<int64_t>(
+          d.at("codes").size());
     } else if (type == "CodeAssigned") {
       auto& c = f.cards[d.at("card_id").get<std::string>()];
       ++c.assigned;
@@ -205,7 +206,8 @@ inline LogFacts read_log(const std::string& data, LogFacts known = {}) {
     } else if (type == "CodeRevoked") {
       ++f.cards[d.at("card_id").get<std::string>()].revoked;
     } else if (type == "CodesExpired") {
-      f.cards[d.at("card_id").get<std::string>()].expired += static_cast<int64_t>(d.at("codes").size());
+      f.cards[d.at("card_id").get<std::string>()].expired += static_cast<int64_t>(
+          d.at("codes").size());
     }
     if (type != "CodesAdded") f.events.emplace(pos, std::move(j));  // keep the small ones
   }
@@ -236,8 +238,8 @@ struct CrashPoint {
 };
 
 inline CrashPoint kill_between_append_and_projection(ServeProcess& serve, const std::string& data,
-                                              const std::string& scratch, std::mt19937_64& rng,
-                                              int attempts) {
+                                                     const std::string& scratch,
+                                                     std::mt19937_64& rng, int attempts) {
   Secondary sec(data, scratch);
   CrashPoint cp;
   for (int i = 0;; ++i) {
@@ -253,7 +255,8 @@ inline CrashPoint kill_between_append_and_projection(ServeProcess& serve, const 
 }
 
 // After a restart: serve reported the state the crash left, and caught up.
-inline void check_restart_report(ServeProcess& serve, const CrashPoint& cp, const std::string& what) {
+inline void check_restart_report(ServeProcess& serve, const CrashPoint& cp,
+                                 const std::string& what) {
   StartupReport rep = startup_report(serve.log());
   BOOST_TEST(rep.log == cp.disk.log, what << ": serve reopened the log at " << rep.log
                                           << ", it was killed at " << cp.disk.log);
@@ -303,7 +306,8 @@ inline LogFacts seed_store(const std::string& data, int events, int users) {
   store->Close();
   LogFacts f;
   f.last = events;
-  for (int u = 0; u < users; ++u) f.credited["seed-" + std::to_string(u)] = balance[static_cast<size_t>(u)];
+  for (int u = 0; u < users; ++u)
+    f.credited["seed-" + std::to_string(u)] = balance[static_cast<size_t>(u)];
   return f;
 }
 

@@ -5,8 +5,8 @@
 // request that can be left in flight.
 #pragma once
 
-#include <boost/test/unit_test.hpp>
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -66,7 +66,6 @@ inline std::vector<CodeSpec> numbered_codes(const std::string& prefix, int n) {
   return out;
 }
 
-
 struct Catalog {
   std::vector<std::pair<std::string, int64_t>> cards;  // id, price
   std::vector<std::string> users;
@@ -119,10 +118,8 @@ struct Load {
     std::lock_guard lock(mu);
     if (code == Errc::insufficient_funds || code == Errc::out_of_stock)
       ++refused[std::string(to_string(code))];
-    else if (code == Errc::unavailable && killed)
-      ++lost;
-    else
-      unexpected.push_back(std::move(rendered));
+    else if (code == Errc::unavailable && killed) ++lost;
+    else unexpected.push_back(std::move(rendered));
   }
   std::string summary() {
     std::lock_guard lock(mu);
@@ -192,8 +189,8 @@ class LoadClient {
              uint64_t seed, int window) {
     auto shop = connect_shop(sys_, HostPort{"127.0.0.1", port}, false);
     if (!shop) BOOST_FAIL("load client cannot connect: " << sys_.render(shop.error()));
-    auto w = std::make_shared<Worker>(Worker{*shop, std::move(load), cat, std::move(key_prefix),
-                                             std::mt19937_64(seed), 0});
+    auto w = std::make_shared<Worker>(
+        Worker{*shop, std::move(load), cat, std::move(key_prefix), std::mt19937_64(seed), 0});
     worker_ = sys_.spawn(
         [w, window](caf::event_based_actor* self, int) -> caf::behavior {
           for (int i = 0; i < window; ++i) issue(self, w);
@@ -218,13 +215,15 @@ class LoadClient {
 };
 
 // Starts `clients` connections with `window` requests in flight each.
-inline std::vector<std::unique_ptr<LoadClient>> start_load(uint16_t port, std::shared_ptr<Load> load,
-                                                    const Catalog& cat, const std::string& tag,
-                                                    int clients, int window, std::mt19937_64& rng) {
+inline std::vector<std::unique_ptr<LoadClient>> start_load(uint16_t port,
+                                                           std::shared_ptr<Load> load,
+                                                           const Catalog& cat,
+                                                           const std::string& tag, int clients,
+                                                           int window, std::mt19937_64& rng) {
   std::vector<std::unique_ptr<LoadClient>> out;
   for (int i = 0; i < clients; ++i)
-    out.push_back(std::make_unique<LoadClient>(port, load, cat, tag + "-c" + std::to_string(i) + "-",
-                                               rng(), window));
+    out.push_back(std::make_unique<LoadClient>(
+        port, load, cat, tag + "-c" + std::to_string(i) + "-", rng(), window));
   return out;
 }
 
@@ -242,13 +241,14 @@ inline void wait_acks(Load& load, int64_t target, std::chrono::milliseconds time
 struct Views {
   ShopStatus status;
   std::map<std::string, int64_t> wallets;
-  std::map<std::string, CardInfo> cards;        // card_atom, one by one
-  std::vector<CardInfo> card_list;              // cards_atom
-  std::map<std::string, Purchase> purchases;    // from every user's history
+  std::map<std::string, CardInfo> cards;                      // card_atom, one by one
+  std::vector<CardInfo> card_list;                            // cards_atom
+  std::map<std::string, Purchase> purchases;                  // from every user's history
   std::map<std::string, std::vector<std::string>> histories;  // user -> purchase ids
 };
 
-inline Views capture(Client& c, const std::set<std::string>& users, const std::set<std::string>& cards) {
+inline Views capture(Client& c, const std::set<std::string>& users,
+                     const std::set<std::string>& cards) {
   Views v;
   v.status = c.status();
   const int64_t at = v.status.log_position;
@@ -262,7 +262,8 @@ inline Views capture(Client& c, const std::set<std::string>& users, const std::s
       BOOST_REQUIRE_MESSAGE(h, "history " << u << ": " << c.why(h));
       for (auto& p : h->purchases) {
         v.histories[u].push_back(p.purchase_id);
-        BOOST_TEST(v.purchases.emplace(p.purchase_id, p).second, "purchase listed twice " << p.purchase_id);
+        BOOST_TEST(v.purchases.emplace(p.purchase_id, p).second,
+                   "purchase listed twice " << p.purchase_id);
       }
       if (h->next == 0) break;
       from = h->next;
@@ -291,7 +292,8 @@ inline bool same_card(const CardInfo& a, const CardInfo& b) {
 
 // Everything the server answers equals what the log says (auditor's view),
 // and equals `giftcard replay`.
-inline void check_views_against_log(const Views& v, const LogFacts& f, const nlohmann::json& replay) {
+inline void check_views_against_log(const Views& v, const LogFacts& f,
+                                    const nlohmann::json& replay) {
   BOOST_TEST(f.gapless);
   BOOST_TEST(v.status.log_position == f.last);
   BOOST_TEST(v.status.projection_position == f.last);
@@ -328,7 +330,8 @@ inline void check_views_against_log(const Views& v, const LogFacts& f, const nlo
     BOOST_TEST((v.cards.count(c.id) && same_card(c, v.cards.at(c.id))), "cards_atom " << c.id);
   // Purchases: one per CodeAssigned, no code sold twice.
   BOOST_TEST(static_cast<int64_t>(v.purchases.size()) == f.purchases);
-  for (const auto& [code, n] : f.code_sales) BOOST_TEST(n == 1, "code " << code << " sold " << n << " times");
+  for (const auto& [code, n] : f.code_sales)
+    BOOST_TEST(n == 1, "code " << code << " sold " << n << " times");
 
   // giftcard replay (the whole log) says the same as the live server.
   BOOST_TEST(replay.at("position").get<int64_t>() == v.status.log_position);
@@ -358,7 +361,8 @@ inline void check_views_against_log(const Views& v, const LogFacts& f, const nlo
   for (const auto& rp : replay.at("purchases")) {
     const std::string id = rp.at("purchase_id").get<std::string>();
     auto it = v.purchases.find(id);
-    BOOST_REQUIRE_MESSAGE(it != v.purchases.end(), "replay has a purchase the server lacks: " << id);
+    BOOST_REQUIRE_MESSAGE(it != v.purchases.end(),
+                          "replay has a purchase the server lacks: " << id);
     const Purchase& p = it->second;
     BOOST_TEST(rp.at("card_id").get<std::string>() == p.card_id, id);
     BOOST_TEST(rp.at("user_id").get<std::string>() == p.user_id, id);
@@ -378,8 +382,8 @@ inline void check_acked(Client& c, Load& load, const LogFacts& f) {
     const Purchase& p = a.p;
     BOOST_TEST(ids.insert(p.purchase_id).second, "acknowledged twice: " << p.purchase_id);
     auto got = c.ask<Purchase>(lookup_atom::value, p.purchase_id, int64_t{0});
-    BOOST_REQUIRE_MESSAGE(got, "lookup " << p.purchase_id << " (key " << a.key
-                                         << "): " << c.why(got));
+    BOOST_REQUIRE_MESSAGE(got,
+                          "lookup " << p.purchase_id << " (key " << a.key << "): " << c.why(got));
     BOOST_TEST(same_purchase(*got, p), "lookup " << p.purchase_id << " differs");
     auto ev = f.events.find(p.position);
     BOOST_REQUIRE_MESSAGE(ev != f.events.end(), "no event at " << p.position);

@@ -1,6 +1,6 @@
-// Crashes of the persisted projections (issue #3, invariants 4-6 (docs/CONTRACT.md, "Invariants")), with
-// real processes: `giftcard serve` runs as a child, a concurrent workload talks
-// to it over CAF, and it is killed with SIGKILL at chosen moments.
+// Crashes of the persisted projections (issue #3, invariants 4-6 (docs/CONTRACT.md, "Invariants")),
+// with real processes: `giftcard serve` runs as a child, a concurrent workload talks to it over
+// CAF, and it is killed with SIGKILL at chosen moments.
 //
 // The moment "between the append and the projection update" is caught, not
 // hoped for: the server is frozen with SIGSTOP, the store is read through a
@@ -40,7 +40,8 @@ BOOST_AUTO_TEST_SUITE(projection_crash)
 // then kill -9 at a moment when the log is ahead of the projections on disk;
 // restart, check the catch-up; more load; ... Finally every acknowledged write
 // is there exactly once, and every answer of the server equals the log.
-BOOST_AUTO_TEST_CASE(a_crash_between_append_and_projection_update_loses_nothing_and_applies_nothing_twice) {
+BOOST_AUTO_TEST_CASE(
+    a_crash_between_append_and_projection_update_loses_nothing_and_applies_nothing_twice) {
   const auto t0 = Clock::now();
   const int kRounds = by_build(6, 3);
   const int kClients = 3;
@@ -66,7 +67,8 @@ BOOST_AUTO_TEST_CASE(a_crash_between_append_and_projection_update_loses_nothing_
   int between = 0;
   for (int round = 0; round < kRounds; ++round) {
     const int64_t before = load->acks;
-    const int64_t target = before + by_build(150, 80) + static_cast<int64_t>(rng() % by_build(400, 150));
+    const int64_t target = before + by_build(150, 80) +
+                           static_cast<int64_t>(rng() % by_build(400, 150));
     {
       auto clients = start_load(serve->port(), load, cat, "r" + std::to_string(round), kClients,
                                 kWindow, rng);
@@ -82,7 +84,8 @@ BOOST_AUTO_TEST_CASE(a_crash_between_append_and_projection_update_loses_nothing_
       load->unanswered += load->in_flight.exchange(0);
       load->killed = false;
       // Restart: it must resume exactly from the state the crash left.
-      serve = std::make_unique<ServeProcess>(data, dir.str("serve-" + std::to_string(round + 1) + ".log"));
+      serve = std::make_unique<ServeProcess>(
+          data, dir.str("serve-" + std::to_string(round + 1) + ".log"));
       check_restart_report(*serve, cp, "round " + std::to_string(round));
       Client c(serve->port());
       ShopStatus st = c.wait_caught_up(std::chrono::milliseconds(30000 * kSlow));
@@ -96,7 +99,8 @@ BOOST_AUTO_TEST_CASE(a_crash_between_append_and_projection_update_loses_nothing_
   BOOST_TEST_MESSAGE(load->summary());
   // The crash landed between an append and its projection update at least
   // once (the freezing makes this all but certain; each round tries 40 times).
-  BOOST_TEST(between >= 1, between << " of " << kRounds << " crashes between append and projection");
+  BOOST_TEST(between >= 1,
+             between << " of " << kRounds << " crashes between append and projection");
 
   // What the server answers now, then a clean stop, then the audit tools.
   Views views;
@@ -168,7 +172,8 @@ BOOST_AUTO_TEST_CASE(a_restart_after_sigterm_resumes_from_the_checkpoint) {
     ServeProcess serve(data, dir.str("serve-" + std::to_string(restart) + ".log"));
     StartupReport rep = startup_report(serve.log());
     BOOST_TEST(rep.log == before.status.log_position, what);
-    BOOST_TEST(!rep.projections, what << ": serve had to catch up after a clean stop:\n" << serve.log());
+    BOOST_TEST(!rep.projections, what << ": serve had to catch up after a clean stop:\n"
+                                      << serve.log());
     Client c(serve.port());
     // The very first status: the checkpoint is the log's head already.
     ShopStatus st = c.status();
@@ -179,13 +184,15 @@ BOOST_AUTO_TEST_CASE(a_restart_after_sigterm_resumes_from_the_checkpoint) {
     BOOST_TEST((after.wallets == before.wallets), what << ": balances changed across the restart");
     BOOST_TEST(after.cards.size() == before.cards.size());
     for (const auto& [id, ci] : before.cards) {
-      BOOST_TEST((after.cards.count(id) && same_card(after.cards.at(id), ci)), what << ": card " << id);
+      BOOST_TEST((after.cards.count(id) && same_card(after.cards.at(id), ci)),
+                 what << ": card " << id);
       BOOST_TEST(after.cards.at(id).position == ci.position, what << ": card " << id);
     }
     BOOST_TEST((after.histories == before.histories), what << ": purchase histories changed");
     BOOST_TEST(after.purchases.size() == before.purchases.size());
     for (const auto& [id, p] : before.purchases)
-      BOOST_TEST((after.purchases.count(id) && same_purchase(after.purchases.at(id), p)), what << ": " << id);
+      BOOST_TEST((after.purchases.count(id) && same_purchase(after.purchases.at(id), p)),
+                 what << ": " << id);
     BOOST_TEST_MESSAGE(what << ": ready in " << serve.ready_ms() << " ms");
 
     if (restart == 2) {
@@ -195,7 +202,8 @@ BOOST_AUTO_TEST_CASE(a_restart_after_sigterm_resumes_from_the_checkpoint) {
       std::map<std::string, int64_t> sold;
       for (size_t u = 0; u < cat.users.size(); ++u) {
         const std::string& user = cat.users[u];
-        auto cr = c.ask<CreditReply>(credit_atom::value, user, int64_t{1000}, std::string("after-restart"));
+        auto cr = c.ask<CreditReply>(credit_atom::value, user, int64_t{1000},
+                                     std::string("after-restart"));
         BOOST_REQUIRE_MESSAGE(cr, c.why(cr));
         expect[user] += 1000;
         BOOST_TEST(cr->balance == expect[user], user);
@@ -267,7 +275,8 @@ BOOST_AUTO_TEST_CASE(a_crash_during_a_rebuild_leaves_one_whole_generation) {
     BOOST_TEST(info->events >= kSeedEvents);
     BOOST_TEST(c.status().generation == 2);
     full_rebuild_ms = std::max<int64_t>(info->millis, 1);
-    BOOST_TEST_MESSAGE("rebuild under load: " << info->events << " events in " << info->millis << " ms");
+    BOOST_TEST_MESSAGE("rebuild under load: " << info->events << " events in " << info->millis
+                                              << " ms");
 
     // Now rebuilds that are killed half-way: freeze the server at random
     // moments until the disk shows a partial new generation.
@@ -302,9 +311,10 @@ BOOST_AUTO_TEST_CASE(a_crash_during_a_rebuild_leaves_one_whole_generation) {
     BOOST_REQUIRE_MESSAGE(caught, "no rebuild was caught half-way in 8 attempts");
     BOOST_TEST_MESSAGE("caught a rebuild half-way at " << ms_since(t0) << " ms");
     BOOST_TEST_MESSAGE("killed during the rebuild of generation "
-                       << gen_before + 1 << ": it had folded up to " << *cp.disk.next_generation_checkpoint
-                       << "; live generation " << cp.disk.generation << " at " << cp.disk.checkpoint
-                       << ", log at " << cp.disk.log);
+                       << gen_before + 1 << ": it had folded up to "
+                       << *cp.disk.next_generation_checkpoint << "; live generation "
+                       << cp.disk.generation << " at " << cp.disk.checkpoint << ", log at "
+                       << cp.disk.log);
     clients.clear();
     load->unanswered += load->in_flight.exchange(0);
     load->killed = false;
@@ -346,7 +356,8 @@ BOOST_AUTO_TEST_CASE(a_crash_during_a_rebuild_leaves_one_whole_generation) {
   {
     Secondary sec(data, dir.str("sec-keys"));
     sec.refresh();
-    BOOST_TEST(generation_keys(sec, gen_before) == 0, "generation " << gen_before << " was not dropped");
+    BOOST_TEST(generation_keys(sec, gen_before) == 0,
+               "generation " << gen_before << " was not dropped");
     BOOST_TEST(generation_keys(sec, gen_before + 1) > 0);
     BOOST_TEST(generation_keys(sec, gen_before + 2) == 0);
   }

@@ -91,9 +91,9 @@ BOOST_AUTO_TEST_CASE(purchase_and_credit_subcommands) {
   BOOST_TEST(!zero.err.empty());
 
   // The node is unreachable: exit 3.
-  auto unreachable = run_giftcard({"purchase", "--node", "127.0.0.1:" + std::to_string(closed_port()),
-                                   "--card", "steam-50", "--user", "alice", "--key", "cli-6",
-                                   "--timeout", "5"});
+  auto unreachable = run_giftcard(
+      {"purchase", "--node", "127.0.0.1:" + std::to_string(closed_port()), "--card", "steam-50",
+       "--user", "alice", "--key", "cli-6", "--timeout", "5"});
   BOOST_TEST(unreachable.code() == 3, unreachable.describe());
   BOOST_TEST(!unreachable.err.empty());
   auto unreachable_credit = run_giftcard({"credit", "--node",
@@ -106,8 +106,8 @@ BOOST_AUTO_TEST_CASE(purchase_and_credit_subcommands) {
   BOOST_TEST(no_key.exited(), no_key.describe());
   BOOST_TEST(no_key.code() != 0, no_key.describe());
   BOOST_TEST(!no_key.err.empty(), no_key.describe());
-  auto bad_node = run_giftcard({"purchase", "--node", "localhost", "--card", "steam-50", "--user",
-                                "alice", "--key", "k"});
+  auto bad_node = run_giftcard(
+      {"purchase", "--node", "localhost", "--card", "steam-50", "--user", "alice", "--key", "k"});
   BOOST_TEST(bad_node.exited(), bad_node.describe());
   BOOST_TEST(bad_node.code() != 0, bad_node.describe());
   BOOST_TEST(!bad_node.err.empty(), bad_node.describe());
@@ -130,7 +130,8 @@ BOOST_AUTO_TEST_CASE(purchase_and_credit_subcommands) {
     std::ofstream f(file);
     f << "not a store\n";
   }
-  auto on_file = run_giftcard({"serve", "--data", file, "--caf", "127.0.0.1:0", "--http", "127.0.0.1:0"}, 30s);
+  auto on_file = run_giftcard(
+      {"serve", "--data", file, "--caf", "127.0.0.1:0", "--http", "127.0.0.1:0"}, 30s);
   BOOST_TEST(!on_file.timed_out, "serve on a file did not exit: " << on_file.describe());
   BOOST_TEST(on_file.exited(), on_file.describe());  // no crash (signal)
   BOOST_TEST(on_file.code() != 0, on_file.describe());
@@ -229,10 +230,12 @@ BOOST_AUTO_TEST_CASE(sixty_four_buyers_in_flight) {
   auto sh = std::make_shared<Shared>();
   auto start = Clock::now();
   auto shop = c.shop();
-  c.system().spawn([shop, sh](caf::event_based_actor* self, int) -> caf::behavior {
-    for (int u = 0; u < kUsers; ++u) next_attempt(self, shop, sh, u, 0);
-    return {[](const std::string&) {}};  // stays alive until quit()
-  }, 0);  // dummy int, see above
+  c.system().spawn(
+      [shop, sh](caf::event_based_actor* self, int) -> caf::behavior {
+        for (int u = 0; u < kUsers; ++u) next_attempt(self, shop, sh, u, 0);
+        return {[](const std::string&) {}};  // stays alive until quit()
+      },
+      0);  // dummy int, see above
   {
     std::unique_lock<std::mutex> lock(sh->mu);
     bool done = sh->cv.wait_for(lock, 100s, [&] { return sh->users_done == kUsers; });
@@ -240,11 +243,11 @@ BOOST_AUTO_TEST_CASE(sixty_four_buyers_in_flight) {
                                         << " buyers finished; " << sh->attempts.size()
                                         << " replies");
   }
-  BOOST_TEST_MESSAGE(kUsers * kAttempts << " purchases in "
-                                        << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               Clock::now() - start)
-                                               .count()
-                                        << " ms");
+  BOOST_TEST_MESSAGE(
+      kUsers * kAttempts
+      << " purchases in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()
+      << " ms");
   std::lock_guard<std::mutex> lock(sh->mu);
   BOOST_TEST(sh->max_in_flight == kUsers);
   BOOST_REQUIRE(sh->attempts.size() == static_cast<size_t>(kUsers * kAttempts));

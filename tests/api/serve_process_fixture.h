@@ -68,10 +68,10 @@ inline void require_clean_stop(ServeProcess& serve, std::chrono::milliseconds ti
   if (!status)
     BOOST_FAIL("serve did not exit within " << timeout.count() << " ms of SIGTERM; stderr:\n"
                                             << serve.log());
-  BOOST_TEST_MESSAGE("serve stopped in "
-                     << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
-                            .count()
-                     << " ms");
+  BOOST_TEST_MESSAGE(
+      "serve stopped in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()
+      << " ms");
   if (!(WIFEXITED(*status) && WEXITSTATUS(*status) == 0))
     BOOST_ERROR("serve after SIGTERM: " << describe_status(*status) << "; stderr:\n"
                                         << serve.log());
@@ -153,7 +153,6 @@ inline nlohmann::json parse_json(const RunResult& r) {
   return j;
 }
 
-
 // Many purchases in flight at once from one event-based actor (all sent
 // before the first reply is handled); the replies are collected by index.
 struct PurchaseRequest {
@@ -169,20 +168,23 @@ struct Volley {
 };
 
 inline caf::actor fire_purchases(caf::actor_system& sys, const shop_actor& shop,
-                          std::vector<PurchaseRequest> reqs, std::shared_ptr<Volley> v,
-                          std::chrono::seconds timeout) {
-  return sys.spawn([shop, reqs = std::move(reqs), v, timeout](caf::event_based_actor* self, int) {
-    auto record = [v](size_t i, caf::expected<Purchase> r) {
-      std::lock_guard<std::mutex> lock(v->mu);
-      v->replies.emplace(i, std::move(r));
-      v->cv.notify_all();
-    };
-    for (size_t i = 0; i < reqs.size(); ++i)
-      self->request(shop, timeout, purchase_atom::value, reqs[i].card, reqs[i].user, reqs[i].key)
-          .then([=](Purchase& p) { record(i, std::move(p)); },
-                [=](caf::error& e) { record(i, std::move(e)); });
-    return caf::behavior{[](const std::string&) {}};  // lives until its exit
-  }, 0);  // the dummy int: CAF 0.17.6 dereferences a null args tuple for arg-less spawns (UBSan)
+                                 std::vector<PurchaseRequest> reqs, std::shared_ptr<Volley> v,
+                                 std::chrono::seconds timeout) {
+  return sys.spawn(
+      [shop, reqs = std::move(reqs), v, timeout](caf::event_based_actor* self, int) {
+        auto record = [v](size_t i, caf::expected<Purchase> r) {
+          std::lock_guard<std::mutex> lock(v->mu);
+          v->replies.emplace(i, std::move(r));
+          v->cv.notify_all();
+        };
+        for (size_t i = 0; i < reqs.size(); ++i)
+          self->request(shop, timeout, purchase_atom::value, reqs[i].card, reqs[i].user,
+                        reqs[i].key)
+              .then([=](Purchase& p) { record(i, std::move(p)); },
+                    [=](caf::error& e) { record(i, std::move(e)); });
+        return caf::behavior{[](const std::string&) {}};  // lives until its exit
+      },
+      0);  // the dummy int: CAF 0.17.6 dereferences a null args tuple for arg-less spawns (UBSan)
 }
 
 }  // namespace giftcard::serve_test

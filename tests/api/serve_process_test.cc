@@ -1,5 +1,5 @@
-// `giftcard serve` as a real child process (docs/CONTRACT.md, "Command line" and "CAF remote API"): a CAF remote client
-// in this process talks to it over the wire; it is stopped with SIGTERM (clean
+// `giftcard serve` as a real child process (docs/CONTRACT.md, "Command line" and "CAF remote API"):
+// a CAF remote client in this process talks to it over the wire; it is stopped with SIGTERM (clean
 // drain, exit 0) or SIGKILL (crash) and restarted on the same data directory.
 // The `purchase`/`credit` CLI clients, the serve flag checks and 64 concurrent
 // remote buyers: serve_clients_test.cc.
@@ -157,9 +157,10 @@ BOOST_AUTO_TEST_CASE(remote_commands_errors_and_sigterm) {
     auto t0 = Clock::now();
     auto gone = c.wallet("alice");
     BOOST_TEST(err(gone) == Errc::unavailable);
-    BOOST_TEST_MESSAGE("request to the stopped server failed after "
-                       << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()
-                       << " ms: " << why(c, gone));
+    BOOST_TEST_MESSAGE(
+        "request to the stopped server failed after "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()
+        << " ms: " << why(c, gone));
   }
 }
 
@@ -193,7 +194,8 @@ BOOST_AUTO_TEST_CASE(sigterm_drains_in_flight_purchases) {
     require_clean_stop(serve);
     {
       std::unique_lock<std::mutex> lock(volley->mu);
-      BOOST_REQUIRE(volley->cv.wait_for(lock, 30s, [&] { return volley->replies.size() == reqs.size(); }));
+      BOOST_REQUIRE(
+          volley->cv.wait_for(lock, 30s, [&] { return volley->replies.size() == reqs.size(); }));
       for (auto& [i, r] : volley->replies) {
         if (r) {
           acked.emplace(i, *r);
@@ -352,12 +354,12 @@ BOOST_AUTO_TEST_CASE(kill_9_with_purchases_in_flight) {
         acked.emplace(i, *r);
       } else {
         // Only the crash may fail a purchase here (funds and stock suffice).
-        BOOST_TEST(errc_of(r.error()) == Errc::unavailable, "request " << i << ": "
-                                                                     << c.system().render(r.error()));
+        BOOST_TEST(errc_of(r.error()) == Errc::unavailable,
+                   "request " << i << ": " << c.system().render(r.error()));
       }
     }
-    BOOST_TEST_MESSAGE(acked.size() << " of " << reqs.size()
-                                    << " purchases acknowledged before kill -9");
+    BOOST_TEST_MESSAGE(acked.size()
+                       << " of " << reqs.size() << " purchases acknowledged before kill -9");
   }
   BOOST_REQUIRE(!acked.empty());
 

@@ -109,7 +109,8 @@ void append_codes(EventStore& store, int events, int codes, int tag) {
   for (int e = 0; e < events; ++e) {
     CodesAdded ev{"card-x", {}};
     for (int c = 0; c < codes; ++c) {
-      std::string code = "T" + std::to_string(tag) + "-" + std::to_string(e) + "-" + std::to_string(c) + "-";
+      std::string code = "T" + std::to_string(tag) + "-" + std::to_string(e) + "-" +
+                         std::to_string(c) + "-";
       code.resize(64, 'Z');
       ev.codes.push_back(CodeSpec{code, 0});
     }
@@ -193,7 +194,8 @@ size_t make_backlog(uint16_t port, int batches) {
     bytes += imp.body_bytes;
     BOOST_REQUIRE_MESSAGE(imp.reply.status == 201, "import " << b << ": " << imp.reply.describe());
   }
-  auto f = c.post("/api/wallets/buyer/credits", json{{"amount", 1000000}}, {{"Idempotency-Key", "fund"}});
+  auto f = c.post("/api/wallets/buyer/credits", json{{"amount", 1000000}},
+                  {{"Idempotency-Key", "fund"}});
   BOOST_REQUIRE_MESSAGE(f.status == 201, "fund: " << f.describe());
   return bytes;
 }
@@ -333,7 +335,8 @@ BOOST_AUTO_TEST_CASE(hub_pages_the_backfill_as_the_client_reads) {
 
   // The idle viewer was given a page or two, never the history.
   size_t bound = 2 * limits.pending_high_water + (8u << 10);
-  BOOST_TEST(idle->max_pending() <= bound, "an idle viewer holds " << idle->max_pending() << " bytes");
+  BOOST_TEST(idle->max_pending() <= bound,
+             "an idle viewer holds " << idle->max_pending() << " bytes");
   BOOST_TEST(idle->pushed() > 0u);
 
   // The server cuts it: the hub drops it and counts it.
@@ -378,7 +381,8 @@ BOOST_AUTO_TEST_CASE(hub_refuses_viewers_past_the_cap) {
   // A client that went away (not cut) frees its place at once, even while
   // the log is quiet and the hub sleeps.
   sinks[0]->close(false);
-  BOOST_TEST(hub.attach([&] { return opened = true, std::shared_ptr<StreamSink>(extra); }, -1).ok());
+  BOOST_TEST(
+      hub.attach([&] { return opened = true, std::shared_ptr<StreamSink>(extra); }, -1).ok());
   BOOST_TEST(opened);
   BOOST_TEST(hub.viewers() == 3u);
   BOOST_TEST(hub.refused_viewers() == 2u);
@@ -408,7 +412,8 @@ BOOST_AUTO_TEST_CASE(hub_live_viewers_share_frames) {
   std::this_thread::sleep_for(50ms);
   BOOST_TEST(a->pushed() == 0u, "after=-1 got old events");
   append_codes(*store, 1, 2, 1);
-  BOOST_REQUIRE(eventually([&] { return a->pushed() > 0 && b->pushed() > 0 && ahead->pushed() > 0; }, 5s));
+  BOOST_REQUIRE(
+      eventually([&] { return a->pushed() > 0 && b->pushed() > 0 && ahead->pushed() > 0; }, 5s));
   BOOST_TEST(a->last_frame() == b->last_frame(), "live viewers got separate copies");
   for (auto* s : {a.get(), b.get(), ahead.get()}) {
     std::string buf = s->read();
@@ -463,7 +468,8 @@ BOOST_AUTO_TEST_CASE(idle_backfill_viewers_are_refused_or_cut) {
   // ~13 MB of stream: more than the kernel buffers of one connection hold (~4 MB).
   size_t backlog = make_backlog(srv.port(), by_build(80, 60));
   int64_t rss0 = rss_mb(srv.pid());
-  BOOST_TEST_MESSAGE("backlog " << backlog / 1000000 << " MB of codes; server RSS " << rss0 << " MB");
+  BOOST_TEST_MESSAGE("backlog " << backlog / 1000000 << " MB of codes; server RSS " << rss0
+                                << " MB");
 
   Buyer buyer(srv.port(), "idle-");
   std::vector<HttpConnection> viewers;
@@ -475,12 +481,9 @@ BOOST_AUTO_TEST_CASE(idle_backfill_viewers_are_refused_or_cut) {
   for (int i = 0; i < kViewers; ++i) {
     viewers.emplace_back(srv.port());
     HttpReply head = open_stream(viewers.back(), "?from=1");
-    if (head.status == 200)
-      streaming.push_back(viewers.size() - 1);
-    else if (head.status == 503)
-      ++refused, viewers.back().close();
-    else
-      other.push_back(std::to_string(i) + ": " + head.describe());
+    if (head.status == 200) streaming.push_back(viewers.size() - 1);
+    else if (head.status == 503) ++refused, viewers.back().close();
+    else other.push_back(std::to_string(i) + ": " + head.describe());
   }
   BOOST_TEST_MESSAGE(streaming.size() << " viewers streaming, " << refused << " refused, in "
                                       << ms_since(t_attach) << " ms");
@@ -497,10 +500,11 @@ BOOST_AUTO_TEST_CASE(idle_backfill_viewers_are_refused_or_cut) {
     if (!all_cut) std::this_thread::sleep_for(100ms);
   }
   int64_t cut_ms = ms_since(t_attach);
-  BOOST_TEST(all_cut, "viewers still attached after " << cut_ms << " ms: "
-                                                      << metric(srv.port(), "giftcard_event_stream_viewers"));
-  BOOST_TEST_MESSAGE("every idle viewer dropped " << cut_ms << " ms after the first attached; max RSS "
-                                                  << max_rss << " MB");
+  BOOST_TEST(all_cut, "viewers still attached after "
+                          << cut_ms
+                          << " ms: " << metric(srv.port(), "giftcard_event_stream_viewers"));
+  BOOST_TEST_MESSAGE("every idle viewer dropped "
+                     << cut_ms << " ms after the first attached; max RSS " << max_rss << " MB");
   BOOST_TEST(max_rss < by_build<int64_t>(300, 1200), "server RSS reached " << max_rss << " MB");
 
   // The client, reading at last, gets what was sent and then the end.
@@ -525,8 +529,8 @@ BOOST_AUTO_TEST_CASE(idle_backfill_viewers_are_refused_or_cut) {
   BOOST_TEST(failures.empty(), failures.size() << " purchases failed; the first: "
                                                << (failures.empty() ? "" : failures.front()));
   BOOST_TEST(buyer.done() > 20, "only " << buyer.done() << " purchases");
-  BOOST_TEST_MESSAGE(buyer.done() << " purchases meanwhile, the slowest " << buyer.max_ms() << " ms (purchase "
-                                  << buyer.slowest() << ")");
+  BOOST_TEST_MESSAGE(buyer.done() << " purchases meanwhile, the slowest " << buyer.max_ms()
+                                  << " ms (purchase " << buyer.slowest() << ")");
 
   // The places are free again.
   HttpConnection again(srv.port());
@@ -570,7 +574,8 @@ BOOST_AUTO_TEST_CASE(reading_viewer_gets_every_event_once_in_order) {
   auto deadline = Clock::now() + 20s;
   while ((ids.empty() || ids.back() < last) && Clock::now() < deadline)
     if (take(1s) == 0) break;
-  BOOST_TEST_MESSAGE(buyer.done() << " purchases; the viewer got " << ids.size() << " events, head " << last);
+  BOOST_TEST_MESSAGE(buyer.done() << " purchases; the viewer got " << ids.size() << " events, head "
+                                  << last);
   BOOST_TEST(buyer.done() > 20);
   std::string why = contiguous_mismatch(ids, 1, last);
   BOOST_TEST(why.empty(), why);

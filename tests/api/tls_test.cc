@@ -71,8 +71,8 @@ void start_tls_server(Server& s, const fs::path& dir) {
     std::string data = d + "data", cert = d + "server.pem", key = d + "server.key",
                 ca = d + "good-ca.pem";
     ::execl(GIFTCARD_BINARY, GIFTCARD_BINARY, "serve", "--data", data.c_str(), "--caf",
-            "127.0.0.1:0", "--http", "127.0.0.1:0", "--tls-cert", cert.c_str(), "--tls-key", key.c_str(), "--tls-ca",
-            ca.c_str(), static_cast<char*>(nullptr));
+            "127.0.0.1:0", "--http", "127.0.0.1:0", "--tls-cert", cert.c_str(), "--tls-key",
+            key.c_str(), "--tls-ca", ca.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -102,7 +102,8 @@ BOOST_AUTO_TEST_CASE(only_peers_of_our_ca_get_in) {
   start_tls_server(server, dir);
   std::string d = dir.string() + "/";
   std::string node = " --node 127.0.0.1:" + std::to_string(server.port);
-  std::string base = std::string(GIFTCARD_BINARY) + " credit" + node + " --user tls-user --amount 100";
+  std::string base = std::string(GIFTCARD_BINARY) + " credit" + node +
+                     " --user tls-user --amount 100";
   int rc = -1;
 
   std::string out = run(base + " --key k1 --tls-cert " + d + "client.pem --tls-key " + d +
@@ -131,7 +132,8 @@ BOOST_AUTO_TEST_CASE(only_peers_of_our_ca_get_in) {
 
 BOOST_AUTO_TEST_CASE(tls_flags_must_come_together) {
   int rc = -1;
-  run(std::string(GIFTCARD_BINARY) + " serve --data /tmp/gc-tls-never --caf 127.0.0.1:0 --tls-cert /nonexistent.pem",
+  run(std::string(GIFTCARD_BINARY) +
+          " serve --data /tmp/gc-tls-never --caf 127.0.0.1:0 --tls-cert /nonexistent.pem",
       &rc);
   BOOST_TEST(rc == 2);
   BOOST_TEST(!fs::exists("/tmp/gc-tls-never"));

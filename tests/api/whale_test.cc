@@ -37,11 +37,14 @@ constexpr int64_t kMaxPage = 1000;  // the HTTP API's largest `limit`
 
 Headers key(const std::string& k) { return {{"Idempotency-Key", k}}; }
 
-int64_t ms(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+int64_t ms(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 // A card with `n` codes, imported in batches of at most 100,000.
 void create_card(HttpConnection& c, const std::string& id, int64_t price, int64_t n) {
-  auto r = c.post("/api/cards", json{{"id", id}, {"name", "Card " + id}, {"price", price}, {"value", price}});
+  auto r = c.post("/api/cards",
+                  json{{"id", id}, {"name", "Card " + id}, {"price", price}, {"value", price}});
   BOOST_REQUIRE_MESSAGE(r.status == 201, "create " << id << ": " << r.describe());
   for (int64_t done = 0; done < n;) {
     const int64_t part = std::min<int64_t>(100000, n - done);
@@ -60,7 +63,8 @@ void create_card(HttpConnection& c, const std::string& id, int64_t price, int64_
 }
 
 void credit(HttpConnection& c, const std::string& user, int64_t amount) {
-  auto r = c.post("/api/wallets/" + user + "/credits", json{{"amount", amount}}, key("seed-" + user));
+  auto r = c.post("/api/wallets/" + user + "/credits", json{{"amount", amount}},
+                  key("seed-" + user));
   BOOST_REQUIRE_MESSAGE(r.status == 201, "credit " << user << ": " << r.describe());
 }
 
@@ -68,9 +72,9 @@ void credit(HttpConnection& c, const std::string& user, int64_t amount) {
 struct Walk {
   int64_t purchases = 0;
   int pages = 0;
-  std::string problem;  // empty: every page well-formed and in order
-  bool busy = false;    // a page was refused with 503 busy (the pool was full)
-  bool stopped = false; // *stop was set between two pages: not a whole walk
+  std::string problem;   // empty: every page well-formed and in order
+  bool busy = false;     // a page was refused with 503 busy (the pool was full)
+  bool stopped = false;  // *stop was set between two pages: not a whole walk
 };
 
 Walk walk_whale(HttpConnection& c, int64_t limit, const std::atomic<bool>* stop = nullptr) {
@@ -84,7 +88,8 @@ Walk walk_whale(HttpConnection& c, int64_t limit, const std::atomic<bool>* stop 
     auto r = c.get("/api/users/whale/purchases?limit=" + std::to_string(limit) +
                    "&from=" + std::to_string(from));
     ++w.pages;
-    if (r.status == 503 && r.json().is_object() && r.json().value("code", std::string()) == "busy") {
+    if (r.status == 503 && r.json().is_object() &&
+        r.json().value("code", std::string()) == "busy") {
       w.busy = true;
       return w;
     }
@@ -245,7 +250,8 @@ BOOST_AUTO_TEST_CASE(whale_readers_do_not_stall_purchases) {
       const std::string body = R"({"card_id":"loadcard","user_id":")" + user + R"("})";
       for (int64_t i = 0; !stop.load(); ++i) {
         auto t0 = Clock::now();
-        auto r = c.post("/api/purchases", std::string_view(body), key(user + "-" + std::to_string(i)));
+        auto r = c.post("/api/purchases", std::string_view(body),
+                        key(user + "-" + std::to_string(i)));
         auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
         for (int64_t m = slowest_us.load(); us > m && !slowest_us.compare_exchange_weak(m, us);) {
         }
@@ -261,7 +267,8 @@ BOOST_AUTO_TEST_CASE(whale_readers_do_not_stall_purchases) {
       auto t0 = Clock::now();
       auto r = c.get("/api/cards/x");
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-      for (int64_t m = card_slowest_us.load(); us > m && !card_slowest_us.compare_exchange_weak(m, us);) {
+      for (int64_t m = card_slowest_us.load();
+           us > m && !card_slowest_us.compare_exchange_weak(m, us);) {
       }
       if (r.status != 200 || r.json().value("id", std::string()) != "x")
         return problem("GET /api/cards/x: " + r.describe());
@@ -274,7 +281,8 @@ BOOST_AUTO_TEST_CASE(whale_readers_do_not_stall_purchases) {
   // (bounded: the test fails below if they never do).
   auto t_load = Clock::now();
   const auto kMaxLoad = by_build(60s, 180s);
-  while ((Clock::now() - t_load < kLoad || walked.load() < kReaders) && Clock::now() - t_load < kMaxLoad) {
+  while ((Clock::now() - t_load < kLoad || walked.load() < kReaders) &&
+         Clock::now() - t_load < kMaxLoad) {
     std::this_thread::sleep_for(100ms);
     std::lock_guard lock(mu);
     if (!problems.empty()) break;
@@ -288,8 +296,8 @@ BOOST_AUTO_TEST_CASE(whale_readers_do_not_stall_purchases) {
                               << slowest_us.load() / 1000 << " ms), " << card_reads.load()
                               << " card reads (slowest " << card_slowest_us.load() / 1000
                               << " ms), " << walks.load() << " whale walks (by " << walked.load()
-                              << " readers), " << pages.load()
-                              << " pages, " << busy.load() << " busy");
+                              << " readers), " << pages.load() << " pages, " << busy.load()
+                              << " busy");
   for (const auto& p : problems) BOOST_ERROR(p);
   BOOST_TEST(bought.load() > 0);
   BOOST_TEST(card_reads.load() > 0);

@@ -25,10 +25,13 @@ inline CardState given(const std::vector<CardEvent>& events) {
   return s;
 }
 
-inline CardEvent created(const std::string& id = kCard) { return CardCreated{id, "Steam 50", 4999, 5000}; }
+inline CardEvent created(const std::string& id = kCard) {
+  return CardCreated{id, "Steam 50", 4999, 5000};
+}
 
 // Codes with one expiry each; std::nullopt: never expire.
-inline std::vector<CodeSpec> specs(std::vector<std::string> codes, Expiry expires_at = std::nullopt) {
+inline std::vector<CodeSpec> specs(std::vector<std::string> codes,
+                                   Expiry expires_at = std::nullopt) {
   std::vector<CodeSpec> out;
   for (auto& c : codes) {
     CodeSpec spec{std::move(c)};
@@ -48,7 +51,9 @@ inline CardEvent assigned(const std::string& code, const std::string& purchase =
 
 inline CardEvent revoked(const std::string& code) { return CodeRevoked{kCard, code}; }
 
-inline CardEvent expired(std::vector<std::string> codes) { return CodesExpired{kCard, std::move(codes)}; }
+inline CardEvent expired(std::vector<std::string> codes) {
+  return CodesExpired{kCard, std::move(codes)};
+}
 
 // A card with codes C1..Cn in import order, none expiring.
 inline CardState card_with(int n) {
@@ -70,8 +75,8 @@ inline std::string dump(const CardState& s) {
     << s.available << ',' << s.assigned << ',' << s.revoked << ',' << s.expired << ',' << s.held
     << "|slots:";
   for (const auto& sl : s.slots)
-    o << sl.code << '/' << (sl.expires_at ? std::to_string(*sl.expires_at) : "never") << '/' << static_cast<int>(sl.status) << '/' << sl.held
-      << ';';
+    o << sl.code << '/' << (sl.expires_at ? std::to_string(*sl.expires_at) : "never") << '/'
+      << static_cast<int>(sl.status) << '/' << sl.held << ';';
   std::map<std::string, uint32_t> sorted(s.index.begin(), s.index.end());
   o << "|index:";
   for (const auto& [k, v] : sorted) o << k << '=' << v << ';';
@@ -80,8 +85,8 @@ inline std::string dump(const CardState& s) {
   return o.str();
 }
 
-inline void check_counters(const CardState& s, int64_t available, int64_t assigned_n, int64_t revoked_n,
-                    int64_t expired_n, int64_t held) {
+inline void check_counters(const CardState& s, int64_t available, int64_t assigned_n,
+                           int64_t revoked_n, int64_t expired_n, int64_t held) {
   BOOST_TEST(s.available == available);
   BOOST_TEST(s.assigned == assigned_n);
   BOOST_TEST(s.revoked == revoked_n);
@@ -96,6 +101,5 @@ inline void check_rejected(const CardDecision& d, Errc want) {
   BOOST_TEST(d.events.empty());
   BOOST_TEST(!d.detail.empty());
 }
-
 
 }  // namespace giftcard::card_test

@@ -26,8 +26,8 @@ BOOST_AUTO_TEST_SUITE(gift_card)
 // ---------------------------------------------------------------- reserve()
 
 BOOST_AUTO_TEST_CASE(reserve_is_fifo_in_import_order) {
-  CardState s =
-      given({created(), added({"B1-1", "B1-2"}), added({"B2-1"}), added({"B3-1", "B3-2"})});
+  CardState s = given(
+      {created(), added({"B1-1", "B1-2"}), added({"B2-1"}), added({"B3-1", "B3-2"})});
   std::vector<std::string> got;
   for (int i = 0; i < 5; ++i) {
     Reservation r = reserve(s, 1);
@@ -320,9 +320,9 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
         BOOST_REQUIRE(r.code.empty());
         // Out of stock means no sellable code exists.
         for (const auto& [code, m] : model)
-          BOOST_REQUIRE_MESSAGE(!(m.status == CodeStatus::available && !m.held &&
-                                  !is_expired(m.expires_at, now)),
-                                "out_of_stock while " << code << " is sellable");
+          BOOST_REQUIRE_MESSAGE(
+              !(m.status == CodeStatus::available && !m.held && !is_expired(m.expires_at, now)),
+              "out_of_stock while " << code << " is sellable");
         ++outs;
       }
     } else if (kind < 65 && !reserved.empty()) {
@@ -408,7 +408,6 @@ BOOST_AUTO_TEST_CASE(random_operations_keep_the_pool_consistent) {
   BOOST_TEST(s.expired > 0);
 }
 
-
 // A hold that never took the code out of the queue (a revocation in flight)
 // must not move the code when released: FIFO import order is kept and the
 // queue does not grow.
@@ -433,7 +432,8 @@ BOOST_AUTO_TEST_CASE(release_after_hold_keeps_fifo_order) {
 BOOST_AUTO_TEST_CASE(duplicate_codes_are_reported_once) {
   CardState s = evolve(CardState{}, CardCreated{"c", "Card", 10, 10});
   s = evolve(std::move(s), CodesAdded{"c", {{"OLD-1", 0}}});
-  CardDecision d = decide(AddCodes{"c", {{"AAAA", 0}, {"AAAA", 0}, {"AAAA", 0}, {"OLD-1", 0}, {"OLD-1", 0}}, 0}, s);
+  CardDecision d = decide(
+      AddCodes{"c", {{"AAAA", 0}, {"AAAA", 0}, {"AAAA", 0}, {"OLD-1", 0}, {"OLD-1", 0}}, 0}, s);
   BOOST_TEST(d.error == Errc::duplicate_codes);
   BOOST_TEST(d.conflicts == (std::vector<std::string>{"AAAA", "OLD-1"}));
 }

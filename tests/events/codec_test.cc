@@ -62,8 +62,9 @@ std::vector<Event> small_samples() {
       CardCreated{"", "", 0, 0},
       CardCreated{"x", std::string("nul\0inside", 10), kMax, kMin},
       CodesAdded{"card-1", {{"AAAA-0001", 0}, {"BBBB-0002", 1767225600000000}, {"", -1}}},
-      CodesAdded{"card-3", {CodeSpec::expiring("EPOCH", 0), CodeSpec{"NEVER"},
-                            CodeSpec::expiring("MIN", kMin)}},
+      CodesAdded{
+          "card-3",
+          {CodeSpec::expiring("EPOCH", 0), CodeSpec{"NEVER"}, CodeSpec::expiring("MIN", kMin)}},
       CodesAdded{"card-2", {}},
       CodesAdded{"", {{"CCCC", kMax}}},
       CodeAssigned{"card-1", "ABCD-1234", "p-0001", "alice@example.com", 1500, "key-1"},
@@ -350,8 +351,8 @@ BOOST_AUTO_TEST_CASE(random_mutations_never_crash) {
 // Pins the v1 on-disk format: these bytes are in every existing log and must
 // decode forever. Never edit them; add a new version instead.
 BOOST_AUTO_TEST_CASE(golden_v1) {
-  const Event assigned =
-      CodeAssigned{"card-1", "ABCD-1234", "p-0001", "alice@example.com", 1500, "key-1"};
+  const Event assigned = CodeAssigned{"card-1", "ABCD-1234", "p-0001", "alice@example.com",
+                                      1500,     "key-1"};
   // clang-format off
   const std::string assigned_hex =
       "01000000"                                      // class version 1
@@ -532,7 +533,6 @@ BOOST_AUTO_TEST_CASE(stream_names) {
   BOOST_TEST(wallet_stream("alice@example.com") == "wallet-alice@example.com");
   BOOST_TEST(card_stream("") == "card-");
 }
-
 
 // A payload written by a newer class version is refused, not misread.
 BOOST_AUTO_TEST_CASE(newer_class_version_is_refused) {

@@ -101,12 +101,14 @@ BOOST_AUTO_TEST_CASE(crc32c_hardware_equals_table) {
   BOOST_TEST(crc32c_portable("123456789") == 0xE3069283u);
   std::string data;
   uint32_t x = 12345;
-  for (int i = 0; i < 300; ++i) data.push_back(static_cast<char>((x = x * 1103515245u + 12345u) >> 16));
+  for (int i = 0; i < 300; ++i)
+    data.push_back(static_cast<char>((x = x * 1103515245u + 12345u) >> 16));
   for (size_t off = 0; off < 9; ++off)
     for (size_t len = 0; off + len <= data.size(); len += 7) {
       std::string_view v = std::string_view(data).substr(off, len);
       uint32_t seed = static_cast<uint32_t>(len * 2654435761u);
-      BOOST_TEST(crc32c(v, seed) == crc32c_portable(v, seed), "offset " << off << " length " << len);
+      BOOST_TEST(crc32c(v, seed) == crc32c_portable(v, seed),
+                 "offset " << off << " length " << len);
     }
 }
 

@@ -29,17 +29,17 @@ BOOST_AUTO_TEST_SUITE(gift_card)
 BOOST_AUTO_TEST_CASE(create_card_accepted) {
   CardState s;  // given: nothing
   CardDecision d = decide(CreateCard{kCard,
-                                 "Steam \xE2\x82\xAC"
-                                 "50",
-                                 4999, 5000},
-                      s);
+                                     "Steam \xE2\x82\xAC"
+                                     "50",
+                                     4999, 5000},
+                          s);
   BOOST_TEST(d.ok());
   BOOST_TEST(d.conflicts.empty());
   BOOST_REQUIRE(d.events.size() == 1u);
   BOOST_TEST((d.events[0] == CardEvent(CardCreated{kCard,
-                                               "Steam \xE2\x82\xAC"
-                                               "50",
-                                               4999, 5000})));
+                                                   "Steam \xE2\x82\xAC"
+                                                   "50",
+                                                   4999, 5000})));
 
   s = evolve(s, d.events[0]);
   BOOST_TEST(s.exists);
@@ -209,9 +209,9 @@ BOOST_AUTO_TEST_CASE(revoke_code_not_found) {
 }
 
 BOOST_AUTO_TEST_CASE(revoke_code_not_available) {
-  CardState s =
-      given({created(), added({"ASSIGNED", "REVOKED", "EXPIRED", "HELD", "RESERVED", "FREE"}),
-             assigned("ASSIGNED"), revoked("REVOKED"), expired({"EXPIRED"})});
+  CardState s = given({created(),
+                       added({"ASSIGNED", "REVOKED", "EXPIRED", "HELD", "RESERVED", "FREE"}),
+                       assigned("ASSIGNED"), revoked("REVOKED"), expired({"EXPIRED"})});
   BOOST_REQUIRE(hold(s, "HELD"));
   // reserve takes the first available unheld code in import order.
   Reservation r = reserve(s, 0);
@@ -362,11 +362,11 @@ BOOST_AUTO_TEST_CASE(epoch_and_pre_epoch_expiries_are_expired) {
   check_counters(s, 4, 0, 0, 0, 4);
 
   // The sweep finds them the same way, at any later time.
-  CardState t = given({created(), added({"EPOCH"}, Micros{0}), added({"PRE-EPOCH"}, -1),
-                       added({"NEVER"})});
-  BOOST_TEST(sweep_expired(t, 1'700'000'000'000'000) ==
-                 (std::vector<std::string>{"EPOCH", "PRE-EPOCH"}),
-             boost::test_tools::per_element());
+  CardState t = given(
+      {created(), added({"EPOCH"}, Micros{0}), added({"PRE-EPOCH"}, -1), added({"NEVER"})});
+  BOOST_TEST(
+      sweep_expired(t, 1'700'000'000'000'000) == (std::vector<std::string>{"EPOCH", "PRE-EPOCH"}),
+      boost::test_tools::per_element());
   // Before the epoch, the epoch code is not yet expired.
   CardState u = given({created(), added({"EPOCH"}, Micros{0})});
   BOOST_TEST(sweep_expired(u, -1).empty());
@@ -422,7 +422,8 @@ BOOST_AUTO_TEST_CASE(add_codes_refuses_already_expired_codes) {
   release(s, "SOON-0001");
   Reservation r = reserve(s, now + 1);
   BOOST_TEST(r.code == "NEVER-0001");
-  BOOST_TEST(r.expired == (std::vector<std::string>{"SOON-0001"}), boost::test_tools::per_element());
+  BOOST_TEST(r.expired == (std::vector<std::string>{"SOON-0001"}),
+             boost::test_tools::per_element());
 }
 
 // Card snapshots keep "never" and an expiry at or before the epoch apart.

@@ -2,12 +2,12 @@
 // (events/time_util.h) and the stable error codes (events/errc.h).
 #include <boost/test/unit_test.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <set>
-#include <cstdint>
-#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -270,8 +270,7 @@ BOOST_AUTO_TEST_CASE(format_rfc3339_values) {
 // format_rfc3339 takes any int64; the extremes have 6-digit years (which
 // parse_rfc3339 does not accept) but must still be exact, without overflow.
 BOOST_AUTO_TEST_CASE(format_rfc3339_whole_int64_range) {
-  BOOST_TEST(format_rfc3339(std::numeric_limits<Micros>::max()) ==
-             "294247-01-10T04:00:54.775807Z");
+  BOOST_TEST(format_rfc3339(std::numeric_limits<Micros>::max()) == "294247-01-10T04:00:54.775807Z");
   BOOST_TEST(format_rfc3339(std::numeric_limits<Micros>::min() + 1000000) ==
              "-290308-12-21T19:59:06.224192Z");
   BOOST_TEST(format_rfc3339(std::numeric_limits<Micros>::min()) ==
@@ -455,9 +454,10 @@ BOOST_AUTO_TEST_CASE(errc_unknown_values) {
   BOOST_TEST(static_cast<int>(out) == static_cast<int>(Errc::card_exists));
 }
 
-
 BOOST_AUTO_TEST_CASE(card_name_rejects_c1_controls) {
-  BOOST_TEST(!check_card_name("Gift\xC2\x85" "card").empty());  // NEL
+  BOOST_TEST(!check_card_name("Gift\xC2\x85"
+                              "card")
+                  .empty());  // NEL
   BOOST_TEST(!check_card_name("\xC2\x80").empty());
   BOOST_TEST(!check_card_name("\xC2\x9F").empty());
   BOOST_TEST(check_card_name("Caf\xC3\xA9 \xC2\xA0 \xE2\x82\xAC").empty());  // é, NBSP, €

@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(evolve_matches_decided_balance_after) {
   const int64_t amounts[] = {500, -200, 1000, -1300, 1, -1, 42};
   for (int64_t a : amounts) {
     WalletDecision d = a > 0 ? decide(CreditWallet{"bob", a, "k"}, s.balance)
-                       : decide(DebitWallet{"bob", -a, "p", "c"}, s.balance);
+                             : decide(DebitWallet{"bob", -a, "p", "c"}, s.balance);
     BOOST_REQUIRE(d.ok());
     for (const auto& e : d.events) s = evolve(s, e);
     const int64_t after = a > 0 ? std::get<WalletCredited>(d.events[0]).balance_after

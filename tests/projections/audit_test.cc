@@ -5,9 +5,9 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include "events/envelope.h"
 #include <cstdio>
 #include <filesystem>
+#include "events/envelope.h"
 
 #include "events/codec.h"
 #include "projections/audit.h"
@@ -25,7 +25,8 @@ namespace fs = std::filesystem;
 
 std::string fresh_dir() {
   static int n = 0;
-  auto p = fs::temp_directory_path() / ("gc-audit-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
+  auto p = fs::temp_directory_path() /
+           ("gc-audit-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
   fs::remove_all(p);
   return p.string();
 }
@@ -36,7 +37,10 @@ using test::append;  // tests/support/models.h
 // revocation and an expiry. 12 events.
 void write_shop(EventStore* s) {
   append(s, {{"card-c", CardCreated{"c", "Card", 100, 120}}});
-  append(s, {{"card-c", CodesAdded{"c", {{"C-0001", 0}, {"C-0002", 0}, {"C-0003", 0}, {"C-0004", 0}, {"C-0005", 0}}}}});
+  append(s,
+         {{"card-c",
+           CodesAdded{
+               "c", {{"C-0001", 0}, {"C-0002", 0}, {"C-0003", 0}, {"C-0004", 0}, {"C-0005", 0}}}}});
   append(s, {{"wallet-a", WalletCredited{"a", 250, 250, "k"}}});
   append(s, {{"wallet-b", WalletCredited{"b", 100, 100, "k"}}});
   append(s, {{"card-c", CodeAssigned{"c", "C-0001", "p1", "a", 100, "x1"}},
@@ -145,7 +149,7 @@ BOOST_AUTO_TEST_CASE(persisted_projections_are_checked_at_their_checkpoint) {
     std::string k("pg\0\0\0\1ba", 8);
     std::string v;
     BOOST_REQUIRE(raw.db->Get(rocksdb::ReadOptions(), k, &v).ok());
-    BOOST_REQUIRE(v.size() == 12);  // balance (8) + CRC-32C trailer (4)
+    BOOST_REQUIRE(v.size() == 12);       // balance (8) + CRC-32C trailer (4)
     v[7] = static_cast<char>(v[7] + 1);  // one cent more
     BOOST_REQUIRE(raw.db->Put(rocksdb::WriteOptions(), k, v).ok());
   }
@@ -172,7 +176,7 @@ BOOST_AUTO_TEST_CASE(persisted_projections_are_checked_at_their_checkpoint) {
 
 BOOST_AUTO_TEST_CASE(rewritten_payload_is_caught_at_its_position) {
   VerifyReport r = tampered([](Raw& raw) {
-    StoredEvent e = raw.get(7);  // CodeAssigned p2
+    StoredEvent e = raw.get(7);                                                   // CodeAssigned p2
     e.payload = encode_payload(CodeAssigned{"c", "C-0002", "p2", "b", 1, "x2"});  // price 100 -> 1
     raw.put(7, e);
   });

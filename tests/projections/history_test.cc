@@ -22,7 +22,8 @@ void write_log(EventStore* s, const std::function<void()>& after_append = {}) {
   const int kCards = 3, kUsers = 40;
   std::vector<int64_t> balance(kUsers, 0);
   for (int c = 0; c < kCards; ++c)
-    append(s, {{"card-c" + std::to_string(c), CardCreated{"c" + std::to_string(c), "Card", 10 + c, 10}}});
+    append(s, {{"card-c" + std::to_string(c),
+                CardCreated{"c" + std::to_string(c), "Card", 10 + c, 10}}});
   int code = 0, purchase = 0;
   std::vector<int> stock(kCards, 0), next_code(kCards, 0);
   std::vector<std::vector<std::string>> codes(kCards);
@@ -44,13 +45,15 @@ void write_log(EventStore* s, const std::function<void()>& after_append = {}) {
         req.emplace_back("card-" + card, std::move(add));
       } else if (balance[u] < price) {
         balance[u] += 100;
-        req.emplace_back("wallet-" + user, WalletCredited{user, 100, balance[u], "k" + std::to_string(code)});
+        req.emplace_back("wallet-" + user,
+                         WalletCredited{user, 100, balance[u], "k" + std::to_string(code)});
       } else {
         std::string pid = "p" + std::to_string(++purchase);
         balance[u] -= price;
         --stock[c];
         req.emplace_back("card-" + card,
-                         CodeAssigned{card, codes[c][static_cast<size_t>(next_code[c]++)], pid, user, price, "x"});
+                         CodeAssigned{card, codes[c][static_cast<size_t>(next_code[c]++)], pid,
+                                      user, price, "x"});
         req.emplace_back("wallet-" + user, WalletDebited{user, price, balance[u], pid, card});
       }
     }
@@ -78,7 +81,8 @@ void check_as_of_equals_the_fold(bool incremental) {
   const int64_t head = store->LastPosition();
   std::mt19937_64 rng(11);
   std::vector<int64_t> probes = {0, 1, 65535, 65536, 65537, 131072, head};
-  for (int i = 0; i < 30; ++i) probes.push_back(static_cast<int64_t>(rng() % static_cast<uint64_t>(head + 1)));
+  for (int i = 0; i < 30; ++i)
+    probes.push_back(static_cast<int64_t>(rng() % static_cast<uint64_t>(head + 1)));
   std::sort(probes.begin(), probes.end());
   // One forward fold of the whole log, compared at every probe.
   ReadModels m;
@@ -90,7 +94,8 @@ void check_as_of_equals_the_fold(bool incremental) {
     BOOST_TEST(a.position == p);
     BOOST_TEST(a.replayed < ProjectionHistory::kEvery, "replayed " << a.replayed << " at " << p);
     BOOST_REQUIRE_EQUAL(a.cards.size(), m.cards.size());
-    for (const auto& c : a.cards) BOOST_TEST((c == m.cards.at(c.id)), "card " << c.id << " at " << p);
+    for (const auto& c : a.cards)
+      BOOST_TEST((c == m.cards.at(c.id)), "card " << c.id << " at " << p);
     int64_t fl = 0;
     for (const auto& [u, b] : m.balances) fl += b;
     BOOST_TEST(a.wallet_float == fl, "float at " << p);
@@ -125,7 +130,9 @@ BOOST_AUTO_TEST_SUITE(projection_history)
 
 BOOST_AUTO_TEST_CASE(as_of_any_position_equals_the_fold) { check_as_of_equals_the_fold(false); }
 
-BOOST_AUTO_TEST_CASE(incremental_catch_up_gives_the_same_checkpoints) { check_as_of_equals_the_fold(true); }
+BOOST_AUTO_TEST_CASE(incremental_catch_up_gives_the_same_checkpoints) {
+  check_as_of_equals_the_fold(true);
+}
 
 BOOST_AUTO_TEST_CASE(the_wallet_float_saturates_instead_of_overflowing) {
   // Two wallets at 2^63-1 each: their sum does not fit an int64.

@@ -117,7 +117,8 @@ class ShopGen {
   // One logical operation: one or two events.
   std::vector<std::pair<std::string, Event>> op() {
     if (cards_.empty() || (static_cast<int>(cards_.size()) < max_cards_ && pick(25) == 0)) {
-      Card c{tag_ + "card" + std::to_string(cards_.size()), 10 + static_cast<int64_t>(pick(90)), {}};
+      Card c{
+          tag_ + "card" + std::to_string(cards_.size()), 10 + static_cast<int64_t>(pick(90)), {}};
       cards_.push_back(c);
       return {{"card-" + c.id, CardCreated{c.id, "Card " + c.id, c.price, c.price + 5}}};
     }
@@ -136,8 +137,8 @@ class ShopGen {
     if (r < 40 || balance_[user] < card.price) {
       int64_t amount = 1 + static_cast<int64_t>(pick(300));
       balance_[user] += amount;
-      return {{"wallet-" + user,
-               WalletCredited{user, amount, balance_[user], tag_ + "c" + std::to_string(++credits_)}}};
+      return {{"wallet-" + user, WalletCredited{user, amount, balance_[user],
+                                                tag_ + "c" + std::to_string(++credits_)}}};
     }
     if (r < 88) {
       std::string code = card.avail.front();
@@ -195,7 +196,8 @@ inline std::map<std::string, AppendResult> write_small_shop(EventStore* s) {
   std::map<std::string, AppendResult> p;
   append(s, {{"card-c", CardCreated{"c", "Card C", 100, 120}}});
   append(s, {{"card-d", CardCreated{"d", "Card D", 50, 50}}});
-  append(s, {{"card-c", CodesAdded{"c", {{"C-1", 0}, {"C-2", 0}, {"C-3", 0}, {"C-4", 0}, {"C-5", 0}}}}});
+  append(s, {{"card-c",
+              CodesAdded{"c", {{"C-1", 0}, {"C-2", 0}, {"C-3", 0}, {"C-4", 0}, {"C-5", 0}}}}});
   append(s, {{"card-d", CodesAdded{"d", {{"D-1", 0}, {"D-2", 0}, {"D-3", 0}}}}});
   append(s, {{"wallet-alice", WalletCredited{"alice", 500, 500, "k"}}});
   append(s, {{"wallet-alfred", WalletCredited{"alfred", 100, 100, "k"}}});
@@ -299,7 +301,7 @@ class LogSignal {
   std::condition_variable cv_;
 };
 
-#define BOTH_BACKENDS(name)                              \
+#define BOTH_BACKENDS(name)                            \
   BOOST_AUTO_TEST_CASE(name##_memory) { name(false); } \
   BOOST_AUTO_TEST_CASE(name##_rocks) { name(true); }
 

@@ -361,7 +361,8 @@ void open_refuses_checkpoint_ahead_of_log(bool rocks) {
   BOOST_TEST(st.IsCorruption(), st.ToString());
   BOOST_TEST(st.message().find("ahead of the log") != std::string::npos, st.message());
   BOOST_TEST(st.message().find(std::to_string(last + 5)) != std::string::npos, st.message());
-  BOOST_TEST(st.message().find("(" + std::to_string(last) + ")") != std::string::npos, st.message());
+  BOOST_TEST(st.message().find("(" + std::to_string(last) + ")") != std::string::npos,
+             st.message());
   BOOST_TEST(!db);
 
   // A damaged checkpoint or generation marker is not refused: the projections
@@ -371,7 +372,8 @@ void open_refuses_checkpoint_ahead_of_log(bool rocks) {
   st = ProjectionDb::Open(s.get(), &db);
   BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
   BOOST_TEST(db->position() == 0);
-  BOOST_TEST(db->reset_reason().find("checkpoint damaged") != std::string::npos, db->reset_reason());
+  BOOST_TEST(db->reset_reason().find("checkpoint damaged") != std::string::npos,
+             db->reset_reason());
   BOOST_REQUIRE(db->CatchUp().ok());
   BOOST_TEST(db->position() == last);
   db.reset();

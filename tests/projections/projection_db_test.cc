@@ -107,7 +107,8 @@ void queries_answer_from_the_models(bool rocks) {
 
   std::vector<std::pair<std::string, int64_t>> ws;
   BOOST_REQUIRE(db->Wallets("", "", 100, &ws).ok());
-  BOOST_TEST(ws == (std::vector<std::pair<std::string, int64_t>>{{"alfred", 50}, {"alice", 250}, {"bob", 0}}));
+  BOOST_TEST(ws == (std::vector<std::pair<std::string, int64_t>>{
+                       {"alfred", 50}, {"alice", 250}, {"bob", 0}}));
   BOOST_REQUIRE(db->Wallets("al", "", 100, &ws).ok());
   BOOST_TEST(names(ws) == (Strings{"alfred", "alice"}));
   BOOST_REQUIRE(db->Wallets("al", "alfreda", 100, &ws).ok());
@@ -134,8 +135,9 @@ void queries_answer_from_the_models(bool rocks) {
   }
   PurchaseView p1;
   BOOST_REQUIRE(db->Purchase("p1", &p1).ok());
-  BOOST_TEST(show(p1) == show(PurchaseView{"p1", "c", "alice", "C-1", 100, results["p1"].recorded_at,
-                                           results["p1"].first_position}));
+  BOOST_TEST(show(p1) ==
+             show(PurchaseView{"p1", "c", "alice", "C-1", 100, results["p1"].recorded_at,
+                               results["p1"].first_position}));
   PurchaseView missing;
   BOOST_TEST(db->Purchase("p9", &missing).IsNotFound());
 
@@ -236,7 +238,8 @@ void pages_start_at_their_cursor(bool rocks) {
       const std::string pid = "pw" + std::to_string(i);
       int64_t& bal = mine ? left : left1;
       --bal;
-      evs.push_back({"card-w", CodeAssigned{"w", "W-" + std::to_string(i), pid, user, 1, "x" + pid}});
+      evs.push_back(
+          {"card-w", CodeAssigned{"w", "W-" + std::to_string(i), pid, user, 1, "x" + pid}});
       evs.push_back({"wallet-" + user, WalletDebited{user, 1, bal, pid, "w"}});
       if (mine) whale.push_back(pid);
     }
@@ -248,8 +251,8 @@ void pages_start_at_their_cursor(bool rocks) {
   }
   BOOST_REQUIRE(db->CatchUp().ok());
   BOOST_REQUIRE_EQUAL(whale.size(), whale_at.size());
-  for (size_t limit : {size_t{1}, size_t{7}, size_t{1000}, whale.size() - 1, whale.size(),
-                       whale.size() + 1}) {
+  for (size_t limit :
+       {size_t{1}, size_t{7}, size_t{1000}, whale.size() - 1, whale.size(), whale.size() + 1}) {
     BOOST_TEST_CONTEXT("limit " << limit) {
       Strings got;
       int64_t from = 0;

@@ -92,7 +92,8 @@ std::vector<fs::path> files_with(const std::string& dir, const std::string& suff
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string n = e.path().filename().string();
-    if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+    if (n.size() >= suffix.size() &&
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0 &&
         fs::file_size(e.path()) > 0)
       out.push_back(e.path());
   }
@@ -144,8 +145,9 @@ struct RowResult {
 
 // `serve` must not start: non-zero exit within the deadline, and a message.
 bool refuses_to_start(const std::string& dir, std::string* message) {
-  auto r = test::run_giftcard({"serve", "--data", dir, "--http", "127.0.0.1:0", "--caf", "127.0.0.1:0"},
-                              test::by_build(20000ms, 60000ms));
+  auto r = test::run_giftcard(
+      {"serve", "--data", dir, "--http", "127.0.0.1:0", "--caf", "127.0.0.1:0"},
+      test::by_build(20000ms, 60000ms));
   *message = r.err.substr(0, 600);
   return r.exited() && r.code() != 0;
 }
@@ -214,7 +216,6 @@ bool verify_fails_naming(const std::string& dir, const std::string& needle, std:
   return true;
 }
 
-
 BOOST_AUTO_TEST_SUITE(corruption)
 
 BOOST_AUTO_TEST_CASE(every_row_is_detected_and_nothing_wrong_is_served) {
@@ -250,7 +251,8 @@ BOOST_AUTO_TEST_CASE(every_row_is_detected_and_nothing_wrong_is_served) {
       out.close();
       auto& r = rows["wal_partial_tail_record"];
       ++r.runs;
-      if (starts_whole(base, d, &why)) ++r.detected; else fail("wal_partial_tail_record", why);
+      if (starts_whole(base, d, &why)) ++r.detected;
+      else fail("wal_partial_tail_record", why);
     }
     {  // 2. A bit flip mid-WAL: refuse to start, naming the file.
       auto d = copy("wal_flip");
@@ -333,7 +335,9 @@ BOOST_AUTO_TEST_CASE(every_row_is_detected_and_nothing_wrong_is_served) {
             raw.put(k2, v);
           }
         }
-        const std::string row = kind == 0 ? "event_rewritten" : kind == 1 ? "event_deleted" : "events_swapped";
+        const std::string row = kind == 0   ? "event_rewritten"
+                                : kind == 1 ? "event_deleted"
+                                            : "events_swapped";
         auto& r = rows[row];
         ++r.runs;
         if (verify_fails_naming(d, std::to_string(p), &why)) ++r.detected;
@@ -377,7 +381,9 @@ BOOST_AUTO_TEST_CASE(every_row_is_detected_and_nothing_wrong_is_served) {
   nlohmann::json figures;
   int runs = 0, detected = 0, silent = 0, wrong = 0;
   for (const auto& [name, r] : rows) {
-    figures["rows"][name] = {{"runs", r.runs}, {"detected", r.detected}, {"silent", r.silent},
+    figures["rows"][name] = {{"runs", r.runs},
+                             {"detected", r.detected},
+                             {"silent", r.silent},
                              {"wrong_data", r.wrong_data}};
     runs += r.runs;
     detected += r.detected;
@@ -391,12 +397,12 @@ BOOST_AUTO_TEST_CASE(every_row_is_detected_and_nothing_wrong_is_served) {
   figures["seed"] = seed;
   report("corruption", figures);
   for (const auto& [name, r] : rows)
-    BOOST_TEST(r.detected == r.runs, name << ": " << r.detected << "/" << r.runs << " detected"
-                                          << [&] {
-                                               std::string s;
-                                               for (auto& p : r.problems) s += "\n  " + p;
-                                               return s;
-                                             }());
+    BOOST_TEST(
+        r.detected == r.runs, name << ": " << r.detected << "/" << r.runs << " detected" << [&] {
+          std::string s;
+          for (auto& p : r.problems) s += "\n  " + p;
+          return s;
+        }());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -112,11 +112,11 @@ BOOST_AUTO_TEST_SUITE(crash_points)
 
 BOOST_AUTO_TEST_CASE(an_unknown_point_or_a_bad_ratio_is_refused_at_start) {
   TempDir dir("giftcard-rel-cp-bad");
-  for (std::string bad : {"commit.before_writes:1-in-2", "commit.before_write:1-in-0",
-                          "commit.before_write:one"}) {
-    auto r = test::run_giftcard({"serve", "--data", dir.str("data"), "--http", "127.0.0.1:0",
-                                 "--caf", "127.0.0.1:0"},
-                                {{"GIFTCARD_CRASH_POINT", bad}});
+  for (std::string bad :
+       {"commit.before_writes:1-in-2", "commit.before_write:1-in-0", "commit.before_write:one"}) {
+    auto r = test::run_giftcard(
+        {"serve", "--data", dir.str("data"), "--http", "127.0.0.1:0", "--caf", "127.0.0.1:0"},
+        {{"GIFTCARD_CRASH_POINT", bad}});
     BOOST_TEST(r.exited());
     BOOST_TEST(r.code() == 2, bad << ": " << r.err);
     BOOST_TEST(r.err.find("GIFTCARD_CRASH_POINT") != std::string::npos, r.err);
@@ -142,9 +142,10 @@ BOOST_AUTO_TEST_CASE(each_point_hit_repeatedly_under_mixed_load_loses_nothing) {
     std::cout << "crash_points: " << point << ": " << run.hits << " hits in " << run.rounds
               << " rounds (" << run.before_ready << " during recovery), " << run.counters.summary()
               << std::endl;
-    BOOST_TEST(run.hits >= target, point << ": hit " << run.hits << " times in " << run.rounds << " rounds");
-    BOOST_TEST(run.counters.clean(), "seed " << seed << ", " << point << ": " << run.counters.summary()
-                                             << join(run.problems));
+    BOOST_TEST(run.hits >= target,
+               point << ": hit " << run.hits << " times in " << run.rounds << " rounds");
+    BOOST_TEST(run.counters.clean(), "seed " << seed << ", " << point << ": "
+                                             << run.counters.summary() << join(run.problems));
     total += run.counters;
   }
   figures.update(total.to_json());

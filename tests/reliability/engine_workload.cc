@@ -44,7 +44,8 @@ void engine_call(test::ShopFixture& fix, Call* call) {
     settle(r, call);
     if (r) {
       call->position = r->position;
-      call->body = r->user_id + "|" + std::to_string(r->balance) + "|" + std::to_string(r->position);
+      call->body = r->user_id + "|" + std::to_string(r->balance) + "|" +
+                   std::to_string(r->position);
     }
   }
 }

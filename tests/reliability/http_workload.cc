@@ -76,7 +76,8 @@ void HttpLoad::start() {
   std::vector<uint64_t> seeds(static_cast<size_t>(cfg_.clients));
   std::mt19937_64 g(seed_);
   for (auto& s : seeds) s = g();
-  for (int i = 0; i < cfg_.clients; ++i) threads_.emplace_back([this, i, s = seeds[i]] { client(i, s); });
+  for (int i = 0; i < cfg_.clients; ++i)
+    threads_.emplace_back([this, i, s = seeds[i]] { client(i, s); });
 }
 
 void HttpLoad::stop() {
@@ -123,10 +124,8 @@ void HttpLoad::client(int i, uint64_t seed) {
       }
       std::lock_guard<std::mutex> lock(recent_mu_);
       Recent rec{call.kind, call.user, call.key, call.card, call.amount};
-      if (recent_.size() < 256)
-        recent_.push_back(rec);
-      else
-        recent_[rng() % recent_.size()] = rec;
+      if (recent_.size() < 256) recent_.push_back(rec);
+      else recent_[rng() % recent_.size()] = rec;
     }
     // Not connected: the call was never sent, so it is not in the history.
     if (!conn.connect()) {
@@ -199,15 +198,18 @@ Counters final_check(test::ServeChild& server, const LoadConfig& cfg, History* h
   const std::string after = "?after=" + std::to_string(head);
   Views live;
   for (int u = 0; u < cfg.users; ++u)
-    live.balances[user_id(u)] =
-        must(conn.get("/api/wallets/" + user_id(u) + after), "wallet").json().value("balance", int64_t{0});
+    live.balances[user_id(u)] = must(conn.get("/api/wallets/" + user_id(u) + after), "wallet")
+                                    .json()
+                                    .value("balance", int64_t{0});
   for (int c = 0; c < cfg.cards; ++c)
-    live.assigned[card_id(c)] =
-        must(conn.get("/api/cards/" + card_id(c) + after), "card").json().value("assigned", int64_t{0});
+    live.assigned[card_id(c)] = must(conn.get("/api/cards/" + card_id(c) + after), "card")
+                                    .json()
+                                    .value("assigned", int64_t{0});
   live.position = head;
   conn.close();
 
-  server.stop_clean(test::by_build(std::chrono::milliseconds(10000), std::chrono::milliseconds(60000)));
+  server.stop_clean(
+      test::by_build(std::chrono::milliseconds(10000), std::chrono::milliseconds(60000)));
 
   Counters c;
   auto verify = test::run_giftcard({"verify", "--data", server.data()}, std::chrono::minutes(10));

@@ -19,8 +19,8 @@ namespace giftcard::reliability {
 
 struct LoadConfig {
   int clients = 64;
-  int users = 32;     // client i buys as user i % users: two clients share each wallet
-  int cards = 8;      // hot cards "hot0".."hot7"
+  int users = 32;  // client i buys as user i % users: two clients share each wallet
+  int cards = 8;   // hot cards "hot0".."hot7"
   int64_t price = 100;
   int64_t credit = 300;
   // Mix: purchases, then credits; the rest are same-key retries of a recent call

@@ -168,7 +168,8 @@ IOStatus LossyFS::ReuseWritableFile(const std::string& fname, const std::string&
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     IODebugContext* dbg) {
   if (IOStatus s = Off(); !s.ok()) return s;
-  return Wrap(fname, true, target()->ReuseWritableFile(fname, old_fname, opts, result, dbg), result);
+  return Wrap(fname, true, target()->ReuseWritableFile(fname, old_fname, opts, result, dbg),
+              result);
 }
 
 IOStatus LossyFS::NewDirectory(const std::string& name, const IOOptions& io_opts,

@@ -68,7 +68,8 @@ class LossyFS : public rocksdb::FileSystemWrapper {
                                  std::unique_ptr<rocksdb::FSDirectory>* result,
                                  rocksdb::IODebugContext* dbg) override;
   rocksdb::IOStatus RenameFile(const std::string& src, const std::string& target,
-                               const rocksdb::IOOptions& opts, rocksdb::IODebugContext* dbg) override;
+                               const rocksdb::IOOptions& opts,
+                               rocksdb::IODebugContext* dbg) override;
   rocksdb::IOStatus DeleteFile(const std::string& fname, const rocksdb::IOOptions& opts,
                                rocksdb::IODebugContext* dbg) override;
 

@@ -135,14 +135,16 @@ Counters check_history(const std::vector<Call>& calls, const test::OracleReport&
       auto it = log.purchases_by_id.find(call.purchase_id);
       if (it == log.purchases_by_id.end()) {
         ++c.lost;
-        note(problems, seen, "lost", who(call) + " purchase " + call.purchase_id + " not in the log");
+        note(problems, seen, "lost",
+             who(call) + " purchase " + call.purchase_id + " not in the log");
       } else if (it->second.user != call.user || it->second.card != call.card ||
                  it->second.code != call.code || it->second.key != call.key ||
                  it->second.position != call.position) {
         ++c.lost;
         note(problems, seen, "lost",
              who(call) + " purchase " + call.purchase_id + " differs from the log (position " +
-                 std::to_string(it->second.position) + " vs " + std::to_string(call.position) + ")");
+                 std::to_string(it->second.position) + " vs " + std::to_string(call.position) +
+                 ")");
       }
     } else {
       auto it = log.credits_by_key.find({call.user, call.key});
@@ -151,23 +153,24 @@ Counters check_history(const std::vector<Call>& calls, const test::OracleReport&
         for (int64_t p : it->second) found = found || p == call.position;
       if (!found) {
         ++c.lost;
-        note(problems, seen, "lost",
-             who(call) + " credit at position " + std::to_string(call.position) + " not in the log");
+        note(
+            problems, seen, "lost",
+            who(call) + " credit at position " + std::to_string(call.position) + " not in the log");
       }
     }
   }
   for (const auto& [code, ids] : code_purchases)
     if (ids.size() > 1) {
       ++c.dup_codes;
-      note(problems, seen, "dup_codes", "a code was handed to " + std::to_string(ids.size()) +
-                                            " acknowledged purchases");
+      note(problems, seen, "dup_codes",
+           "a code was handed to " + std::to_string(ids.size()) + " acknowledged purchases");
     }
   for (const auto& [k, set] : bodies)
     if (set.size() > 1) {
       ++c.double_charge;
       note(problems, seen, "double_charge",
-           "user=" + std::get<1>(k) + " key=" + std::get<2>(k) + ": " +
-               std::to_string(set.size()) + " different acknowledged bodies");
+           "user=" + std::get<1>(k) + " key=" + std::get<2>(k) + ": " + std::to_string(set.size()) +
+               " different acknowledged bodies");
     }
   return c;
 }
@@ -240,8 +243,7 @@ std::mt19937_64 seeded_rng(const std::string& suite, uint64_t* seed_out) {
   uint64_t seed = 0;
   if (const char* s = std::getenv("GIFTCARD_SEED"); s != nullptr && *s)
     seed = std::strtoull(s, nullptr, 10);
-  else
-    seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
+  else seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
   std::cout << "reliability " << suite << ": seed " << seed << " (GIFTCARD_SEED=" << seed
             << " repeats it)" << std::endl;
   if (seed_out) *seed_out = seed;

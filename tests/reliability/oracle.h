@@ -5,8 +5,8 @@
 // then `ok` (2xx), `fail` (a definite non-2xx) or `info` (no answer: timeout,
 // reset, the server died). The checker compares that history with the log
 // (read straight from the store, the same bytes `giftcard events` prints) and
-// with the live views and `giftcard replay`, and counts what docs/CONTRACT.md, "Invariants", forbids.
-// Every counter must be 0.
+// with the live views and `giftcard replay`, and counts what docs/CONTRACT.md, "Invariants",
+// forbids. Every counter must be 0.
 #pragma once
 
 #include <cstdint>
@@ -25,9 +25,9 @@ struct Call {
   enum class Outcome { ok, fail, info } outcome = Outcome::info;
   std::string user, key, card;
   int64_t amount = 0;
-  int status = 0;         // HTTP status; 0 for info
-  std::string body;       // response body (ok and fail)
-  std::string error;      // transport error (info)
+  int status = 0;     // HTTP status; 0 for info
+  std::string body;   // response body (ok and fail)
+  std::string error;  // transport error (info)
   // From an ok body.
   int64_t position = 0;
   std::string purchase_id, code;

@@ -47,12 +47,13 @@ struct LossyShop {
     shop = std::make_unique<test::ShopFixture>(so);
     // Called on the writer thread after each group commit's callbacks: the
     // batch those callbacks acknowledged must have been followed by a sync.
-    sub = shop->store()->Subscribe([this, last = fs->wal_syncs()](const std::vector<StoredEvent>&) mutable {
-      uint64_t now = fs->wal_syncs();
-      if (now == last) ++unsynced_acks;
-      last = now;
-      ++batches;
-    });
+    sub = shop->store()->Subscribe(
+        [this, last = fs->wal_syncs()](const std::vector<StoredEvent>&) mutable {
+          uint64_t now = fs->wal_syncs();
+          if (now == last) ++unsynced_acks;
+          last = now;
+          ++batches;
+        });
   }
   ~LossyShop() { stop(); }
   void stop() {
@@ -137,7 +138,8 @@ BOOST_AUTO_TEST_CASE(no_acknowledged_call_is_lost_at_a_power_cut) {
   figures["renames_undone"] = run.dropped.renames_undone;
   figures["bytes_dropped"] = run.dropped.bytes_dropped;
   report("power_loss", figures);
-  BOOST_TEST(run.counters.clean(), "seed " << seed << ": " << run.counters.summary() << join(run.problems));
+  BOOST_TEST(run.counters.clean(),
+             "seed " << seed << ": " << run.counters.summary() << join(run.problems));
   BOOST_TEST(run.unsynced_acks == 0u, "group commits acknowledged before a WAL sync");
   BOOST_TEST(run.counters.ok > cuts, "too little was acknowledged to prove anything");
   BOOST_TEST(run.dropped.bytes_dropped > 0u, "the cuts dropped nothing: the test proves nothing");
@@ -154,8 +156,8 @@ BOOST_AUTO_TEST_CASE(negative_control_without_sync_loses_acknowledged_calls) {
   figures["seed"] = seed;
   figures["unsynced_acks"] = run.unsynced_acks;
   report("power_loss_negative_control", figures);
-  BOOST_TEST(run.counters.lost > 0, "with sync off nothing acknowledged was lost: "
-                                        << run.counters.summary());
+  BOOST_TEST(run.counters.lost > 0,
+             "with sync off nothing acknowledged was lost: " << run.counters.summary());
   BOOST_TEST(run.unsynced_acks > 0u);
 }
 

@@ -190,7 +190,8 @@ BOOST_AUTO_TEST_CASE(sigterm_exits_0_quickly_and_keeps_every_acknowledged_call) 
   uint64_t seed = 0;
   auto rng = seeded_rng("sigterm", &seed);
   const int cycles = tier_count(8, 50);
-  const auto limit = test::by_build(std::chrono::milliseconds(5000), std::chrono::milliseconds(20000));
+  const auto limit = test::by_build(std::chrono::milliseconds(5000),
+                                    std::chrono::milliseconds(20000));
   TempDir dir("giftcard-rel-term");
   const std::string data = dir.str("data"), log_path = dir.str("serve.log");
   LoadConfig cfg;

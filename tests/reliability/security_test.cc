@@ -19,8 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-size_t hits(const std::string& haystack, const std::set<std::string>& needles,
-            std::string* first) {
+size_t hits(const std::string& haystack, const std::set<std::string>& needles, std::string* first) {
   size_t n = 0;
   for (const auto& s : needles)
     if (haystack.find(s) != std::string::npos) {
@@ -51,10 +50,14 @@ BOOST_AUTO_TEST_CASE(no_code_or_token_in_logs_metrics_or_events) {
     // Failures too: a wrong token, a bad body, an unknown card.
     test::HttpConnection bad(server.port());
     bad.default_headers = {{"Authorization", "Bearer wrong-" + token}};
-    BOOST_TEST(bad.post("/api/purchases", std::string_view("{}"), {{"Idempotency-Key", "y"}}).status == 401);
+    BOOST_TEST(
+        bad.post("/api/purchases", std::string_view("{}"), {{"Idempotency-Key", "y"}}).status ==
+        401);
     test::HttpConnection ok(server.port());
     ok.default_headers = cfg.headers;
-    BOOST_TEST(ok.post("/api/purchases", std::string_view("{\"card_id\":"), {{"Idempotency-Key", "x"}}).status == 400);
+    BOOST_TEST(
+        ok.post("/api/purchases", std::string_view("{\"card_id\":"), {{"Idempotency-Key", "x"}})
+            .status == 400);
     {
       HttpLoad load(server.port(), cfg, &history, rng(), "s");
       load.start();

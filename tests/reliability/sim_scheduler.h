@@ -38,11 +38,8 @@ class SimScheduler final : public caf::scheduler::test_coordinator {
         break;
       }
       case caf::resumable::done:
-      case caf::resumable::awaiting_message:
-        intrusive_ptr_release(job);
-        break;
-      case caf::resumable::shutdown_execution_unit:
-        break;
+      case caf::resumable::awaiting_message: intrusive_ptr_release(job); break;
+      case caf::resumable::shutdown_execution_unit: break;
     }
   }
 

@@ -143,9 +143,6 @@ void SimStore::NewCore() {
   core_->TEST_SetBugFired(fired);  // a bug fires once per run, restarts or not
 }
 
-
-
-
 Status SimStore::Backend::Commit(const std::vector<StoredEvent>& events,
                                  const std::vector<std::pair<std::string, std::string>>& claims,
                                  const std::vector<std::pair<std::string, Snapshot>>& snapshots) {
@@ -183,7 +180,8 @@ size_t SimStore::CommitGroup(size_t n, CommitFault fault) {
   Status failure;
   {
     std::unique_lock lock(mu_);
-    if (!commit.ok() && sticky_.ok()) sticky_ = Status::IOError("commit failed: " + commit.message());
+    if (!commit.ok() && sticky_.ok())
+      sticky_ = Status::IOError("commit failed: " + commit.message());
     failure = sticky_;
   }
   core_->Finish(group, batch, commit, failure);

@@ -78,8 +78,7 @@ class SimStore final : public EventStore {
   Status KvGet(const std::string& key, std::string* value) override;
   Status KvMultiGet(const std::vector<std::string>& keys,
                     std::vector<std::optional<std::string>>* values) override;
-  Status KvScan(const std::string& prefix, const std::string& start,
-                const KvVisitor& fn) override;
+  Status KvScan(const std::string& prefix, const std::string& start, const KvVisitor& fn) override;
   void Close() override;
 
   // --- Simulation controls (simulation thread only) -------------------------
@@ -101,13 +100,13 @@ class SimStore final : public EventStore {
   int bug_fired() const { return core_->TEST_BugFired(); }
 
   struct Counters {
-    uint64_t groups = 0;            // group commits that wrote events
-    uint64_t requests = 0;          // requests committed
-    uint64_t rejected = 0;          // version or claim conflicts
-    uint64_t failed_groups = 0;     // injected failures
+    uint64_t groups = 0;              // group commits that wrote events
+    uint64_t requests = 0;            // requests committed
+    uint64_t rejected = 0;            // version or claim conflicts
+    uint64_t failed_groups = 0;       // injected failures
     uint64_t persisted_failures = 0;  // ... of which the group reached the log
-    uint64_t sticky_refusals = 0;   // requests refused because the store had failed
-    uint64_t snapshots = 0;         // snapshots committed
+    uint64_t sticky_refusals = 0;     // requests refused because the store had failed
+    uint64_t snapshots = 0;           // snapshots committed
     uint64_t max_group = 0;
   };
   const Counters& counters() const { return counters_; }
@@ -144,9 +143,9 @@ class SimStore final : public EventStore {
 
   // The queue in front of the core, shared with the actors' threads.
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, Snapshot> queued_snapshots_;     // GUARDED_BY(mu_)
-  Status sticky_;                                                  // GUARDED_BY(mu_)
-  bool closed_ = false;                                            // GUARDED_BY(mu_)
+  std::unordered_map<std::string, Snapshot> queued_snapshots_;  // GUARDED_BY(mu_)
+  Status sticky_;                                               // GUARDED_BY(mu_)
+  bool closed_ = false;                                         // GUARDED_BY(mu_)
 
   std::mutex sub_mu_;
   std::map<uint64_t, Subscriber> subscribers_;  // GUARDED_BY(sub_mu_)

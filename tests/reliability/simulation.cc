@@ -11,13 +11,12 @@
 // sweeps, passivation: passivate_after is a few simulated milliseconds) and
 // when the node restarts (drain, stop, reopen the store, recover). After
 // every step the committed log is checked with the log oracle
-// (tests/support/log_oracle.h: invariants 1, 2, 3, 5 and 7 (docs/CONTRACT.md, "Invariants")) and every
-// reply so far against it (check_history: an acknowledged purchase or credit
-// is in the log, at its position, its code assigned exactly once; repeats of
-// a key answer byte for byte alike); a call that is never answered, a drain
-// that never ends or a storage_corruption answer fail the seed too. At the end
-// and at every restart the shop is drained and its projections are compared
-// with a fold of the log (invariant 6).
+// (tests/support/log_oracle.h: invariants 1, 2, 3, 5 and 7 (docs/CONTRACT.md, "Invariants")) and
+// every reply so far against it (check_history: an acknowledged purchase or credit is in the log,
+// at its position, its code assigned exactly once; repeats of a key answer byte for byte alike); a
+// call that is never answered, a drain that never ends or a storage_corruption answer fail the seed
+// too. At the end and at every restart the shop is drained and its projections are compared with a
+// fold of the log (invariant 6).
 //
 // Reproduce a failing seed (its number is in the failure message):
 //   GIFTCARD_SIM_SEED=<n> <build>/tests/reliability_test
@@ -50,9 +49,9 @@
 #include <vector>
 
 #include "actors/errors.h"
-#include "events/check.h"
 #include "actors/internal.h"
 #include "actors/shop_actor.h"
+#include "events/check.h"
 #include "projections/projection_db.h"
 #include "projections/read_models.h"
 #include "tests/reliability/oracle.h"
@@ -61,12 +60,10 @@
 #include "tests/reliability/simulation.h"
 #include "tests/support/log_oracle.h"
 
-
 namespace giftcard::reliability {
 namespace {
 
 using namespace std::chrono_literals;
-
 
 // One client command of the workload.
 struct Op {
@@ -83,7 +80,6 @@ Op op_of(Op::Kind kind) {
   return op;
 }
 
-
 // A GIFTCARD_CHECK that fails during a seed (events/check.h) ends the seed as a
 // failure instead of aborting the test: the paired assertions are part of
 // what catches a broken writer core.
@@ -93,8 +89,8 @@ std::string g_check_failure;  // GUARDED_BY(g_check_mu): the first failed check 
 void record_check(const char* file, int line, const char* what, std::string_view detail) {
   std::lock_guard<std::mutex> lock(g_check_mu);
   if (g_check_failure.empty())
-    g_check_failure = std::string("GIFTCARD_CHECK failed at ") + file + ":" +
-                      std::to_string(line) + ": " + what + " " + std::string(detail);
+    g_check_failure = std::string("GIFTCARD_CHECK failed at ") + file + ":" + std::to_string(line) +
+                      ": " + what + " " + std::string(detail);
 }
 
 std::string peek_check_failure() {
@@ -129,10 +125,8 @@ class Simulation {
     start_node();
     loop();
     if (node_) {
-      if (stuck_)
-        abandon_node();
-      else
-        stop_node();
+      if (stuck_) abandon_node();
+      else stop_node();
     }
     mix_answers();
     set_check_handler_for_testing(nullptr);
@@ -234,12 +228,10 @@ class Simulation {
         credit.user = user;
         credit.key = "c" + std::to_string(k);
         credit.amount = 100 * static_cast<int64_t>(1 + pick(8));
-        if (k == 0)
-          setup_.push_back(credit);
-        else
-          rest.push_back(credit);
+        if (k == 0) setup_.push_back(credit);
+        else rest.push_back(credit);
         if (chance(200)) rest.push_back(credit);  // the same credit again
-        if (chance(50)) {                           // the same key, another amount
+        if (chance(50)) {                         // the same key, another amount
           credit.amount += 100;
           rest.push_back(credit);
         }
@@ -313,11 +305,13 @@ class Simulation {
     auto drained = std::make_shared<int>(0);  // 1 ok, 2 error
     // The unused int: CAF 0.17.6 spawns a function actor without arguments by
     // dereferencing a null std::tuple<> pointer (UBSan: reference binding to null).
-    n.sys->spawn([shop = n.shop, drained](caf::event_based_actor* self, int) {
-      self->request(shop, caf::infinite, DrainMsg{})
-          .then([drained](bool ok) { *drained = ok ? 1 : 2; },
-                [drained](caf::error&) { *drained = 2; });
-    }, 0);
+    n.sys->spawn(
+        [shop = n.shop, drained](caf::event_based_actor* self, int) {
+          self->request(shop, caf::infinite, DrainMsg{})
+              .then([drained](bool ok) { *drained = ok ? 1 : 2; },
+                    [drained](caf::error&) { *drained = 2; });
+        },
+        0);
     uint64_t steps = 0;
     std::string stuck;
     while (*drained == 0 && stuck.empty()) {
@@ -420,11 +414,13 @@ class Simulation {
   template <class R, class... Ts>
   void send(size_t idx, Ts... xs) {
     auto shop = caf::actor_cast<shop_actor>(node_->shop);
-    node_->sys->spawn([this, shop, idx, xs...](caf::event_based_actor* self, int) {
-      self->request(shop, caf::infinite, xs...)
-          .then([this, idx](R& r) { on_ok(idx, r); },
-                [this, idx](caf::error& e) { on_error(idx, e); });
-    }, 0);
+    node_->sys->spawn(
+        [this, shop, idx, xs...](caf::event_based_actor* self, int) {
+          self->request(shop, caf::infinite, xs...)
+              .then([this, idx](R& r) { on_ok(idx, r); },
+                    [this, idx](caf::error& e) { on_error(idx, e); });
+        },
+        0);
   }
 
   void issue(const Op& op, bool setup) {
@@ -455,9 +451,7 @@ class Simulation {
       case Op::Kind::purchase:
         send<Purchase>(idx, purchase_atom::value, op.card, op.user, op.key);
         break;
-      case Op::Kind::revoke:
-        send<int64_t>(idx, revoke_atom::value, op.card, op.code);
-        break;
+      case Op::Kind::revoke: send<int64_t>(idx, revoke_atom::value, op.card, op.code); break;
     }
   }
 
@@ -518,14 +512,9 @@ class Simulation {
       case Op::Kind::credit:
         retry = transient && (seed_ ^ (idx * 0x9e3779b97f4a7c15ull)) % 1000 < 700;
         break;
-      case Op::Kind::create:
-        retry = transient;
-        break;
-      case Op::Kind::add_codes:
-        retry = transient || code == Errc::card_not_found;
-        break;
-      case Op::Kind::revoke:
-        break;
+      case Op::Kind::create: retry = transient; break;
+      case Op::Kind::add_codes: retry = transient || code == Errc::card_not_found; break;
+      case Op::Kind::revoke: break;
     }
     if (retry && ++op.attempts <= 20) {
       ++run_.retries;
@@ -556,12 +545,12 @@ class Simulation {
     static const char* kinds[] = {"create", "add_codes", "credit", "purchase", "revoke"};
     for (size_t i = 0; i < calls_.size(); ++i) {
       const auto& p = calls_[i];
-      std::cout << "  call " << i << ": " << kinds[static_cast<int>(p.op.kind)] << " card="
-                << p.op.card << " user=" << p.op.user << " key=" << p.op.key
+      std::cout << "  call " << i << ": " << kinds[static_cast<int>(p.op.kind)]
+                << " card=" << p.op.card << " user=" << p.op.user << " key=" << p.op.key
                 << " amount=" << p.op.amount << " -> "
-                << (!p.answered                              ? "(no answer)"
+                << (!p.answered                           ? "(no answer)"
                     : p.call.outcome == Call::Outcome::ok ? "ok"
-                                                           : "fail")
+                                                          : "fail")
                 << " " << p.call.body << std::endl;
     }
   }
@@ -606,8 +595,8 @@ class Simulation {
     const int64_t head = store_.LastPosition();
     if (n.projections->position() != head)
       return fail("after the drain the projections are at " +
-                        std::to_string(n.projections->position()) + ", the log at " +
-                        std::to_string(head));
+                  std::to_string(n.projections->position()) + ", the log at " +
+                  std::to_string(head));
     ReadModels live, fold;
     if (Status s = n.projections->LoadAll(&live); !s.ok())
       return fail("cannot load the projections: " + s.ToString());
@@ -696,7 +685,7 @@ class Simulation {
   bool stuck_ = false;  // hang(): the node cannot be drained
   Micros offset_ = 0;
   std::unique_ptr<Node> node_;
-  std::deque<Op> setup_, ops_;  // not yet issued
+  std::deque<Op> setup_, ops_;                  // not yet issued
   std::vector<std::pair<size_t, Op>> retries_;  // (call, op) answered since the last step
   size_t setup_calls_ = 0, setup_answers_ = 0;
   std::vector<std::string> card_ids_, user_ids_;

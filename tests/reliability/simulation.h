@@ -12,7 +12,7 @@ namespace giftcard::reliability {
 
 struct SimOptions {
   SimStore::Bug bug = SimStore::Bug::none;
-  bool verbose = false;  // print every call and its answer
+  bool verbose = false;         // print every call and its answer
   bool second_decider = false;  // ShopConfig::TEST_passivate_with_holds
 };
 

@@ -112,8 +112,8 @@ BOOST_AUTO_TEST_CASE(seeded_schedules_keep_every_invariant) {
                 << " passivations=" << r.passivations << " trace=" << r.trace
                 << (r.failure.empty() ? "" : " FAILED: " + r.failure) << std::endl;
     if (!r.failure.empty() && failures.size() < 5)
-      failures.push_back("seed " + std::to_string(seed) + ": " + r.failure + "\n    rerun: " +
-                         rerun_hint(seed));
+      failures.push_back("seed " + std::to_string(seed) + ": " + r.failure +
+                         "\n    rerun: " + rerun_hint(seed));
     if (!single && (i + 1) % 1000 == 0)
       std::cout << "simulation: " << (i + 1) << "/" << seeds << " seeds" << std::endl;
   }
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(seeded_schedules_keep_every_invariant) {
   if (single) figures["sim_seed"] = only;
   report("simulation", figures);
   BOOST_TEST(totals.failed == 0u, totals.failed << " of " << totals.seeds
-                                                 << " seeds broke an invariant:" << join(failures));
+                                                << " seeds broke an invariant:" << join(failures));
   // The faults and the passivations really happened (else the run proves little).
   if (!single) {
     BOOST_TEST(totals.store.failed_groups > 0u);
@@ -144,8 +144,10 @@ BOOST_AUTO_TEST_CASE(seeded_schedules_keep_every_invariant) {
 BOOST_AUTO_TEST_CASE(seeds_that_once_failed_pass) {
   for (uint64_t seed : {5815475324394448486ull}) {
     SeedRun r = run_seed(seed);
-    BOOST_TEST(r.failure.empty(), "seed " << seed << ": " << r.failure << "\n    rerun: " << rerun_hint(seed));
-    BOOST_TEST(r.store.failed_groups > 0u, "seed " << seed << " no longer injects the failure it was kept for");
+    BOOST_TEST(r.failure.empty(),
+               "seed " << seed << ": " << r.failure << "\n    rerun: " << rerun_hint(seed));
+    BOOST_TEST(r.store.failed_groups > 0u,
+               "seed " << seed << " no longer injects the failure it was kept for");
   }
 }
 
@@ -221,7 +223,8 @@ BOOST_AUTO_TEST_CASE(a_second_decider_is_caught) {
   }
   std::cout << "simulation second_decider: caught in " << caught << " of " << runs
             << " seeds; e.g. " << example.substr(0, 300) << std::endl;
-  BOOST_TEST(caught >= 1, "a card that passivates with holds was never caught in " << runs << " seeds");
+  BOOST_TEST(caught >= 1,
+             "a card that passivates with holds was never caught in " << runs << " seeds");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -104,24 +104,18 @@ inline Event tagged(const std::string& tag, int64_t amount = 100) {
 inline Event sample(int i) {
   const std::string n = std::to_string(i);
   switch (i % 7) {
-    case 0:
-      return CardCreated{"card" + n, "Card \xE2\x82\xAC " + n, 100 + i, 200 + i};
-    case 1:
-      return CodesAdded{"card" + n, {{"CODE-" + n, 0}, {"CODE-X" + n, 1767225600000000}}};
-    case 2:
-      return CodeAssigned{"card" + n, "CODE-" + n, "p-" + n, "alice", 150, "k-" + n};
-    case 3:
-      return CodeRevoked{"card" + n, "CODE-" + n};
-    case 4:
-      return CodesExpired{"card" + n, {"A-" + n, "B-" + n}};
-    case 5:
-      return WalletCredited{"bob", 1000 + i, 5000, "credit-" + n};
-    default:
-      return WalletDebited{"bob", 15, 4985, "p-" + n, "card" + n};
+    case 0: return CardCreated{"card" + n, "Card \xE2\x82\xAC " + n, 100 + i, 200 + i};
+    case 1: return CodesAdded{"card" + n, {{"CODE-" + n, 0}, {"CODE-X" + n, 1767225600000000}}};
+    case 2: return CodeAssigned{"card" + n, "CODE-" + n, "p-" + n, "alice", 150, "k-" + n};
+    case 3: return CodeRevoked{"card" + n, "CODE-" + n};
+    case 4: return CodesExpired{"card" + n, {"A-" + n, "B-" + n}};
+    case 5: return WalletCredited{"bob", 1000 + i, 5000, "credit-" + n};
+    default: return WalletDebited{"bob", 15, 4985, "p-" + n, "card" + n};
   }
 }
 
-inline AppendRequest one(const std::string& stream, const Event& e, int64_t expected = kAnyVersion) {
+inline AppendRequest one(const std::string& stream, const Event& e,
+                         int64_t expected = kAnyVersion) {
   AppendRequest r;
   r.events.push_back(PendingEvent::of(stream, e));
   if (expected != kAnyVersion) r.expected.emplace_back(stream, expected);
@@ -135,8 +129,8 @@ inline std::vector<StoredEvent> read_all(EventStore& store, int64_t from = 1, si
   return out;
 }
 
-inline std::vector<StoredEvent> read_stream(EventStore& store, const std::string& stream, int64_t from = 1,
-                                     size_t max = kAll) {
+inline std::vector<StoredEvent> read_stream(EventStore& store, const std::string& stream,
+                                            int64_t from = 1, size_t max = kAll) {
   std::vector<StoredEvent> out;
   Status s = store.ReadStream(stream, from, max, &out);
   BOOST_REQUIRE_MESSAGE(s.ok(), "ReadStream(" << stream << "): " << s.ToString());
@@ -186,8 +180,8 @@ inline std::string check_log(const std::vector<StoredEvent>& log) {
   std::map<std::string, int64_t> versions;
   for (size_t i = 0; i < log.size(); ++i) {
     const StoredEvent& e = log[i];
-    const std::string at =
-        "log[" + std::to_string(i) + "] (position " + std::to_string(e.position) + "): ";
+    const std::string at = "log[" + std::to_string(i) + "] (position " +
+                           std::to_string(e.position) + "): ";
     if (e.position != static_cast<int64_t>(i) + 1) return at + "position is not gap-free";
     if (e.prev_hash != prev) return at + "prev_hash is not the previous event's hash";
     if (e.hash != compute_hash(e)) return at + "hash != compute_hash(e)";

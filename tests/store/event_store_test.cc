@@ -362,8 +362,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(concurrent_claims_exactly_one_wins, B, Backends) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int r = 0; r < kRounds; ++r) {
-        AppendRequest req =
-            one("card-race", tagged("r" + std::to_string(r) + "t" + std::to_string(t)));
+        AppendRequest req = one("card-race",
+                                tagged("r" + std::to_string(r) + "t" + std::to_string(t)));
         req.claims = {{"code/race-" + std::to_string(r), "t" + std::to_string(t), false}};
         sync.arrive_and_wait();
         auto& o = outcomes[static_cast<size_t>(r)][static_cast<size_t>(t)];
@@ -492,7 +492,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(invalid_arguments, B, Backends) {
   CHECK_OK(store->AppendAndWait(one("card-ok", tagged("after")), &res));
   BOOST_CHECK_EQUAL(res.first_position, 2);
 }
-
 
 BOOST_AUTO_TEST_SUITE_END()
 

@@ -60,9 +60,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(subscribers_see_committed_events_once_in_order, B,
         int events = 1;
         switch (j % 5) {
           case 0:
-          case 1:
-            r = one("sub-" + std::to_string(t), tagged(tag));
-            break;
+          case 1: r = one("sub-" + std::to_string(t), tagged(tag)); break;
           case 2:  // two streams at once
             r = one("sub-" + std::to_string(t), tagged(tag));
             r.events.push_back(PendingEvent::of("sub-shared", tagged(tag + "b")));

@@ -17,8 +17,9 @@ std::unique_ptr<EventStore> wallet_log(int n) {
   for (int i = 0; i < n;) {
     AppendRequest r;
     for (int k = 0; k < 7 && i < n; ++k, ++i)
-      r.events.push_back(PendingEvent::of("wallet-u" + std::to_string(i % 13),
-                                          WalletCredited{"u" + std::to_string(i % 13), i + 1, 0, "t" + std::to_string(i)}));
+      r.events.push_back(PendingEvent::of(
+          "wallet-u" + std::to_string(i % 13),
+          WalletCredited{"u" + std::to_string(i % 13), i + 1, 0, "t" + std::to_string(i)}));
     Status s = store->AppendAndWait(std::move(r), nullptr);
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
   }
@@ -76,7 +77,8 @@ BOOST_AUTO_TEST_CASE(from_and_to_bound_the_scan) {
   BOOST_CHECK_EQUAL(s.positions.front(), 41);
   BOOST_CHECK_EQUAL(s.positions.back(), 250);
   // Past the end, and an empty log: no pages, OK.
-  BOOST_CHECK(scan_all(store.get(), {.from = 301, .to = 0, .page = 8, .decode = true}).positions.empty());
+  BOOST_CHECK(
+      scan_all(store.get(), {.from = 301, .to = 0, .page = 8, .decode = true}).positions.empty());
   auto empty = NewMemoryEventStore();
   Scanned e = scan_all(empty.get(), {.from = 1, .to = 0, .page = 8, .decode = true});
   BOOST_CHECK(e.status.ok());
@@ -90,7 +92,8 @@ BOOST_AUTO_TEST_CASE(a_payload_that_does_not_decode_stops_the_scan_naming_its_po
   BOOST_REQUIRE(store->AppendAndWait(std::move(bad), nullptr).ok());
   Scanned s = scan_all(store.get(), {.from = 1, .to = 0, .page = 16, .decode = true});
   BOOST_CHECK_MESSAGE(s.status.IsCorruption(), s.status.ToString());
-  BOOST_CHECK_MESSAGE(s.status.ToString().find("position 101") != std::string::npos, s.status.ToString());
+  BOOST_CHECK_MESSAGE(s.status.ToString().find("position 101") != std::string::npos,
+                      s.status.ToString());
   BOOST_CHECK_EQUAL(s.positions.size(), 96u);  // the six whole pages before the bad one
   // Without decoding, the same log scans to its end.
   Scanned raw = scan_all(store.get(), {.from = 1, .to = 0, .page = 16, .decode = false});

@@ -176,8 +176,8 @@ BOOST_AUTO_TEST_SUITE_END()
 
 #include <rocksdb/db.h>
 
-#include <filesystem>
 #include <unistd.h>
+#include <filesystem>
 
 #include "store/keys.h"
 #include "store/rocks_event_store.h"
@@ -217,7 +217,7 @@ BOOST_AUTO_TEST_CASE(a_scan_refuses_a_rewritten_and_rehashed_event) {
   Status st = s->ReadAll(1, 100, &out);
   BOOST_TEST(st.IsCorruption());
   BOOST_TEST(st.message().find("position 4") != std::string::npos, st.ToString());
-  BOOST_TEST(out.size() == 3u);  // what chained before the break
+  BOOST_TEST(out.size() == 3u);             // what chained before the break
   BOOST_TEST(s->ReadAll(1, 3, &out).ok());  // up to the forged event the chain holds
   s.reset();
   std::filesystem::remove_all(dir);

@@ -233,16 +233,17 @@ class HttpConnection {
         parser.put_eof(ec);  // a body delimited by the end of the connection
         if (!ec) break;
       }
-      r.error = got == 0 ? (parser.got_some() ? "connection closed mid-response"
-                                              : "connection closed")
-                         : err;
+      r.error = got == 0
+                    ? (parser.got_some() ? "connection closed mid-response" : "connection closed")
+                    : err;
       close();
       return r;
     }
     auto& res = parser.get();
     r.status = static_cast<int>(res.result_int());
     r.reason = std::string(res.reason());
-    for (const auto& f : res) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    for (const auto& f : res)
+      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     r.keep_alive = res.keep_alive();
     if (!head_only) {
       r.body = std::move(res.body());

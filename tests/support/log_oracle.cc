@@ -8,7 +8,8 @@ std::string OracleReport::summary() const {
   std::ostringstream o;
   o << "events=" << events << " purchases=" << purchases << " gaps=" << gaps
     << " bad_hashes=" << bad_hashes << " dup_codes=" << dup_codes << " unmatched=" << unmatched
-    << " overdraft=" << overdraft << " bad_balance_after=" << bad_balance_after << " double_charge=" << double_charge;
+    << " overdraft=" << overdraft << " bad_balance_after=" << bad_balance_after
+    << " double_charge=" << double_charge;
   return o.str();
 }
 
@@ -45,8 +46,8 @@ OracleReport check_log(EventStore* store) {
         r.code_owner[a->code] = a->user_id;
         if (!assigned.emplace(a->purchase_id, std::make_pair(a->user_id, a->price)).second)
           ++r.unmatched;
-        r.purchases_by_id[a->purchase_id] =
-            LoggedPurchase{a->user_id, a->card_id, a->code, a->idempotency_key, e.position};
+        r.purchases_by_id[a->purchase_id] = LoggedPurchase{a->user_id, a->card_id, a->code,
+                                                           a->idempotency_key, e.position};
         r.purchases_by_key[{a->user_id, a->idempotency_key}].push_back(a->purchase_id);
       } else if (auto* v = std::get_if<CodeRevoked>(&ev)) {
         code_state[v->code] = "revoked";

@@ -30,7 +30,7 @@ struct OracleReport {
   int64_t bad_balance_after = 0;  // balance_after disagrees with the fold
   int64_t double_charge = 0;      // more than one purchase (or credit) for one (user, key)
   int64_t last_position = 0;
-  std::map<std::string, int64_t> balances;      // user -> folded balance
+  std::map<std::string, int64_t> balances;        // user -> folded balance
   std::map<std::string, std::string> code_owner;  // code -> user
   std::map<std::string, LoggedPurchase> purchases_by_id;
   std::map<UserKey, std::vector<std::string>> purchases_by_key;  // -> purchase ids

@@ -5,8 +5,8 @@
 // failure message is the product's first_difference().
 #pragma once
 
-#include <boost/test/unit_test.hpp>
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <string>
 #include <utility>

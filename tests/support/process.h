@@ -45,7 +45,8 @@ constexpr T by_build(T release, T sanitized) {
 }
 
 inline int64_t ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0)
       .count();
 }
 
@@ -144,7 +145,9 @@ inline pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, int
     ::dup2(err_fd, 2);
     ::close_range(3, ~0U, 0);  // no CAF sockets or pipes of the test leak into the child
     if (max_file_bytes > 0) {
-      struct rlimit lim{max_file_bytes, max_file_bytes};
+      struct rlimit lim {
+        max_file_bytes, max_file_bytes
+      };
       ::setrlimit(RLIMIT_FSIZE, &lim);
       ::signal(SIGXFSZ, SIG_IGN);
     }

@@ -19,7 +19,8 @@ Errc err(const caf::expected<T>& x) {
 
 template <class T>
 std::string what(const caf::expected<T>& x) {
-  return x ? std::string("ok") : std::string(to_string(errc_of(x.error()))) + ": " + detail_of(x.error());
+  return x ? std::string("ok")
+           : std::string(to_string(errc_of(x.error()))) + ": " + detail_of(x.error());
 }
 
 // The same purchase: every field but `replayed` (a replay answers the

@@ -139,7 +139,8 @@ class ServeChild {
                                                                << " ms of SIGTERM; stderr:\n"
                                                                << log());
     BOOST_TEST((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
-               "serve after SIGTERM: " << describe_status(*status) << "; stderr:\n" << log());
+               "serve after SIGTERM: " << describe_status(*status) << "; stderr:\n"
+                                       << log());
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
   }
 
@@ -182,8 +183,8 @@ class ServeChild {
   static uint16_t port_of(const std::string& line, const std::string& key) {
     auto at = line.find(key);
     BOOST_REQUIRE_MESSAGE(at != std::string::npos, "ready line without " << key << ": " << line);
-    std::string addr =
-        line.substr(at + key.size(), line.find_first_of(" \t\r", at) - (at + key.size()));
+    std::string addr = line.substr(at + key.size(),
+                                   line.find_first_of(" \t\r", at) - (at + key.size()));
     auto colon = addr.rfind(':');
     BOOST_REQUIRE_MESSAGE(colon != std::string::npos, "bad address in: " << line);
     int port = std::atoi(addr.c_str() + colon + 1);
@@ -208,8 +209,9 @@ inline int64_t log_position(uint16_t port) {
   auto r = c.get("/healthz");
   BOOST_REQUIRE_MESSAGE(r.status == 200, "GET /healthz: " << r.describe());
   auto j = r.json();
-  BOOST_REQUIRE_MESSAGE(j.is_object() && j.contains("position") && j["position"].is_number_integer(),
-                        "GET /healthz: " << r.describe());
+  BOOST_REQUIRE_MESSAGE(
+      j.is_object() && j.contains("position") && j["position"].is_number_integer(),
+      "GET /healthz: " << r.describe());
   return j["position"].get<int64_t>();
 }
 

@@ -17,10 +17,12 @@ namespace giftcard::test {
 
 class ShopClient {
  public:
-  explicit ShopClient(uint16_t port, std::chrono::seconds request_timeout = std::chrono::seconds(60))
+  explicit ShopClient(uint16_t port,
+                      std::chrono::seconds request_timeout = std::chrono::seconds(60))
       : timeout(request_timeout) {
     auto shop = connect_shop(sys_, HostPort{"127.0.0.1", port}, false);
-    if (!shop) BOOST_FAIL("cannot connect to 127.0.0.1:" << port << ": " << sys_.render(shop.error()));
+    if (!shop)
+      BOOST_FAIL("cannot connect to 127.0.0.1:" << port << ": " << sys_.render(shop.error()));
     shop_ = *shop;
   }
 
