@@ -1,5 +1,5 @@
 // Fuzz target `http`: raw bytes from a client connection -> the server's
-// HTTP/1.1 parsing (Boost.Beast request_parser with api/http_server.cc's
+// HTTP/1.1 parsing (Boost.Beast request_parser with api/http_framing.cc's and api/http_session.cc's
 // limits and checks) -> HttpApi routing, authentication, query and JSON
 // validation -> the shop, with no socket (fuzz/api_world.h).
 //
