@@ -26,7 +26,7 @@ GIFTCARD   := $(BUILD)/giftcard
 
 PACKAGES := cmake ninja-build g++ make pkg-config clang-14 libclang-rt-14-dev libpq-dev \
             libcaf-dev librocksdb-dev libcereal-dev libssl-dev openssl \
-            libboost-test-dev libboost-dev libboost-system-dev \
+            libboost-test-dev libboost-dev libboost-system-dev libabsl-dev \
             nlohmann-json3-dev libcli11-dev libspdlog-dev
 
 .PHONY: deps browser-deps configure build run test asan bench bench-compare clean soak fuzz lint

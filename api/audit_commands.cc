@@ -7,6 +7,7 @@
 
 #include "api/json_views.h"
 #include "projections/audit.h"
+#include "projections/flat_models.h"
 #include "store/rocks_event_store.h"
 
 namespace giftcard {
@@ -99,7 +100,7 @@ int run_replay(const ReplayOptions& o) {
   AuditStore store(o.data);
   if (!store.ok("replay")) return 4;
   ReadModels models;
-  Status s = replay_log(store.get(), o.to, o.at.empty() ? std::nullopt : std::optional<Micros>(at),
+  Status s = replay_log_flat(store.get(), o.to, o.at.empty() ? std::nullopt : std::optional<Micros>(at),
                         &models, [](int64_t p) { std::cerr << "replay: position " << p << "\n"; });
   if (!s.ok()) {
     std::cerr << "giftcard replay: " << s.ToString() << "\n";

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "bench/projection_bench_common.h"
+#include "projections/flat_models.h"
 #include "store/keys.h"
 
 namespace giftcard::projbench {
@@ -444,22 +445,23 @@ struct ReplayResult {
   int64_t events = 0;
 };
 
-// `giftcard replay` itself: replay_log (projections/read_models.h), whose
+// `giftcard replay` itself: replay_log_flat (projections/flat_models.h), whose
 // reader thread works one page ahead; CPU is the whole process's.
 inline ReplayResult replay_in_memory(EventStore* store, size_t /*chunk*/, ReadModels* m) {
   ReplayResult r;
   const auto t0 = Clock::now();
   const double c0 = process_cpu();
-  must(replay_log(store, 0, std::nullopt, m), "replay_log");
+  must(replay_log_flat(store, 0, std::nullopt, m), "replay_log_flat");
   r.events = m->position;
   r.seconds = secs(Clock::now() - t0);
   r.cpu_seconds = process_cpu() - c0;
   return r;
 }
 
-// The same work, timed per stage (page by page, so the clock costs nothing).
+// The same work, timed per stage (page by page, so the clock costs nothing);
+// the fold includes the final conversion to ReadModels.
 inline json replay_breakdown(EventStore* store, size_t chunk) {
-  ReadModels m;
+  FlatModels m;
   std::vector<StoredEvent> page;
   std::vector<Event> decoded;
   Clock::duration read{}, decode{}, fold{};
@@ -475,10 +477,16 @@ inline json replay_breakdown(EventStore* store, size_t chunk) {
     for (size_t i = 0; i < page.size(); ++i) must(page[i].decode(&decoded[i]), "decode");
     auto c = Clock::now();
     decode += c - b;
-    for (size_t i = 0; i < page.size(); ++i) apply(m, page[i], decoded[i]);
+    for (size_t i = 0; i < page.size(); ++i) m.fold(page[i], std::move(decoded[i]));
     fold += Clock::now() - c;
     events += static_cast<int64_t>(page.size());
     next = page.back().position + 1;
+  }
+  {
+    auto c = Clock::now();
+    ReadModels models = m.to_read_models();
+    fold += Clock::now() - c;
+    if (models.position != events) correctness("breakdown: the conversion lost events");
   }
   double total = secs(read + decode + fold);
   const double cpu = thread_cpu() - c0;

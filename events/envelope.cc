@@ -73,31 +73,46 @@ uint32_t crc32c(std::string_view data, uint32_t seed) {
 Status StoredEvent::decode(Event* out) const { return decode_payload(type, payload, out); }
 
 Hash compute_hash(const StoredEvent& e) {
-  // The same bytes as documented in envelope.h, fed field by field into one
-  // digest context per thread (no buffer, no per-call context allocation).
+  // The same bytes as documented in envelope.h. The digest is fetched once
+  // (EVP_sha256() in EVP_DigestInit_ex looks the algorithm up again on every
+  // call: ~0.35 us of a ~0.6 us hash), the context is one per thread, and the
+  // fixed-size header is built on the stack, not in a std::string.
   struct Ctx {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~Ctx() { EVP_MD_CTX_free(ctx); }
+    ~Ctx() {
+      EVP_MD_CTX_free(ctx);
+      EVP_MD_free(md);
+    }
   };
   thread_local Ctx holder;
   EVP_MD_CTX* ctx = holder.ctx;
-  std::string fixed;
-  fixed.reserve(64);
-  fixed.append("giftcard/v1");
-  fixed.append(reinterpret_cast<const char*>(e.prev_hash.data()), e.prev_hash.size());
-  put_u64(fixed, static_cast<uint64_t>(e.position));
-  put_u64(fixed, static_cast<uint64_t>(e.version));
-  put_u64(fixed, static_cast<uint64_t>(e.recorded_at));
-  fixed.push_back(static_cast<char>(e.type));
-  put_u32(fixed, static_cast<uint32_t>(e.stream.size()));
-  std::string len;
-  put_u32(len, static_cast<uint32_t>(e.payload.size()));
+  static constexpr char kDomain[] = "giftcard/v1";
+  constexpr size_t kDomainLen = sizeof kDomain - 1;
+  unsigned char fixed[kDomainLen + 32 + 3 * 8 + 1 + 4];
+  unsigned char* p = fixed;
+  auto put = [&p](uint64_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i) *p++ = static_cast<unsigned char>(v >> (8 * i));
+  };
+  std::memcpy(p, kDomain, kDomainLen);
+  p += kDomainLen;
+  std::memcpy(p, e.prev_hash.data(), e.prev_hash.size());
+  p += e.prev_hash.size();
+  put(static_cast<uint64_t>(e.position), 8);
+  put(static_cast<uint64_t>(e.version), 8);
+  put(static_cast<uint64_t>(e.recorded_at), 8);
+  put(static_cast<uint8_t>(e.type), 1);
+  put(static_cast<uint32_t>(e.stream.size()), 4);
+  unsigned char len[4];
+  p = len;
+  put(static_cast<uint32_t>(e.payload.size()), 4);
   Hash h{};
   unsigned int n = 0;
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, fixed.data(), fixed.size());
+  if (holder.md) EVP_DigestInit_ex2(ctx, holder.md, nullptr);
+  else EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, fixed, sizeof fixed);
   EVP_DigestUpdate(ctx, e.stream.data(), e.stream.size());
-  EVP_DigestUpdate(ctx, len.data(), len.size());
+  EVP_DigestUpdate(ctx, len, sizeof len);
   EVP_DigestUpdate(ctx, e.payload.data(), e.payload.size());
   EVP_DigestFinal_ex(ctx, h.data(), &n);
   return h;

@@ -1,32 +1,51 @@
 #include "projections/audit.h"
 
-#include <unordered_map>
+#include <absl/container/flat_hash_map.h>
 
+#include <algorithm>
+#include <optional>
+
+#include "projections/audit_pipeline.h"
+#include "projections/flat_models.h"
 #include "projections/projection_db.h"
 #include "projections/read_models.h"
 
 namespace giftcard {
 namespace {
 
-constexpr size_t kPage = 8192;
 constexpr size_t kMaxProblems = 100;  // the report names the first ones
 
 enum class Code : uint8_t { available, assigned, revoked, expired };
 
+// A purchase id's two halves (invariant 3): its CodeAssigned and its
+// WalletDebited, each the first one seen (position 0: not seen).
+struct Purchase {
+  int64_t price = 0, assigned_at = 0;
+  int64_t amount = 0, debited_at = 0;
+};
+
+// The checks of one event, in log order, on the caller's thread. The hash was
+// recomputed and the payload decoded by the reader (audit_pipeline.h). The
+// checker's own fold (codes, balances, purchases) and the read models'
+// (FlatModels: apply()'s fold) are independent; invariant 6 compares them.
 struct Checker {
   explicit Checker(VerifyReport& report) : r(report) {}
   VerifyReport& r;
-  std::unordered_map<std::string, int64_t> versions;
-  std::unordered_map<std::string, Code> codes;
-  std::unordered_map<std::string, int64_t> balances;
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>>
-      assigned;  // purchase -> (price, pos)
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>>
-      debited;  // purchase -> (amount, pos)
-  ReadModels models;
+  StringArena keys;  // of `versions` and `purchases`
+  absl::flat_hash_map<absl::string_view, int64_t> versions;
+  absl::flat_hash_map<std::string, Code> codes;
+  absl::flat_hash_map<std::string, int64_t> balances;
+  absl::flat_hash_map<absl::string_view, Purchase> purchases;
+  FlatModels models;
   ReadModels persisted;  // position 0: nothing to compare
   Hash prev{};
   int64_t expect = 1;
+
+  // map[key], the key copied into `keys` if it is new.
+  template <class V>
+  V& entry(absl::flat_hash_map<absl::string_view, V>& map, const std::string& key) {
+    return map.lazy_emplace(key, [&](const auto& ctor) { ctor(keys.add(key), V{}); })->second;
+  }
 
   void problem(int64_t position, const std::string& what) {
     if (position > 0 && (r.first_bad_position == 0 || position < r.first_bad_position))
@@ -36,41 +55,44 @@ struct Checker {
                                         : what);
   }
 
-  void check(const StoredEvent& e) {
+  // `ev` is e's payload if `decoded` is OK; its strings may be moved out.
+  void check(const StoredEvent& e, Event& ev, bool hash_ok, const Status& decoded) {
     ++r.events;
     if (e.position != expect)
       problem(expect, "missing or out of order (next event found is position " +
                           std::to_string(e.position) + ")");
     expect = e.position + 1;
     if (e.prev_hash != prev) problem(e.position, "hash chain broken (prev_hash does not match)");
-    if (e.hash != compute_hash(e)) problem(e.position, "event hash does not match its contents");
+    if (!hash_ok) problem(e.position, "event hash does not match its contents");
     prev = e.hash;
-    int64_t& v = versions[e.stream];
+    int64_t& v = entry(versions, e.stream);
     if (e.version != v + 1)
       problem(e.position, "stream " + e.stream + " jumps from version " + std::to_string(v) +
                               " to " + std::to_string(e.version));
     v = e.version;
-    if (Status s = apply(models, e); !s.ok()) {
-      problem(e.position, s.message());
+    const bool fold = e.position > models.position();  // as apply(): a repeat is skipped
+    if (!decoded.ok()) {
+      // apply()'s message; an event the models already hold was never decoded there.
+      if (fold) problem(e.position, "position " + std::to_string(e.position) + ": " + decoded.message());
       return;
     }
+    std::visit([&](auto& x) { on(e, x); }, ev);
+    if (fold) models.fold(e, std::move(ev));
     if (persisted.position == e.position) compare_persisted();
-    Event ev;
-    e.decode(&ev).PermitUncheckedError();  // decoded fine just above
-    std::visit([&](const auto& x) { on(e, x); }, ev);
   }
 
   void compare_persisted() {
     r.projections_checked_at = persisted.position;
-    if (auto d = first_difference(models, persisted); !d.empty())
+    if (auto d = first_difference(models.to_read_models(), persisted); !d.empty())
       problem(0, "persisted projections at checkpoint " + std::to_string(persisted.position) +
                      " differ from a fold of the log (invariant 6): " + d);
     persisted = ReadModels{};  // done; free the memory
   }
   void on(const StoredEvent&, const CardCreated&) {}
-  void on(const StoredEvent& e, const CodesAdded& x) {
-    for (const auto& c : x.codes)
-      if (!codes.emplace(c.code, Code::available).second)
+  void on(const StoredEvent& e, CodesAdded& x) {
+    // The models' fold counts the codes only: their strings can move here.
+    for (auto& c : x.codes)
+      if (!codes.try_emplace(std::move(c.code), Code::available).second)
         problem(e.position, "code added twice (system-wide uniqueness)");
   }
   void on(const StoredEvent& e, const CodeAssigned& x) {
@@ -80,8 +102,9 @@ struct Checker {
     else if (it->second != Code::available)
       problem(e.position, "assigned a code that is not available (invariant 1)");
     else it->second = Code::assigned, ++r.codes_assigned;
-    if (!assigned.emplace(x.purchase_id, std::make_pair(x.price, e.position)).second)
-      problem(e.position, "purchase id assigned twice (invariant 3)");
+    Purchase& p = entry(purchases, x.purchase_id);
+    if (p.assigned_at != 0) problem(e.position, "purchase id assigned twice (invariant 3)");
+    else p.price = x.price, p.assigned_at = e.position;
   }
   void on(const StoredEvent& e, const CodeRevoked& x) {
     auto it = codes.find(x.code);
@@ -108,35 +131,33 @@ struct Checker {
     b -= x.amount;
     if (b < 0) problem(e.position, "balance of " + x.user_id + " goes negative (invariant 2)");
     if (b != x.balance_after) problem(e.position, "balance_after disagrees with the fold");
-    if (!debited.emplace(x.purchase_id, std::make_pair(x.amount, e.position)).second)
-      problem(e.position, "purchase id debited twice (invariant 3)");
+    Purchase& p = entry(purchases, x.purchase_id);
+    if (p.debited_at != 0) problem(e.position, "purchase id debited twice (invariant 3)");
+    else p.amount = x.amount, p.debited_at = e.position;
   }
 
   // Invariant 3 pairs and invariant 6 (two independent folds agree).
   void finish() {
-    for (const auto& [id, a] : assigned) {
-      auto d = debited.find(id);
-      if (d == debited.end())
-        problem(a.second, "CodeAssigned without its WalletDebited (invariant 3)");
-      else if (d->second.first != a.first)
-        problem(a.second, "debit amount differs from the price (invariant 3)");
-      else if (d->second.second != a.second + 1)
-        problem(a.second, "CodeAssigned and WalletDebited were not committed together");
+    for (const auto& [id, p] : purchases) {
+      if (p.assigned_at == 0)
+        problem(p.debited_at, "WalletDebited without its CodeAssigned (invariant 3)");
+      else if (p.debited_at == 0)
+        problem(p.assigned_at, "CodeAssigned without its WalletDebited (invariant 3)");
+      else if (p.amount != p.price)
+        problem(p.assigned_at, "debit amount differs from the price (invariant 3)");
+      else if (p.debited_at != p.assigned_at + 1)
+        problem(p.assigned_at, "CodeAssigned and WalletDebited were not committed together");
     }
-    for (const auto& [id, d] : debited)
-      if (!assigned.count(id))
-        problem(d.second, "WalletDebited without its CodeAssigned (invariant 3)");
     for (const auto& [user, b] : balances) {
-      auto it = models.balances.find(user);
-      if (it == models.balances.end() || it->second != b)
+      std::optional<int64_t> m = models.balance(user);
+      if (!m || *m != b)
         problem(0, "projection of wallet " + user + " differs from the log (invariant 6)");
     }
-    for (const auto& [id, c] : models.cards) {
-      (void)id;
+    models.for_each_card([&](const CardView& c) {
       if (c.available < 0 || c.assigned != c.sold)
         problem(0, "projection of card " + c.id + " is inconsistent (invariant 6)");
-    }
-    if (static_cast<int64_t>(models.purchases.size()) != r.purchases)
+    });
+    if (static_cast<int64_t>(models.purchase_count()) != r.purchases)
       problem(0, "purchase projection count differs from the log (invariant 6)");
     r.wallets = static_cast<int64_t>(balances.size());
   }
@@ -144,7 +165,8 @@ struct Checker {
 
 }  // namespace
 
-VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& progress) {
+VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& progress,
+                        size_t page_size) {
   VerifyReport r;
   Checker c(r);
   if (Status s = store->VerifyChecksums(); !s.ok())
@@ -155,25 +177,23 @@ VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& p
     if (s.ok()) s = db->LoadAll(&c.persisted);
     if (!s.ok()) c.problem(0, "persisted projections unreadable: " + s.message());
   }
-  std::vector<StoredEvent> page;
-  int unreadable = 0;
-  for (;;) {
-    Status s = store->ReadAll(c.expect, kPage, &page);
-    if (!s.ok()) {
-      // Name the exact event: re-read one at a time from where the page began,
-      // then step over the unreadable one and go on.
-      std::vector<StoredEvent> one;
-      Status e1;
-      while ((e1 = store->ReadAll(c.expect, 1, &one)).ok() && !one.empty()) c.check(one.front());
-      if (e1.ok()) break;  // the page error did not reproduce: end of log
-      c.problem(c.expect, "unreadable: " + e1.message());
-      c.expect += 1;
-      if (++unreadable > 1000) break;  // a wrecked store: the report names enough
-      continue;
+  {
+    // Reads, hashes and decodes on a second thread (audit_pipeline.h); the
+    // events and unreadable positions arrive in the old single loop's order.
+    AuditReader reader(store, {.page = std::max<size_t>(page_size, 1)});
+    AuditPage page;
+    while (reader.Next(&page)) {
+      if (page.events.empty()) {
+        c.problem(page.unreadable, page.why);
+        c.expect = page.unreadable + 1;
+        continue;
+      }
+      for (size_t i = 0; i < page.events.size(); ++i) {
+        if (i >= page.prepared) page.prepare(i);
+        c.check(page.events[i], page.decoded[i], page.hash_ok[i] != 0, page.decode[i]);
+      }
+      if (progress) progress(r.events);
     }
-    if (page.empty()) break;
-    for (const auto& e : page) c.check(e);
-    if (progress) progress(r.events);
   }
   r.last_position = c.expect - 1;
   if (r.last_position != store->LastPosition() && r.problems.empty())

@@ -2,7 +2,7 @@
 // checksums, gap-free positions, per-stream versions, the SHA-256 hash chain,
 // and invariants 1-3 and 6 (docs/CONTRACT.md, "Invariants") re-derived from
 // the events; invariant 6 also against the persisted read models, at their
-// checkpoint. Read-only.
+// checkpoint. Read-only. Folds into flat hash maps (projections/flat_models.h).
 #pragma once
 
 #include <functional>
@@ -29,6 +29,10 @@ struct VerifyReport {
 
 // Checks everything it can; stops early only if events can no longer be read.
 // `progress` (may be empty) is called with the number of events checked.
-VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& progress = {});
+// Events are read `page` at a time on a second thread, which also recomputes
+// their hashes and decodes them (projections/audit_pipeline.h); the report
+// does not depend on `page` (tests compare page sizes).
+VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& progress = {},
+                        size_t page = 8192);
 
 }  // namespace giftcard

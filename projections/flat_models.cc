@@ -1,0 +1,149 @@
+#include "projections/flat_models.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "store/log_scanner.h"
+
+namespace giftcard {
+namespace {
+
+// Sorted (key, value*) pairs of a hash map: the order of ReadModels' maps.
+template <class Map>
+auto sorted_entries(Map& m) {
+  std::vector<std::pair<std::string_view, decltype(&m.begin()->second)>> v;
+  v.reserve(m.size());
+  for (auto& [k, x] : m) v.emplace_back(std::string_view(k.data(), k.size()), &x);
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return v;
+}
+
+}  // namespace
+
+absl::string_view StringArena::add(std::string_view s) {
+  constexpr size_t kBlock = 1 << 20;
+  if (s.empty()) return {};
+  if (capacity_ - used_ < s.size()) {
+    capacity_ = std::max(kBlock, s.size());
+    blocks_.push_back(std::make_unique_for_overwrite<char[]>(capacity_));
+    used_ = 0;
+  }
+  char* p = blocks_.back().get() + used_;
+  std::memcpy(p, s.data(), s.size());
+  used_ += s.size();
+  return {p, s.size()};
+}
+
+PurchaseView FlatModels::Purchase::view() const {
+  return PurchaseView{std::string(purchase_id), std::string(card_id), std::string(user_id),
+                      std::string(code), price, purchased_at, position};
+}
+
+void FlatModels::fold(const StoredEvent& e, Event&& ev) {
+  if (e.position <= position_) return;  // already applied
+  auto card = [&](const std::string& id) -> CardView* {
+    auto it = cards_.find(id);
+    return it == cards_.end() ? nullptr : &it->second;
+  };
+  std::visit(
+      [&](auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, CardCreated>) {
+          CardView& c = cards_[x.card_id];
+          c.id = x.card_id;
+          c.name = std::move(x.name);
+          c.price = x.price;
+          c.value = x.value;
+        } else if constexpr (std::is_same_v<T, CodesAdded>) {
+          if (CardView* c = card(x.card_id)) c->available += static_cast<int64_t>(x.codes.size());
+        } else if constexpr (std::is_same_v<T, CodeAssigned>) {
+          if (CardView* c = card(x.card_id)) {
+            --c->available;
+            ++c->assigned;
+            ++c->sold;
+            c->revenue += x.price;
+          }
+          Purchase& p = purchases_.emplace_back();
+          p.purchase_id = strings_.add(x.purchase_id);
+          p.card_id = strings_.add(x.card_id);
+          p.user_id = strings_.add(x.user_id);
+          p.code = strings_.add(x.code);
+          p.price = x.price;
+          p.purchased_at = e.recorded_at;
+          p.position = e.position;
+          by_id_.insert_or_assign(p.purchase_id, purchases_.size() - 1);
+        } else if constexpr (std::is_same_v<T, CodeRevoked>) {
+          if (CardView* c = card(x.card_id)) {
+            --c->available;
+            ++c->revoked;
+          }
+        } else if constexpr (std::is_same_v<T, CodesExpired>) {
+          if (CardView* c = card(x.card_id)) {
+            auto n = static_cast<int64_t>(x.codes.size());
+            c->available -= n;
+            c->expired += n;
+          }
+        } else if constexpr (std::is_same_v<T, WalletCredited>) {
+          balances_[x.user_id] += x.amount;
+        } else {
+          static_assert(std::is_same_v<T, WalletDebited>);
+          balances_[x.user_id] -= x.amount;
+        }
+      },
+      ev);
+  position_ = e.position;
+  recorded_at_ = e.recorded_at;
+}
+
+std::optional<int64_t> FlatModels::balance(std::string_view user) const {
+  auto it = balances_.find(absl::string_view(user.data(), user.size()));
+  if (it == balances_.end()) return std::nullopt;
+  return it->second;
+}
+
+void FlatModels::for_each_card(const std::function<void(const CardView&)>& fn) const {
+  for (const auto& [id, c] : cards_) fn(c);
+}
+
+// Builds each std::map from sorted keys with an end hint: no tree descent.
+ReadModels FlatModels::to_read_models() const {
+  ReadModels m;
+  m.position = position_;
+  m.recorded_at = recorded_at_;
+  for (auto& [k, v] : sorted_entries(balances_)) m.balances.emplace_hint(m.balances.end(), k, *v);
+  for (auto& [k, v] : sorted_entries(cards_)) m.cards.emplace_hint(m.cards.end(), k, *v);
+  {
+    // A user's purchase ids in log order (every CodeAssigned, repeats too).
+    absl::flat_hash_map<absl::string_view, std::vector<absl::string_view>> by_user;
+    for (const Purchase& p : purchases_) by_user[p.user_id].push_back(p.purchase_id);
+    for (auto& [user, list] : sorted_entries(by_user))
+      m.user_purchases.emplace_hint(m.user_purchases.end(), std::string(user),
+                                    std::vector<std::string>(list->begin(), list->end()));
+  }
+  for (auto& [id, index] : sorted_entries(by_id_))
+    m.purchases.emplace_hint(m.purchases.end(), std::string(id), purchases_[*index].view());
+  return m;
+}
+Status replay_log_flat(EventStore* store, int64_t to, std::optional<Micros> at, ReadModels* m,
+                       const std::function<void(int64_t)>& progress) {
+  FlatModels f;
+  LogScanner scanner(store, {.from = 1, .to = to, .page = 8192, .decode = true});
+  std::vector<StoredEvent> page;
+  std::vector<Event> decoded;
+  Status s;
+  for (bool end = false; !end;) {
+    if (s = scanner.Next(&page, &decoded); !s.ok() || page.empty()) break;
+    for (size_t i = 0; i < page.size(); ++i) {
+      if (at && page[i].recorded_at > *at) {
+        end = true;
+        break;
+      }
+      f.fold(page[i], std::move(decoded[i]));
+      if (progress && f.position() % 1000000 == 0) progress(f.position());
+    }
+  }
+  *m = f.to_read_models();  // as replay_log(): what was folded, also on an error
+  return s;
+}
+
+}  // namespace giftcard
