@@ -100,6 +100,16 @@ bench: build
 	$(BUILD)/giftcard-http-bench purchase --clients 1,8,64 --repeat 3 | tee $(BENCH_OUT)/http.jsonl
 	$(BUILD)/giftcard-http-bench slow --rounds 2 | tee $(BENCH_OUT)/http-slow.jsonl
 	$(BUILD)/giftcard-http-bench whale | tee $(BENCH_OUT)/http-whale.jsonl
+	$(MAKE) --no-print-directory soak-bench BENCH_OUT=$(BENCH_OUT)
+
+# Issue #16's soak, also alone: one server, one card with 5M codes, 64 keep-alive clients
+# for 10 minutes (a JSON line a minute), without and with 50 % repeated purchases; each run
+# also seeds the codes and verifies the store afterwards.
+.PHONY: soak-bench
+soak-bench: build
+	mkdir -p $(BENCH_OUT)
+	$(BUILD)/giftcard-http-bench soak --minutes 10 --repeat-rate 0 | tee $(BENCH_OUT)/http-soak-0.jsonl
+	$(BUILD)/giftcard-http-bench soak --minutes 10 --repeat-rate 50 | tee $(BENCH_OUT)/http-soak-50.jsonl
 
 # Issue #7: giftcard and the PostgreSQL peer side by side, alternating, in one run
 # (bench/compare/run.sh; ~45 min). Raw results in bench/results/compare-DATE/; the table

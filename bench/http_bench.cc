@@ -6,6 +6,8 @@
 //   giftcard-http-bench slow     [--clients 64] [--slowloris 32] [--viewers 16] [--rounds R] ...
 //   giftcard-http-bench wrk      [--clients 64] [--rounds R] [--script bench/http/purchase.lua] ...
 //   giftcard-http-bench whale    [--clients 8] [--readers 40] [--whale 45588] [--rounds R] ...
+//   giftcard-http-bench soak     [--minutes 10] [--clients 64] [--codes 5000000] [--repeat-rate 0|10|50]
+//                                [--users N] [--repeat-delay 5] [--interval 60] ...
 //
 // Every subcommand starts `giftcard serve --data DIR --http 127.0.0.1:0 --caf
 // 127.0.0.1:0` (fork/exec; the bound ports come from its `ready http=... caf=...`
@@ -32,6 +34,11 @@
 //           purchase p50/p99 and purchases/s per arm, the readers' pages/s and
 //           page latency, and the card read's latency; the summary has the
 //           medians over the rounds side by side.
+// soak:     issue #16. ONE card with --codes codes (default 5M) bought by
+//           --clients lanes for --minutes on one server, a JSON line a minute;
+//           --repeat-rate P sends P % of the purchases twice with the same key
+//           (half concurrently, half later). Only 201s that are not replays
+//           count as purchases (bench/http_bench_soak.h).
 //
 // Correctness of every purchase run: every 201 carries a distinct code; the
 // number of 201s equals the card's `assigned` (GET /api/cards/{id}?after=P);
@@ -46,6 +53,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "bench/http_bench_soak.h"
 #include "bench/http_bench_whale.h"  // and _slow.h, _load.h, _common.h
 
 namespace giftcard_http_bench {
@@ -77,9 +85,10 @@ json median_of(std::vector<double> v) {
   return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-// Runs `body` against a fresh server; handles temp dirs, stop and verify.
+// Runs `body` against a fresh server in store directory `data`; handles temp
+// dirs, stop and verify.
 int with_server(const Common& c, const std::string& what,
-                const std::function<int(ServerProcess&, SyncClient&)>& body) {
+                const std::function<int(ServerProcess&, SyncClient&, const std::filesystem::path&)>& body) {
   ::signal(SIGPIPE, SIG_IGN);
   std::error_code ec;
   std::filesystem::path root, data;
@@ -121,7 +130,7 @@ int with_server(const Common& c, const std::string& what,
   SyncClient admin(server.http());
   int rc = 0;
   try {
-    rc = body(server, admin);
+    rc = body(server, admin, data);
   } catch (const std::exception& e) {
     std::cerr << "giftcard-http-bench: " << e.what() << "\n";
     rc = 2;
@@ -152,7 +161,18 @@ int with_server(const Common& c, const std::string& what,
   return rc;
 }
 
+int with_server(const Common& c, const std::string& what,
+                const std::function<int(ServerProcess&, SyncClient&)>& body) {
+  return with_server(c, what, [&](ServerProcess& s, SyncClient& a, const std::filesystem::path&) { return body(s, a); });
+}
+
 void emit(const json& j) { std::cout << j.dump() << std::endl; }
+
+int cmd_soak(const Common& c, const SoakOpts& o) {
+  return with_server(c, "soak", [&](ServerProcess& server, SyncClient& admin, const std::filesystem::path& data) {
+    return run_soak(c, o, server, admin, data, emit);
+  });
+}
 
 // One measured run of `clients` buyers on a fresh fixture named `id`
 // (fresh card, fresh buyers, keys unique to the run).
@@ -347,27 +367,12 @@ double seed_whale(const ServerProcess& server, SyncClient& admin, const WhaleOpt
   Reply cr = admin.call(http::verb::post, "/api/wallets/whale/credits",
                         json{{"amount", kPrice * o.whale}}.dump(), "seed-whale");
   if (cr.status != 201) throw std::runtime_error("credit whale: status " + std::to_string(cr.status) + ": " + cr.body);
-  std::atomic<int64_t> next{0};
-  std::mutex mu;
-  std::string failure;
-  std::vector<std::thread> ts;
   const std::string body = json{{"card_id", f.card}, {"user_id", "whale"}}.dump();
-  for (int t = 0; t < o.seed_connections; ++t)
-    ts.emplace_back([&] {
-      try {
-        SyncClient c(server.http());
-        for (int64_t i; (i = next++) < o.whale;) {
-          Reply r = c.call(http::verb::post, "/api/purchases", body, "whale-" + std::to_string(i));
-          if (r.status != 201) throw std::runtime_error("status " + std::to_string(r.status) + ": " + r.body);
-        }
-      } catch (const std::exception& e) {
-        std::lock_guard lock(mu);
-        failure = e.what();
-        next = o.whale;
-      }
-    });
-  for (auto& t : ts) t.join();
-  if (!failure.empty()) throw std::runtime_error("whale purchase: " + failure);
+  parallel_calls(server.http(), o.whale, o.seed_connections, [&](SyncClient& c, int64_t i) {
+    Reply r = c.call(http::verb::post, "/api/purchases", body, "whale-" + std::to_string(i));
+    if (r.status != 201)
+      throw std::runtime_error("whale purchase: status " + std::to_string(r.status) + ": " + r.body);
+  });
   json x = {{"id", "x"}, {"name", "The unrelated card"}, {"price", kPrice}, {"value", kPrice}};
   Reply xr = admin.call(http::verb::post, "/api/cards", x.dump());
   if (xr.status != 201) throw std::runtime_error("create card x: status " + std::to_string(xr.status));
@@ -459,6 +464,7 @@ int main(int argc, char** argv) {
   SlowOpts so;
   WrkOpts wo;
   WhaleOpts who;
+  SoakOpts sko;
 
   auto* purchase = app.add_subcommand("purchase", "keep-alive clients buying one hot card over HTTP");
   add_common(purchase, &common);
@@ -500,6 +506,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   whale->add_option("--card-poll-ms", who.card_poll_ms, "period of GET /api/cards/x")->capture_default_str();
 
+  auto* soak = app.add_subcommand("soak", "one hot card with millions of codes bought for minutes");
+  add_common(soak, &common);  // --codes: 5,000,000 unless given
+  add_soak_options(soak, &sko);
+
   CLI11_PARSE(app, argc, argv);
   if (common.threads < 1 || common.seconds <= 0 || common.warmup < 0 || common.est_rate < 1) {
     std::cerr << "giftcard-http-bench: --threads, --seconds and --est-rate must be positive\n";
@@ -528,6 +538,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     return cmd_whale(common, who);
+  }
+  if (*soak) {
+    if (!soak_options_ok(sko)) return 2;
+    return cmd_soak(common, sko);
   }
   if (wo.clients < 1 || wo.rounds < 1 || wo.wrk_threads < 1) {
     std::cerr << "giftcard-http-bench: --clients, --rounds and --wrk-threads must be positive\n";

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -201,6 +202,37 @@ inline json cpu_report(const CpuSnapshot& a, const CpuSnapshot& b, uint64_t purc
   return j;
 }
 
+// ------------------------------------------------------------------ the server's memory and store
+
+// VmRSS (resident now) of a process, in MiB.
+inline int64_t vm_rss_mb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6) / 1024;
+  return 0;
+}
+
+// Bytes on disk (allocated blocks) of the regular files below `dir`. RocksDB
+// deletes files as it compacts: a walk that trips over one starts again.
+inline int64_t disk_bytes(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  int64_t total = 0;
+  std::error_code ec;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    total = 0;
+    ec.clear();
+    for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        total += static_cast<int64_t>(st.st_blocks) * 512;
+    }
+    if (!ec) break;
+  }
+  return total;
+}
+
 // ------------------------------------------------------------------ a blocking client (setup, checks)
 
 struct Reply {
@@ -288,6 +320,29 @@ inline std::map<std::string, double> scrape(SyncClient& c) {
     out[line.substr(0, sp)] = std::atof(line.c_str() + sp + 1);
   }
   return out;
+}
+
+// `fn(client, i)` for every i in [0, n), spread over `connections` threads with
+// a blocking client each; the first exception stops the others and is rethrown.
+inline void parallel_calls(const HostPort& at, int64_t n, int connections,
+                           const std::function<void(SyncClient&, int64_t)>& fn) {
+  std::atomic<int64_t> next{0};
+  std::mutex mu;
+  std::string failure;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < std::max(1, connections); ++t)
+    ts.emplace_back([&] {
+      try {
+        SyncClient c(at);
+        for (int64_t i; (i = next++) < n;) fn(c, i);
+      } catch (const std::exception& e) {
+        std::lock_guard lock(mu);
+        if (failure.empty()) failure = e.what();
+        next = n;
+      }
+    });
+  for (auto& t : ts) t.join();
+  if (!failure.empty()) throw std::runtime_error(failure);
 }
 
 // ------------------------------------------------------------------ seeding

@@ -72,6 +72,22 @@ inline void check_against_server(SyncClient& admin, const Fixture& f, uint64_t o
   (*out)["balances_exact"] = wrong == 0 && debited == kPrice * assigned;
 }
 
+// Waits up to 60 s after the stop for the load's `running` clients to finish,
+// then joins its I/O threads; on a hang stops them first and returns false.
+inline bool drain(const std::atomic<int>& running, std::vector<std::unique_ptr<net::io_context>>& iocs,
+                  std::vector<std::thread>& threads, const char* clients) {
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (running.load(std::memory_order_acquire) > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const int left = running.load(std::memory_order_acquire);
+  if (left > 0) {
+    std::cerr << "http-bench: HANG: " << left << " " << clients << " still wait for a response 60 s after the stop\n";
+    for (auto& ioc : iocs) ioc->stop();
+  }
+  for (auto& t : threads) t.join();
+  return left == 0;
+}
+
 struct RunOutcome {
   json result;
   bool verified = false;
@@ -129,19 +145,11 @@ inline RunOutcome run_load(const ServerProcess& server, SyncClient& admin, const
   auto c1 = cpu_snapshot(server.pid());
   if (spec.on_window_end) spec.on_window_end();
   auto m2 = scrape(admin);
-  auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (sh.running.load(std::memory_order_acquire) > 0 && Clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (sh.running.load() > 0) {
-    std::cerr << "http-bench: HANG: " << sh.running.load()
-              << " clients still wait for a response 60 s after the stop\n";
-    for (auto& ioc : iocs) ioc->stop();
-    for (auto& t : threads) t.join();
+  if (!drain(sh.running, iocs, threads, "clients")) {
     outcome.hang = true;
     return outcome;
   }
   const double drain_ms = secs(Clock::now() - t1) * 1000;
-  for (auto& t : threads) t.join();
 
   // ---- results
   std::vector<uint32_t> lat;
