@@ -56,10 +56,8 @@ void answer_waiters(Self self) {
 // client who reads its wallet with after = the purchase's position sees the
 // debit too.
 int64_t step_end(EventStore* store, int64_t end) {
-  std::vector<StoredEvent> evs;
-  if (store->ReadAll(end, 1, &evs).ok() && !evs.empty() &&
-      evs.front().type == EventType::CodeAssigned)
-    return end + 1;
+  StoredEvent e;
+  if (store->ReadEvent(end, &e).ok() && e.type == EventType::CodeAssigned) return end + 1;
   return end;
 }
 
@@ -75,9 +73,8 @@ bool step(Self self) {
   // Lag as the oldest newly applied event saw it: commit time to visibility.
   Micros oldest = 0;
   {
-    std::vector<StoredEvent> first;
-    if (st.ctx->store->ReadAll(before + 1, 1, &first).ok() && !first.empty())
-      oldest = first.front().recorded_at;
+    StoredEvent first;
+    if (st.ctx->store->ReadEvent(before + 1, &first).ok()) oldest = first.recorded_at;
   }
   GIFTCARD_CRASH_POINT("projection.before_apply");
   st.failed = db->CatchUp(static_cast<size_t>(kStep), step_end(st.ctx->store, before + kStep));

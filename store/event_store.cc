@@ -28,6 +28,15 @@ Status EventLog::AppendAndWait(AppendRequest req, AppendResult* result) {
   return status;
 }
 
+Status EventLog::ReadEvent(int64_t position, StoredEvent* out) {
+  std::vector<StoredEvent> one;
+  if (Status s = ReadAll(position, 1, &one); !s.ok()) return s;
+  if (one.empty() || one.front().position != position)
+    return Status::NotFound("no event at position " + std::to_string(position));
+  *out = std::move(one.front());
+  return Status::OK();
+}
+
 // Claim namespaces. '\x1f' (unit separator) cannot occur in a validated user id.
 std::string code_claim(const std::string& code) { return "code/" + code; }
 std::string purchase_idem_claim(const std::string& user, const std::string& key) {

@@ -114,6 +114,10 @@ class EventLog {
                             std::vector<StoredEvent>* out) = 0;
   // Events with position >= from_position, at most `max`, in position order.
   virtual Status ReadAll(int64_t from_position, size_t max, std::vector<StoredEvent>* out) = 0;
+  // The event at `position`: NotFound if the log does not reach it. A durable
+  // store answers with one point lookup, whatever the log's size (a committed
+  // idempotency key's repeat reads its event back this way).
+  virtual Status ReadEvent(int64_t position, StoredEvent* out);
   // The current head version of a stream (0 if it does not exist).
   virtual Status StreamVersion(const std::string& stream, int64_t* version) = 0;
   // A claim's value (NotFound if absent).
@@ -155,8 +159,8 @@ class EventLog {
 // The projection space: keys and values the projection driver keeps beside
 // the log — read models and their checkpoints (projections/projection_db.h).
 // Not part of the log, never hashed, always rebuildable from it. A KvBatch
-// commits atomically but without a sync of its own: the WAL is ordered, so it
-// is durable no later than the next synced append, and a batch lost to a
+// commits atomically but is never synced: what it folded is already durable
+// in the log, a crash keeps a prefix of the batches, and a batch lost to a
 // crash is re-derived from the log. Secondary instances are read-only here
 // too (KvWrite: InvalidArgument).
 class ProjectionKv {
@@ -175,10 +179,11 @@ class ProjectionKv {
                         const KvVisitor& fn) = 0;
 };
 
-// One store serves both: RocksEventStore keeps the projection space in the
-// same RocksDB as the log (so a projection batch is ordered with the appends
-// in one WAL); MemoryEventStore and the simulation's SimStore do the same in
-// memory. Code that needs only one side takes that side.
+// One store serves both: RocksEventStore keeps the projection space in a
+// RocksDB of its own beside the log's (so a projection batch never waits in,
+// or delays, the log's synced group commit); MemoryEventStore and the
+// simulation's SimStore keep both in memory. Code that needs only one side
+// takes that side.
 class EventStore : public EventLog, public ProjectionKv {
  public:
   EventLog* log() { return this; }

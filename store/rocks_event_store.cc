@@ -1,10 +1,8 @@
 #include "store/rocks_event_store.h"
 
 #include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 
-#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <algorithm>
 
@@ -17,6 +15,8 @@
 #include "events/envelope.h"
 #include "store/crash_point.h"
 #include "store/keys.h"
+#include "store/rocks_projection_kv.h"
+#include "store/rocks_util.h"
 #include "store/writer.h"
 
 namespace giftcard {
@@ -25,43 +25,10 @@ namespace {
 constexpr std::string_view kFormatName = "format";
 constexpr std::string_view kFormatValue = "giftcard-log-1";
 
-// Projection values carry a CRC-32C trailer over key and value: a damaged
-// read model is reported (Corruption), never served as data.
-std::string seal_kv(std::string_view full_key, std::string_view value) {
-  std::string out;
-  out.reserve(value.size() + keys::kProjectionTrailerBytes);
-  out.append(value);
-  put_be32(out, crc32c(value, crc32c(full_key)));
-  return out;
-}
-
-// Strips and checks the trailer; *value views into `stored`.
-Status open_kv(std::string_view full_key, std::string_view stored, std::string_view* value) {
-  if (stored.size() < keys::kProjectionTrailerBytes)
-    return Status::Corruption("projection value damaged (too short); rebuild the projections");
-  std::string_view v = stored.substr(0, stored.size() - keys::kProjectionTrailerBytes);
-  uint32_t want = get_be32(stored.substr(v.size()));
-  if (crc32c(v, crc32c(full_key)) != want)
-    return Status::Corruption(
-        "projection value damaged (checksum mismatch); rebuild the projections");
-  *value = v;
-  return Status::OK();
-}
-
-// The one place rocksdb::Status becomes ours.
-Status from_rocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return Status::OK();
-  std::string msg = what + ": " + s.ToString();
-  if (s.IsNotFound()) return Status::NotFound(msg);
-  if (s.IsCorruption()) return Status::Corruption(msg);
-  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
-  if (s.IsBusy() || s.IsTryAgain()) return Status::Busy(msg);
-  return Status::IOError(msg);
-}
-
 class RocksEventStore final : public EventStore, private WriterBackend {
  public:
-  RocksEventStore(rocksdb::DB* db, const StoreOptions& opts) : db_(db), opts_(opts) {
+  RocksEventStore(rocksdb::DB* db, const StoreOptions& opts, std::unique_ptr<RocksProjectionKv> kv)
+      : db_(db), opts_(opts), kv_(std::move(kv)) {
     write_opts_.sync = opts.sync;
   }
   ~RocksEventStore() override {
@@ -83,6 +50,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
       } else if (fmt != kFormatValue) {
         return Status::Corruption("not a giftcard store (format '" + fmt + "')");
       }
+      if (Status d = DropOldProjectionSpace(); !d.ok()) return d;
     }
     StoredEvent last;
     bool any = false;
@@ -173,6 +141,15 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     return from_rocks(it->status(), "scanning events");
   }
 
+  Status ReadEvent(int64_t position, StoredEvent* out) override {
+    const std::string k = keys::event_key(position);
+    std::string v;
+    if (Status s = from_rocks(db_->Get(rocksdb::ReadOptions(), k, &v), "reading event"); !s.ok())
+      return s.IsNotFound() ? Status::NotFound("no event at position " + std::to_string(position))
+                            : s;
+    return Decode(k, v, out);
+  }
+
   Status StreamVersion(const std::string& stream, int64_t* version) override {
     return LoadHead(stream, version);
   }
@@ -218,79 +195,24 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     if (writer_) writer_->Close();
   }
 
-  Status KvWrite(const KvBatch& kv) override {
-    if (!writer_) return Status::InvalidArgument("store is open read-only");
-    rocksdb::WriteBatch batch;
-    for (const auto& p : kv.delete_prefixes)
-      batch.DeleteRange(keys::projection_key(p), keys::prefix_successor(keys::projection_key(p)));
-    for (const auto& k : kv.deletes) batch.Delete(keys::projection_key(k));
-    // In key order: the memtable's skip list then reuses its last insert
-    // position instead of searching from the top for every key. Stable, so a
-    // key put twice keeps its last value.
-    std::vector<const std::pair<std::string, std::string>*> puts;
-    puts.reserve(kv.puts.size());
-    for (const auto& p : kv.puts) puts.push_back(&p);
-    std::stable_sort(puts.begin(), puts.end(),
-                     [](const auto* a, const auto* b) { return a->first < b->first; });
-    for (const auto* p : puts) {
-      std::string k = keys::projection_key(p->first);
-      batch.Put(k, seal_kv(k, p->second));
-    }
-    return from_rocks(db_->Write(rocksdb::WriteOptions(), &batch), "writing projections");
-  }
-
+  // ProjectionKv: its own database (rocks_projection_kv.h).
+  Status KvWrite(const KvBatch& kv) override { return kv_->KvWrite(kv); }
   Status KvGet(const std::string& key, std::string* value) override {
-    const std::string k = keys::projection_key(key);
-    std::string stored;
-    Status s = from_rocks(db_->Get(rocksdb::ReadOptions(), k, &stored), "reading projection");
-    if (!s.ok()) return s;
-    std::string_view v;
-    if (Status c = open_kv(k, stored, &v); !c.ok()) return c;
-    value->assign(v);
-    return Status::OK();
+    return kv_->KvGet(key, value);
   }
-
   Status KvMultiGet(const std::vector<std::string>& ks,
                     std::vector<std::optional<std::string>>* values) override {
-    std::vector<std::string> full;
-    full.reserve(ks.size());
-    for (const auto& k : ks) full.push_back(keys::projection_key(k));
-    std::vector<rocksdb::Slice> slices(full.begin(), full.end());
-    std::vector<std::string> got;
-    std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &got);
-    values->assign(ks.size(), std::nullopt);
-    for (size_t i = 0; i < ks.size(); ++i) {
-      if (st[i].ok()) {
-        std::string_view v;
-        if (Status c = open_kv(full[i], got[i], &v); !c.ok()) return c;
-        (*values)[i] = std::string(v);
-      } else if (!st[i].IsNotFound()) {
-        return from_rocks(st[i], "reading projections");
-      }
-    }
-    return Status::OK();
+    return kv_->KvMultiGet(ks, values);
   }
-
   Status KvScan(const std::string& prefix, const std::string& start, const KvVisitor& fn) override {
-    const std::string full_prefix = keys::projection_key(prefix);
-    const std::string upper = keys::prefix_successor(full_prefix);
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    for (it->Seek(std::max(full_prefix, keys::projection_key(start))); it->Valid(); it->Next()) {
-      std::string_view full(it->key().data(), it->key().size());
-      std::string_view v;
-      if (Status c = open_kv(full, std::string_view(it->value().data(), it->value().size()), &v);
-          !c.ok())
-        return c;
-      if (!fn(full.substr(1), v)) break;
-    }
-    return from_rocks(it->status(), "scanning projections");
+    return kv_->KvScan(prefix, start, fn);
   }
 
   Status CatchUp() override {
     if (opts_.mode != StoreOptions::Mode::secondary) return Status::OK();
+    // The projections first: what they folded is then never ahead of the
+    // log this instance reads.
+    if (Status k = kv_->CatchUp(); !k.ok()) return k;
     auto s = db_->TryCatchUpWithPrimary();
     if (!s.ok()) return from_rocks(s, "catching up with primary");
     StoredEvent last;
@@ -301,7 +223,8 @@ class RocksEventStore final : public EventStore, private WriterBackend {
   }
 
   Status VerifyChecksums() override {
-    return from_rocks(db_->VerifyChecksum(), "verifying checksums");
+    if (Status s = from_rocks(db_->VerifyChecksum(), "verifying checksums"); !s.ok()) return s;
+    return kv_->VerifyChecksums();
   }
 
   void TEST_FailNextCommits(int n) override {
@@ -380,6 +303,26 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     return Status::OK();
   }
 
+  // Stores written before issue #16 kept the projections under 'p' in this
+  // database. They are a cache: dropped here, rebuilt from the log in their
+  // own database (ProjectionDb finds no checkpoint there).
+  Status DropOldProjectionSpace() {
+    const std::string from(1, keys::kProjection);
+    const std::string to = keys::prefix_successor(from);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(from);
+    if (!it->status().ok()) return from_rocks(it->status(), "looking for old projections");
+    if (!it->Valid() || it->key()[0] != keys::kProjection) return Status::OK();
+    it.reset();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (auto s = db_->DeleteRange(wo, db_->DefaultColumnFamily(), from, to); !s.ok())
+      return from_rocks(s, "dropping old projections");
+    rocksdb::Slice b(from), e(to);
+    return from_rocks(db_->CompactRange(rocksdb::CompactRangeOptions(), &b, &e),
+                      "compacting old projections away");
+  }
+
   Status ReadLast(StoredEvent* last, bool* any) {
     *any = false;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -397,36 +340,23 @@ class RocksEventStore final : public EventStore, private WriterBackend {
   rocksdb::DB* db_;
   StoreOptions opts_;
   rocksdb::WriteOptions write_opts_;
+  std::unique_ptr<RocksProjectionKv> kv_;
   std::unique_ptr<Writer> writer_;
   std::atomic<int64_t> secondary_last_{0};
 };
 
-rocksdb::Options make_options(const StoreOptions& o) {
-  rocksdb::Options opts;
-  opts.create_if_missing = o.create_if_missing;
-  if (o.env != nullptr) opts.env = o.env;
-  opts.paranoid_checks = true;
+rocksdb::Options make_options(const StoreOptions& o, std::shared_ptr<rocksdb::Cache> cache) {
+  rocksdb::Options opts = base_rocks_options(o.create_if_missing, o.env, std::move(cache));
   // A torn last record (an unacknowledged write) is dropped; corruption in the
   // middle of the WAL refuses to open instead of silently cutting the log.
   opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   opts.write_buffer_size = 64u << 20;
   opts.max_write_buffer_number = 3;
-  opts.max_background_jobs = 2;
-  opts.bytes_per_sync = 1u << 20;
   // Every new purchase looks up an absent idempotency claim (the wallet, then
   // the writer): a memtable bloom filter answers those misses without a
   // skiplist walk.
   opts.memtable_whole_key_filtering = true;
   opts.memtable_prefix_bloom_size_ratio = 0.05;
-  rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
-  // Index and filter blocks stay with their table reader, outside the block
-  // cache (RocksDB's default; ~1.25 bytes per key for the filters). In the
-  // cache, scans of big events evicted them, and every claim lookup (one per
-  // imported code) read a filter block back from its file.
-  table.cache_index_and_filter_blocks = false;
-  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return opts;
 }
 
@@ -453,28 +383,40 @@ Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventSto
   std::error_code ec;
   if (!options.create_if_missing && !fs::exists(fs::path(options.path) / "CURRENT", ec))
     return Status::NotFound("no giftcard store at " + options.path);
-  rocksdb::Options opts = make_options(options);
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::Options opts = make_options(options, cache);
+  StoreOptions o = options;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
-  if (options.mode == StoreOptions::Mode::secondary) {
-    std::string sec = options.secondary_path;
-    if (sec.empty()) {
-      sec = (fs::temp_directory_path() / ("giftcard-secondary-" + std::to_string(::getpid())))
-                .string();
+  std::unique_ptr<RocksProjectionKv> kv;
+  if (o.mode == StoreOptions::Mode::secondary) {
+    if (o.secondary_path.empty()) {
+      o.secondary_path =
+          (fs::temp_directory_path() / ("giftcard-secondary-" + std::to_string(::getpid())))
+              .string();
     }
-    fs::create_directories(sec, ec);
+    fs::create_directories(o.secondary_path, ec);
+    // The projections first: what they folded is then never ahead of the log
+    // this instance reads.
+    if (Status k = RocksProjectionKv::Open(o, cache, &kv); !k.ok()) return k;
     opts.max_open_files = -1;  // required by secondary instances
-    s = rocksdb::DB::OpenAsSecondary(opts, options.path, sec, &db);
+    s = rocksdb::DB::OpenAsSecondary(opts, o.path, o.secondary_path, &db);
   } else {
-    fs::create_directories(options.path, ec);
-    s = rocksdb::DB::Open(opts, options.path, &db);
+    fs::create_directories(o.path, ec);
+    s = rocksdb::DB::Open(opts, o.path, &db);
   }
   if (!s.ok()) {
-    Status st = from_rocks(s, "opening store at " + options.path);
-    if (st.IsCorruption()) return Status::Corruption(st.message() + corruption_hint(options.path));
+    Status st = from_rocks(s, "opening store at " + o.path);
+    if (st.IsCorruption()) return Status::Corruption(st.message() + corruption_hint(o.path));
     return st;
   }
-  auto store = std::make_unique<RocksEventStore>(db, options);
+  if (!kv) {
+    if (Status k = RocksProjectionKv::Open(o, cache, &kv); !k.ok()) {
+      delete db;
+      return k;
+    }
+  }
+  auto store = std::make_unique<RocksEventStore>(db, o, std::move(kv));
   if (Status i = store->Init(); !i.ok()) return i;
   *out = std::move(store);
   return Status::OK();

@@ -1,0 +1,61 @@
+// RocksProjectionKv: the projection space of a RocksDB store, in its own
+// RocksDB instance at <store>/projections (internal to store/; opened by
+// OpenRocksEventStore, reached through EventStore's ProjectionKv side).
+//
+// Why a database of its own: the log's group commit is one synced write at a
+// time; a projection batch in the same database queued in that write path and
+// made it longer. Here projection batches go through their own write path,
+// without a WAL: a batch is in the memtable only until RocksDB flushes it to a
+// (synced) table file, in order. So what a crash leaves is a prefix of the
+// batches, each checkpoint with the models it folded, and nothing the
+// projections folded is newer than a synced append. What a crash loses (at
+// most a few memtables) is re-derived from the log at the next start; a clean
+// close flushes.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "store/event_store.h"
+#include "store/rocks_event_store.h"
+
+namespace rocksdb {
+class Cache;
+class DB;
+}  // namespace rocksdb
+
+namespace giftcard {
+
+class RocksProjectionKv final : public ProjectionKv {
+ public:
+  // The directory of the projection space inside a store's directory.
+  static std::string DirOf(const std::string& store_path);
+
+  // read_write: opens or creates <store>/projections. secondary: follows it
+  // read-only, or serves an empty space when the store has none yet.
+  static Status Open(const StoreOptions& options, std::shared_ptr<rocksdb::Cache> cache,
+                     std::unique_ptr<RocksProjectionKv>* out);
+  ~RocksProjectionKv() override;
+
+  Status KvWrite(const KvBatch& batch) override;
+  Status KvGet(const std::string& key, std::string* value) override;
+  Status KvMultiGet(const std::vector<std::string>& keys,
+                    std::vector<std::optional<std::string>>* values) override;
+  Status KvScan(const std::string& prefix, const std::string& start,
+                const KvVisitor& fn) override;
+
+  Status CatchUp();          // secondary: reads what the primary wrote since
+  Status VerifyChecksums();  // RocksDB's block checksums of the space
+
+ private:
+  RocksProjectionKv(rocksdb::DB* db, bool writable) : db_(db), writable_(writable) {}
+  rocksdb::DB* db_;  // null: a secondary of a store without a projection space
+  bool writable_;
+  // A write failed (a flush failed: RocksDB then refuses every write): the
+  // next KvWrite asks RocksDB to resume first, so the projections go on once
+  // the disk heals.
+  std::atomic<bool> failed_{false};
+};
+
+}  // namespace giftcard
