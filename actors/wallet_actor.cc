@@ -1,5 +1,6 @@
 #include "actors/wallet_actor.h"
 
+#include <deque>
 #include <unordered_map>
 
 #include "actors/errors.h"
@@ -47,8 +48,24 @@ struct WalletActorState {
   std::unordered_map<std::string, InflightPurchase> purchases;        // by idempotency key
   std::unordered_map<std::string, InflightCredit> credits;            // by idempotency key
   std::unordered_map<uint64_t, std::pair<bool, std::string>> tokens;  // token -> (purchase?, key)
+  // The purchases this activation committed last, by idempotency key: a
+  // client's retry is answered from here without touching the store. Older
+  // keys (and keys of earlier activations) are found by their claim.
+  std::unordered_map<std::string, Purchase> recent;
+  std::deque<std::string> recent_order;  // oldest first
   ActorLife life;
 };
+
+// Per wallet: retries come within seconds of the original, from one client.
+constexpr size_t kRecentPurchases = 32;
+
+void remember(WalletActorState& st, const std::string& key, const Purchase& p) {
+  if (st.recent.size() >= kRecentPurchases) {
+    st.recent.erase(st.recent_order.front());
+    st.recent_order.pop_front();
+  }
+  if (st.recent.emplace(key, p).second) st.recent_order.push_back(key);
+}
 
 using Self = wallet_actor::stateful_pointer<WalletActorState>;
 
@@ -135,11 +152,9 @@ bool committed_claim(Self self, const std::string& claim, std::string* subject, 
 }
 
 Status read_event(Self self, int64_t position, StoredEvent* se, Event* ev) {
-  std::vector<StoredEvent> one;
-  if (Status s = self->state.ctx->store->ReadAll(position, 1, &one); !s.ok()) return s;
-  if (one.empty() || one.front().position != position)
-    return Status::Corruption("idempotency record points at a missing event");
-  *se = std::move(one.front());
+  Status s = self->state.ctx->store->ReadEvent(position, se);
+  if (s.IsNotFound()) return Status::Corruption("idempotency record points at a missing event");
+  if (!s.ok()) return s;
   return se->decode(ev);
 }
 
@@ -208,8 +223,11 @@ void on_purchase_commit(Self self, const std::string& key, CommitMsg& m) {
     self->send(p.card, AssignedMsg{p.code, m.result.versions.at(0)});
     maybe_snapshot(self);
     ++st.ctx->metrics.purchases_ok;
-    finish(p, Purchase{p.purchase_id, p.card_id, st.user, p.code, p.price, m.result.recorded_at,
-                       m.result.first_position, false});
+    Purchase done{p.purchase_id, p.card_id, st.user, p.code, p.price, m.result.recorded_at,
+                  m.result.first_position, false};
+    finish(p, done);
+    done.replayed = true;
+    remember(st, key, done);
   } else {
     self->send(p.card, ReleaseMsg{p.code});
     st.projected += p.price;
@@ -257,7 +275,16 @@ caf::result<Purchase> on_purchase(Self self, PurchaseCmd& cmd) {
                         "this idempotency key is in use for another card");
     auto rp = self->make_response_promise<Purchase>();
     it->second.repeats.push_back(rp);
+    ++st.ctx->metrics.purchases_replayed;  // joins the first attempt
     return rp;
+  }
+  if (auto it = st.recent.find(cmd.key); it != st.recent.end()) {
+    lease_unused();
+    if (it->second.card_id != cmd.card_id)
+      return make_error(Errc::idempotency_key_reused,
+                        "this idempotency key was used for another card");
+    ++st.ctx->metrics.purchases_replayed;
+    return it->second;
   }
   std::string stored_card;
   int64_t position = 0;
