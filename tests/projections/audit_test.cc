@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(persisted_projections_are_checked_at_their_checkpoint) {
   BOOST_TEST(r.ok(), joined(r));
   BOOST_TEST(r.projections_checked_at == 7);
   {
-    Raw raw(dir);  // wallet "a" of generation 1: 'p' 'g' 00 00 00 01 'b' "a"
+    Raw raw(dir + "/projections");  // wallet "a" of generation 1: 'p' 'g' 00 00 00 01 'b' "a"
     std::string k("pg\0\0\0\1ba", 8);
     std::string v;
     BOOST_REQUIRE(raw.db->Get(rocksdb::ReadOptions(), k, &v).ok());
@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(persisted_projections_are_checked_at_their_checkpoint) {
   BOOST_TEST(joined(r).find("damaged") != std::string::npos, joined(r));
   {
     // A forgery with a valid checksum: only the fold comparison can catch it.
-    Raw raw(dir);
+    Raw raw(dir + "/projections");
     std::string k("pg\0\0\0\1ba", 8);
     std::string v;
     BOOST_REQUIRE(raw.db->Get(rocksdb::ReadOptions(), k, &v).ok());

@@ -103,9 +103,15 @@ std::string LossyFS::Dir(const std::string& fname) {
   return normalize(fs::path(fname).parent_path().string());
 }
 
-void LossyFS::Inject(Op op, Err err, int after) {
+void LossyFS::Inject(Op op, Err err, int after, const std::string& only_dir) {
   std::lock_guard<std::mutex> lock(mu_);
-  faults_[static_cast<int>(op)] = Fault_{true, err, after};
+  faults_[static_cast<int>(op)] =
+      Fault_{true, err, after, only_dir.empty() ? "" : normalize(only_dir)};
+}
+
+void LossyFS::CountWalSyncsIn(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  wal_dir_ = normalize(dir);
 }
 
 void LossyFS::ClearFaults() {
@@ -117,10 +123,11 @@ IOStatus LossyFS::Off() const {
   return active_ ? IOStatus::OK() : IOStatus::IOError("LossyFS: the power is off");
 }
 
-IOStatus LossyFS::Fault(Op op) {
+IOStatus LossyFS::Fault(Op op, const std::string& fname) {
   // Called with mu_ held.
   auto& f = faults_[static_cast<int>(op)];
   if (!f.armed) return IOStatus::OK();
+  if (!f.only_dir.empty() && Dir(fname) != f.only_dir) return IOStatus::OK();
   if (f.countdown > 0) {
     --f.countdown;
     return IOStatus::OK();
@@ -186,7 +193,7 @@ IOStatus LossyFS::RenameFile(const std::string& src, const std::string& target_n
   PendingRename pending{from, to, std::nullopt};
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (IOStatus s = Fault(Op::rename); !s.ok()) return s;
+    if (IOStatus s = Fault(Op::rename, from); !s.ok()) return s;
   }
   std::error_code ec;
   if (fs::exists(to, ec) && fs::file_size(to, ec) < (1u << 20)) {
@@ -225,22 +232,22 @@ IOStatus LossyFS::DeleteFile(const std::string& fname, const IOOptions& opts, IO
 IOStatus LossyFS::OnAppend(const std::string& fname, size_t n) {
   if (IOStatus s = Off(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
-  if (IOStatus s = Fault(Op::append); !s.ok()) return s;
+  if (IOStatus s = Fault(Op::append, fname); !s.ok()) return s;
   files_[fname].written += n;
   return IOStatus::OK();
 }
 
-IOStatus LossyFS::OnSync(const std::string& /*fname*/) {
+IOStatus LossyFS::OnSync(const std::string& fname) {
   if (IOStatus s = Off(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
-  return Fault(Op::sync);
+  return Fault(Op::sync, fname);
 }
 
 void LossyFS::Synced(const std::string& fname) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& st = files_[fname];
   st.synced = st.written;
-  if (is_wal(fname)) ++wal_syncs_;
+  if (is_wal(fname) && (wal_dir_.empty() || Dir(fname) == wal_dir_)) ++wal_syncs_;
 }
 
 void LossyFS::OnTruncate(const std::string& fname, uint64_t size) {

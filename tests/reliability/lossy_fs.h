@@ -35,8 +35,10 @@ class LossyFS : public rocksdb::FileSystemWrapper {
   const char* Name() const override { return kClassName(); }
 
   // The next `after`+1-th call of `op` (0: the very next) fails with `err`,
-  // and so does every later one until Clear().
-  void Inject(Op op, Err err, int after = 0);
+  // and so does every later one until Clear(). With `only_dir`, only calls on
+  // files directly in that directory count and fail (a store's log and its
+  // projection space are two directories).
+  void Inject(Op op, Err err, int after = 0, const std::string& only_dir = "");
   void ClearFaults();
   // Off: every write, sync, rename and delete fails (the machine is "off").
   void SetActive(bool active) { active_ = active; }
@@ -49,8 +51,10 @@ class LossyFS : public rocksdb::FileSystemWrapper {
   };
   CutStats Cut(std::mt19937_64& rng, bool torn_tails);
 
-  // WAL syncs seen so far (a synced group commit must add at least one).
+  // WAL syncs seen so far (a synced group commit must add at least one); with
+  // CountWalSyncsIn(dir), only syncs of WAL files directly in `dir`.
   uint64_t wal_syncs() const { return wal_syncs_.load(); }
+  void CountWalSyncsIn(const std::string& dir);
   uint64_t faults_fired() const { return faults_fired_.load(); }
 
   // --- FileSystem -----------------------------------------------------------
@@ -90,7 +94,7 @@ class LossyFS : public rocksdb::FileSystemWrapper {
     std::string src, target;
     std::optional<std::string> old_target;  // the bytes the rename replaced
   };
-  rocksdb::IOStatus Fault(Op op);
+  rocksdb::IOStatus Fault(Op op, const std::string& fname);
   rocksdb::IOStatus Off() const;
   static std::string Dir(const std::string& fname);
   rocksdb::IOStatus Wrap(const std::string& fname, bool fresh, rocksdb::IOStatus s,
@@ -106,7 +110,9 @@ class LossyFS : public rocksdb::FileSystemWrapper {
     bool armed = false;
     Err err = Err::eio;
     int countdown = 0;
+    std::string only_dir;  // empty: every file
   } faults_[3];
+  std::string wal_dir_;  // empty: every WAL
 };
 
 }  // namespace giftcard::reliability
