@@ -14,6 +14,9 @@ namespace giftcard {
 namespace {
 
 constexpr size_t kMaxProblems = 100;  // the report names the first ones
+// The checks of event i start loading the hash-map slots event i + this will
+// touch: most of the checks' time was waiting for memory.
+constexpr size_t kPrefetchAhead = 8;
 
 enum class Code : uint8_t { available, assigned, revoked, expired };
 
@@ -53,6 +56,16 @@ struct Checker {
     if (r.problems.size() < kMaxProblems)
       r.problems.push_back(position > 0 ? "position " + std::to_string(position) + ": " + what
                                         : what);
+  }
+
+  // Starts loading what check(e, ev) will look up (no effect on the result).
+  void prefetch(const StoredEvent& e, const Event& ev) const {
+    versions.prefetch(e.stream);
+    if (const auto* x = std::get_if<CodeAssigned>(&ev)) {
+      codes.prefetch(x->code);
+      purchases.prefetch(x->purchase_id);
+    }
+    models.prefetch(ev);
   }
 
   // `ev` is e's payload if `decoded` is OK; its strings may be moved out.
@@ -188,8 +201,14 @@ VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& p
         c.expect = page.unreadable + 1;
         continue;
       }
-      for (size_t i = 0; i < page.events.size(); ++i) {
+      const size_t n = page.events.size();
+      for (size_t i = 0; i < std::min(n, kPrefetchAhead); ++i)
         if (i >= page.prepared) page.prepare(i);
+      for (size_t i = 0; i < n; ++i) {
+        if (size_t j = i + kPrefetchAhead; j < n) {
+          if (j >= page.prepared) page.prepare(j);
+          if (page.decode[j].ok()) c.prefetch(page.events[j], page.decoded[j]);
+        }
         c.check(page.events[i], page.decoded[i], page.hash_ok[i] != 0, page.decode[i]);
       }
       if (progress) progress(r.events);

@@ -1,7 +1,7 @@
 // The read models of projections/read_models.h folded into flat hash maps
 // (absl::flat_hash_map), for the long scans of the audit: `giftcard replay`
 // and `giftcard verify`. The fold is apply()'s, event for event (a test folds
-// the same logs both ways and compares: tests/projections/flat_models_test.cc);
+// the same logs both ways and compares: tests/projections/audit_pipeline_test.cc);
 // only the containers differ. The std::map of ReadModels costs a tree descent
 // with a cache miss per level for every purchase; here a purchase costs one
 // probe, and its strings are copied into an arena (no allocation each).
@@ -44,6 +44,9 @@ class FlatModels {
   // skipped, as apply() does). `ev` is e's decoded payload; its strings are
   // moved into the models.
   void fold(const StoredEvent& e, Event&& ev);
+
+  // Starts loading the hash-map slots fold(e, ev) will touch (a hint only).
+  void prefetch(const Event& ev) const;
 
   int64_t position() const { return position_; }
   Micros recorded_at() const { return recorded_at_; }
