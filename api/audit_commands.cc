@@ -100,8 +100,9 @@ int run_replay(const ReplayOptions& o) {
   AuditStore store(o.data);
   if (!store.ok("replay")) return 4;
   ReadModels models;
-  Status s = replay_log_flat(store.get(), o.to, o.at.empty() ? std::nullopt : std::optional<Micros>(at),
-                        &models, [](int64_t p) { std::cerr << "replay: position " << p << "\n"; });
+  Status s = replay_log_flat(store.get(), o.to,
+                             o.at.empty() ? std::nullopt : std::optional<Micros>(at), &models,
+                             [](int64_t p) { std::cerr << "replay: position " << p << "\n"; });
   if (!s.ok()) {
     std::cerr << "giftcard replay: " << s.ToString() << "\n";
     return 4;

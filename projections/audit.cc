@@ -86,7 +86,8 @@ struct Checker {
     const bool fold = e.position > models.position();  // as apply(): a repeat is skipped
     if (!decoded.ok()) {
       // apply()'s message; an event the models already hold was never decoded there.
-      if (fold) problem(e.position, "position " + std::to_string(e.position) + ": " + decoded.message());
+      if (fold)
+        problem(e.position, "position " + std::to_string(e.position) + ": " + decoded.message());
       return;
     }
     std::visit([&](auto& x) { on(e, x); }, ev);

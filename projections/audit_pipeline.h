@@ -36,10 +36,10 @@ namespace giftcard {
 struct AuditPage {
   // Events read, in position order, and per event (once prepared):
   std::vector<StoredEvent> events;
-  std::vector<Event> decoded;     // the payload (if it decoded)
-  std::vector<uint8_t> hash_ok;   // 1: the hash recomputed matches e.hash
-  std::vector<Status> decode;     // OK, or why the payload did not decode
-  size_t prepared = 0;            // events[0, prepared) are prepared
+  std::vector<Event> decoded;    // the payload (if it decoded)
+  std::vector<uint8_t> hash_ok;  // 1: the hash recomputed matches e.hash
+  std::vector<Status> decode;    // OK, or why the payload did not decode
+  size_t prepared = 0;           // events[0, prepared) are prepared
   // Or, with `events` empty: a position that could not be read.
   int64_t unreadable = 0;
   std::string why;
@@ -66,7 +66,7 @@ class AuditReader {
  private:
   void Run();
   bool Emit(AuditPage&& page, bool last);  // false: stop
-  bool TakeFree(AuditPage* page);  // false: stop
+  bool TakeFree(AuditPage* page);          // false: stop
 
   EventLog* log_;
   Options opts_;

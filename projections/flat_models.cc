@@ -39,8 +39,13 @@ absl::string_view StringArena::add(std::string_view s) {
 }
 
 PurchaseView FlatModels::Purchase::view() const {
-  return PurchaseView{std::string(purchase_id), std::string(card_id), std::string(user_id),
-                      std::string(code), price, purchased_at, position};
+  return PurchaseView{std::string(purchase_id),
+                      std::string(card_id),
+                      std::string(user_id),
+                      std::string(code),
+                      price,
+                      purchased_at,
+                      position};
 }
 
 void FlatModels::fold(const StoredEvent& e, Event&& ev) {
@@ -122,7 +127,8 @@ ReadModels FlatModels::to_read_models() const {
   std::thread purchases([&] {
     std::vector<std::pair<std::string_view, size_t>> ids;
     ids.reserve(by_id_.size());
-    for (const auto& [id, index] : by_id_) ids.emplace_back(std::string_view(id.data(), id.size()), index);
+    for (const auto& [id, index] : by_id_)
+      ids.emplace_back(std::string_view(id.data(), id.size()), index);
     std::sort(ids.begin(), ids.end());
     for (const auto& [id, index] : ids)
       m.purchases.emplace_hint(m.purchases.end(), id, purchases_[index].view());

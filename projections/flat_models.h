@@ -14,8 +14,8 @@
 #include <absl/container/flat_hash_map.h>
 
 #include <cstdint>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,7 +61,6 @@ class FlatModels {
   ReadModels to_read_models() const;
 
  private:
-
   int64_t position_ = 0;
   Micros recorded_at_ = 0;
   absl::flat_hash_map<std::string, int64_t> balances_;

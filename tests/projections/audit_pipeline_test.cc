@@ -184,14 +184,14 @@ BOOST_AUTO_TEST_CASE(damage_at_page_boundaries_is_named_exactly) {
         r = damaged_at(Damage::garbage, pos);
         BOOST_TEST((r.first_bad_position == pos || r.first_bad_position == pos - 1), summary(r));
         BOOST_TEST(summary(r).find("position " + std::to_string(pos) + ": unreadable") !=
-                           std::string::npos,
-                     summary(r));
+                       std::string::npos,
+                   summary(r));
         BOOST_TEST(r.events == 29);
 
         r = damaged_at(Damage::missing, pos);
         BOOST_TEST((r.first_bad_position == pos || r.first_bad_position == pos - 1), summary(r));
-        BOOST_TEST(summary(r).find("position " + std::to_string(pos) + ": missing or out of order") !=
-                       std::string::npos,
+        BOOST_TEST(summary(r).find("position " + std::to_string(pos) +
+                                   ": missing or out of order") != std::string::npos,
                    summary(r));
       }
     }
