@@ -8,6 +8,7 @@
 #include "actors/lifecycle.h"
 #include "actors/recovery.h"
 #include "events/check.h"
+#include "events/envelope.h"
 #include "events/gift_card.h"
 
 namespace giftcard {
@@ -39,6 +40,10 @@ struct CardActorState {
   CardState card;
   Status broken;                 // recovery or sticky store failure
   int64_t snapshot_version = 0;  // stream version of the last snapshot loaded/saved
+  // The parts of the card's snapshot (events/snapshot.h) as last written, and
+  // those whose slots changed since: a save writes only these, then the head.
+  std::vector<CardPartRef> parts;
+  std::set<uint32_t> dirty;
   // Committed stream versions folded into `card`. They arrive out of order
   // (a purchase's CodeAssigned comes back through its wallet), so `card` is
   // the state as of `folded` only while `folded_above` is empty.
@@ -74,13 +79,41 @@ uint64_t append(Self self, AppendRequest req, PendingOp op) {
   return token;
 }
 
-void save_snapshot(CardActorState& st) {
-  if (st.broken.ok() && st.card.exists && st.folded_above.empty() &&
-      st.folded != st.snapshot_version) {
-    st.ctx->store->SaveSnapshot(st.stream, Snapshot{st.folded, encode_snapshot(st.card)})
+// Folds a committed event and marks the snapshot parts it changed.
+void evolve_committed(CardActorState& st, const CardEvent& e) {
+  const size_t before = st.card.slots.size();
+  evolve_in_place(st.card, e);
+  card_parts_changed(st.card, before, e, &st.dirty);
+}
+
+// Parts written per save while purchases run: a big pool's first snapshot
+// (every part new) is spread over that many events' group commits.
+constexpr size_t kPartsPerSave = 8;
+
+// Writes the changed parts (at most `max_parts`), then, once none is left,
+// the head naming every part: a snapshot as of `folded`. A head is written
+// only when every part it names is stored, and a part rewritten after the
+// last head no longer matches it (another version), so a crash between them
+// costs a refold, never a wrong pool.
+void save_snapshot(CardActorState& st, size_t max_parts = SIZE_MAX) {
+  if (!st.broken.ok() || !st.card.exists || !st.folded_above.empty() ||
+      st.folded == st.snapshot_version)
+    return;
+  const uint32_t n = card_parts(st.card);
+  for (auto p = static_cast<uint32_t>(st.parts.size()); p < n; ++p) st.dirty.insert(p);
+  st.parts.resize(n);
+  for (size_t written = 0; !st.dirty.empty() && written < max_parts; ++written) {
+    const uint32_t p = *st.dirty.begin();
+    st.dirty.erase(st.dirty.begin());
+    std::string bytes = encode_card_part(st.card, p);
+    st.parts[p] = CardPartRef{st.folded, crc32c(bytes)};
+    st.ctx->store->SaveSnapshot(card_part_name(st.stream, p), Snapshot{st.folded, std::move(bytes)})
         .PermitUncheckedError();  // a cache: a failed save costs a longer recovery only
-    st.snapshot_version = st.folded;
   }
+  if (!st.dirty.empty()) return;  // the head follows the last part
+  st.ctx->store->SaveSnapshot(st.stream, Snapshot{st.folded, encode_card_head(st.card, st.parts)})
+      .PermitUncheckedError();
+  st.snapshot_version = st.folded;
 }
 
 // Version `v` of the stream is now folded into `card`.
@@ -92,9 +125,12 @@ void folded(Self self, int64_t v) {
     ++st.folded;
     st.folded_above.erase(st.folded_above.begin());
   }
-  const int64_t every = std::max<int64_t>(st.ctx->config.snapshot_every,
-                                          static_cast<int64_t>(st.card.slots.size() / 4));
-  if (st.folded - st.snapshot_version >= every) save_snapshot(st);
+  // A save writes the parts that changed and a head of 12 bytes per 4,096
+  // codes, so a big pool can afford one every 65,536 events at most.
+  const int64_t every = std::max<int64_t>(
+      st.ctx->config.snapshot_every,
+      std::min<int64_t>(static_cast<int64_t>(st.card.slots.size() / 4), 65536));
+  if (st.folded - st.snapshot_version >= every) save_snapshot(st, kPartsPerSave);
 }
 
 void snapshot_and_quit(Self self) {
@@ -128,7 +164,7 @@ void on_commit(Self self, CommitMsg& msg) {
         using T = std::decay_t<decltype(p)>;
         if constexpr (std::is_same_v<T, PendingCreate>) {
           if (s.ok()) {
-            evolve_in_place(st.card, p.event);
+            evolve_committed(st, p.event);
             p.rp.deliver(info_of(st.card, msg.result.first_position));
           } else if (s.IsConflict()) {
             p.rp.deliver(make_error(Errc::card_exists, "card " + st.id + " exists"));
@@ -138,7 +174,7 @@ void on_commit(Self self, CommitMsg& msg) {
         } else if constexpr (std::is_same_v<T, PendingAdd>) {
           if (s.ok()) {
             auto n = static_cast<int64_t>(p.event.codes.size());
-            evolve_in_place(st.card, p.event);
+            evolve_committed(st, p.event);
             p.rp.deliver(AddCodesReply{n, msg.result.first_position});
           } else if (s.IsConflict()) {
             std::vector<std::string> codes;
@@ -153,7 +189,7 @@ void on_commit(Self self, CommitMsg& msg) {
           }
         } else if constexpr (std::is_same_v<T, PendingRevoke>) {
           if (s.ok()) {
-            evolve_in_place(st.card, CodeRevoked{st.id, p.code});
+            evolve_committed(st, CodeRevoked{st.id, p.code});
             p.rp.deliver(msg.result.first_position);
           } else {
             release(st.card, p.code);
@@ -161,7 +197,7 @@ void on_commit(Self self, CommitMsg& msg) {
           }
         } else {
           if (s.ok()) {
-            evolve_in_place(st.card, CodesExpired{st.id, p.codes});
+            evolve_committed(st, CodesExpired{st.id, p.codes});
           } else {
             for (auto& c : p.codes) release(st.card, c);
           }
@@ -263,7 +299,8 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
   st.shop = std::move(shop);
   st.life.last_active = st.last_sweep = ctx->now();
   int64_t version = 0, tail = 0;
-  st.broken = recover(ctx->store, st.stream, &st.card, &version, &tail);
+  CardSnapshotTrack track{&st.parts, &st.dirty};
+  st.broken = recover(ctx->store, st.stream, &st.card, &version, &tail, &track);
   st.snapshot_version = version - tail;
   st.folded = version;
   ++ctx->metrics.live_cards;
@@ -298,7 +335,7 @@ card_actor::behavior_type card_behavior(Self self, ShopContext* ctx, std::string
         // came from this activation's hold); the wallet only carried it to the
         // log. A code not held here would mean a second decider.
         GIFTCARD_CHECK(held_here(self->state.card, m.code));
-        evolve_in_place(self->state.card, CodeAssigned{self->state.id, m.code, {}, {}, 0, {}});
+        evolve_committed(self->state, CodeAssigned{self->state.id, m.code, {}, {}, 0, {}});
         folded(self, m.version);
         maybe_finish_drain(self);
       },
