@@ -113,7 +113,13 @@ class RocksEventStore final : public EventStore, private WriterBackend {
     // Readahead pays for a scan, not for the projection driver's one-event
     // peeks: 2 MiB read and decompressed per peek made a server whose log had
     // left the memtable 10x slower.
-    if (max >= 256) ro.readahead_size = 2 << 20;
+    if (max >= 256) {
+      ro.readahead_size = 2 << 20;
+      // A scan (verify, replay, a rebuild) reads each block once: kept out of
+      // the block cache, it neither evicts what purchases and queries reuse
+      // nor grows the process (verify of 1M events: 561 -> 330 MB).
+      ro.fill_cache = false;
+    }
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
     for (it->Seek(keys::event_key(std::max<int64_t>(from_position, 1)));
          it->Valid() && n < max && it->key()[0] == keys::kEvent; it->Next(), ++n) {

@@ -29,10 +29,6 @@ struct StoreOptions {
   std::string secondary_path;
   // Block cache for reads (the log and the projections share it). Default: 256 MiB.
   size_t block_cache_bytes = 256u << 20;
-  // Memtable size of the projection space (its own database, without a WAL:
-  // up to three of these are what a crash can make the projections re-derive).
-  // Default: 32 MiB. Tests make it small to see flushes.
-  size_t projection_write_buffer_bytes = 32u << 20;
   // The file system RocksDB goes through. Default (null): the real one. Tests
   // pass a fault-injecting one (tests/reliability/lossy_fs.h); not owned.
   rocksdb::Env* env = nullptr;

@@ -51,10 +51,13 @@ Status RocksProjectionKv::Open(const StoreOptions& o, std::shared_ptr<rocksdb::C
   const std::string dir = DirOf(o.path);
   const bool secondary = o.mode == StoreOptions::Mode::secondary;
   rocksdb::Options opts = base_rocks_options(!secondary, o.env, std::move(cache));
-  // No WAL (KvWrite): what survives a crash is what was flushed, and memtables
-  // flush in order, so it is a prefix of the batches — every batch a
-  // consistent step, its checkpoint with the models it folded.
-  opts.write_buffer_size = o.projection_write_buffer_bytes;
+  // Its own WAL, never synced: a crash keeps a prefix of the batches written
+  // (point-in-time recovery stops at the first torn or damaged record), every
+  // batch a consistent step, its checkpoint with the models it folded. (Not
+  // disableWAL: a secondary instance — the audit tools beside a live server —
+  // sees only what reaches a WAL or a table file.)
+  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  opts.write_buffer_size = 32u << 20;
   opts.max_write_buffer_number = 3;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
@@ -77,11 +80,7 @@ Status RocksProjectionKv::Open(const StoreOptions& o, std::shared_ptr<rocksdb::C
   return Status::OK();
 }
 
-RocksProjectionKv::~RocksProjectionKv() {
-  // Without a WAL, the memtables are the only copy of the latest batches.
-  if (db_ != nullptr && writable_) db_->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
-  delete db_;
-}
+RocksProjectionKv::~RocksProjectionKv() { delete db_; }
 
 Status RocksProjectionKv::KvWrite(const KvBatch& kv) {
   if (!writable_) return Status::InvalidArgument("store is open read-only");
@@ -101,13 +100,14 @@ Status RocksProjectionKv::KvWrite(const KvBatch& kv) {
     std::string k = keys::projection_key(p->first);
     batch.Put(k, seal_kv(k, p->second));
   }
-  if (failed_.load()) {
-    if (Status r = from_rocks(db_->Resume(), "resuming the projection space"); !r.ok()) return r;
-  }
-  rocksdb::WriteOptions wo;
-  wo.disableWAL = true;
-  Status s = from_rocks(db_->Write(wo, &batch), "writing projections");
-  failed_ = !s.ok();
+  // After a failed write nothing more is written until a restart refolds the
+  // projections (they report the error meanwhile): RocksDB 7.8 does not stop
+  // unsynced writes after a failed WAL append, and the next append to that
+  // WAL trips an assertion inside RocksDB.
+  std::lock_guard lock(write_mu_);
+  if (!failed_.ok()) return failed_;
+  Status s = from_rocks(db_->Write(rocksdb::WriteOptions(), &batch), "writing projections");
+  if (!s.ok()) failed_ = Status::IOError("the projection space failed a write: " + s.message());
   return s;
 }
 

@@ -4,17 +4,15 @@
 //
 // Why a database of its own: the log's group commit is one synced write at a
 // time; a projection batch in the same database queued in that write path and
-// made it longer. Here projection batches go through their own write path,
-// without a WAL: a batch is in the memtable only until RocksDB flushes it to a
-// (synced) table file, in order. So what a crash leaves is a prefix of the
-// batches, each checkpoint with the models it folded, and nothing the
-// projections folded is newer than a synced append. What a crash loses (at
-// most a few memtables) is re-derived from the log at the next start; a clean
-// close flushes.
+// made it longer. Here projection batches go through their own write path and
+// their own WAL, never synced: a crash keeps a prefix of the batches
+// (point-in-time recovery), each checkpoint with the models it folded, and
+// nothing the projections folded is newer than a synced append. What a crash
+// loses is re-derived from the log at the next start.
 #pragma once
 
-#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "store/event_store.h"
@@ -52,10 +50,8 @@ class RocksProjectionKv final : public ProjectionKv {
   RocksProjectionKv(rocksdb::DB* db, bool writable) : db_(db), writable_(writable) {}
   rocksdb::DB* db_;  // null: a secondary of a store without a projection space
   bool writable_;
-  // A write failed (a flush failed: RocksDB then refuses every write): the
-  // next KvWrite asks RocksDB to resume first, so the projections go on once
-  // the disk heals.
-  std::atomic<bool> failed_{false};
+  std::mutex write_mu_;
+  Status failed_;  // GUARDED_BY(write_mu_): sticky after a failed write
 };
 
 }  // namespace giftcard

@@ -38,14 +38,13 @@ struct LossyShop {
   uint64_t batches = 0;
   uint64_t sub = 0;
 
-  LossyShop(const std::string& path, bool sync, size_t projection_memtable = 0) {
+  LossyShop(const std::string& path, bool sync) {
     fs = std::make_shared<LossyFS>(rocksdb::FileSystem::Default());
     env = rocksdb::NewCompositeEnv(fs);
     StoreOptions so;
     so.path = path;
     so.sync = sync;
     so.env = env.get();
-    if (projection_memtable > 0) so.projection_write_buffer_bytes = projection_memtable;
     // The log's WAL: the projection space's (path/projections) is never synced.
     fs->CountWalSyncsIn(path);
     shop = std::make_unique<test::ShopFixture>(so);
@@ -278,9 +277,8 @@ BOOST_AUTO_TEST_CASE(injected_io_errors_are_never_acknowledged) {
   BOOST_TEST(http_status(Errc::storage_unavailable) == 503);
 }
 
-// The projection space is a database of its own (issue #16), without a WAL:
-// it touches the disk when a memtable flushes (made tiny here). A failing disk
-// under it stops no purchase (the log is the truth); after a restart on the
+// The projection space is a database of its own (issue #16), with its own
+// unsynced WAL. A failing disk under it stops no purchase (the log is the truth); after a restart on the
 // healed disk the projections catch up with everything acknowledged meanwhile,
 // and the oracle checks the log and the projections against every call.
 BOOST_AUTO_TEST_CASE(io_errors_in_the_projection_space_stop_no_purchase) {
@@ -291,7 +289,7 @@ BOOST_AUTO_TEST_CASE(io_errors_in_the_projection_space_stop_no_purchase) {
   History& history = store_dir.history;
   int calls = 0, acked = 0;
   for (auto err : {LossyFS::Err::eio, LossyFS::Err::enospc}) {
-    LossyShop s(path, true, 64u << 10);  // RocksDB's smallest memtable
+    LossyShop s(path, true);
     resolve_infos(*s.shop, &history);
     s.fs->Inject(LossyFS::Op::append, err, 0, path + "/projections");
     int64_t n = 0;
@@ -304,7 +302,7 @@ BOOST_AUTO_TEST_CASE(io_errors_in_the_projection_space_stop_no_purchase) {
       else BOOST_TEST(false, "refused while only the projections' disk failed: " << c.error);
       return c;
     };
-    // Until a flush has failed, then some more calls with the disk still failing.
+    // Until a write has failed, then some more calls with the disk still failing.
     for (int i = 0, after = 0; i < 3000 && after < 20; ++i) {
       if (s.fs->faults_fired() > 0) ++after;
       call(i % 3 == 2 ? Call::Kind::credit : Call::Kind::purchase);
@@ -312,8 +310,8 @@ BOOST_AUTO_TEST_CASE(io_errors_in_the_projection_space_stop_no_purchase) {
     BOOST_TEST(s.fs->faults_fired() > 0u, "the projections never wrote: the test proves nothing");
     s.fs->ClearFaults();
     s.stop();
-    // RocksDB may not resume after a failed flush (a failed MANIFEST write is
-    // fatal to it); a restart on the healed disk re-derives what was lost.
+    // RocksDB refuses writes after a failed one until it is reopened; a
+    // restart on the healed disk re-derives what the projections lost.
     LossyShop again(path, true);
     const int64_t head = again.shop->store()->LastPosition();
     auto w = again.shop->wallet("w0", head);
