@@ -17,9 +17,8 @@ inline std::string card_part_name(const std::string& stream, uint32_t part) {
 }
 
 // A card's snapshot in parts (events/snapshot.h); *parts: what its head names.
-inline Status load_card_snapshot(EventStore* store, const std::string& stream,
-                                 const Snapshot& head, CardState* s,
-                                 std::vector<CardPartRef>* parts) {
+inline Status load_card_snapshot(EventStore* store, const std::string& stream, const Snapshot& head,
+                                 CardState* s, std::vector<CardPartRef>* parts) {
   return decode_card_snapshot(
       head.data,
       [&](uint32_t part, std::string* bytes, int64_t* version) {

@@ -223,8 +223,9 @@ void on_purchase_commit(Self self, const std::string& key, CommitMsg& m) {
     self->send(p.card, AssignedMsg{p.code, m.result.versions.at(0)});
     maybe_snapshot(self);
     ++st.ctx->metrics.purchases_ok;
-    Purchase done{p.purchase_id, p.card_id, st.user, p.code, p.price, m.result.recorded_at,
-                  m.result.first_position, false};
+    Purchase done{
+        p.purchase_id,           p.card_id, st.user, p.code, p.price, m.result.recorded_at,
+        m.result.first_position, false};
     finish(p, done);
     done.replayed = true;
     remember(st, key, done);

@@ -110,7 +110,8 @@ std::string encode_card_head(const CardState& s, const std::vector<CardPartRef>&
 void card_parts_changed(const CardState& s, size_t slots_before, const CardEvent& e,
                         std::set<uint32_t>* dirty) {
   auto mark = [&](const std::string& code) {
-    if (auto it = s.index.find(code); it != s.index.end()) dirty->insert(it->second / kCardPartSlots);
+    if (auto it = s.index.find(code); it != s.index.end())
+      dirty->insert(it->second / kCardPartSlots);
   };
   std::visit(overloaded{[&](const CodesAdded&) {
                           for (size_t i = slots_before; i < s.slots.size(); ++i)

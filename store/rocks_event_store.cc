@@ -397,9 +397,9 @@ Status OpenRocksEventStore(const StoreOptions& options, std::unique_ptr<EventSto
   std::unique_ptr<RocksProjectionKv> kv;
   if (o.mode == StoreOptions::Mode::secondary) {
     if (o.secondary_path.empty()) {
-      o.secondary_path =
-          (fs::temp_directory_path() / ("giftcard-secondary-" + std::to_string(::getpid())))
-              .string();
+      o.secondary_path = (fs::temp_directory_path() /
+                          ("giftcard-secondary-" + std::to_string(::getpid())))
+                             .string();
     }
     fs::create_directories(o.secondary_path, ec);
     // The projections first: what they folded is then never ahead of the log

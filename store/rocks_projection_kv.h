@@ -40,8 +40,7 @@ class RocksProjectionKv final : public ProjectionKv {
   Status KvGet(const std::string& key, std::string* value) override;
   Status KvMultiGet(const std::vector<std::string>& keys,
                     std::vector<std::optional<std::string>>* values) override;
-  Status KvScan(const std::string& prefix, const std::string& start,
-                const KvVisitor& fn) override;
+  Status KvScan(const std::string& prefix, const std::string& start, const KvVisitor& fn) override;
 
   Status CatchUp();          // secondary: reads what the primary wrote since
   Status VerifyChecksums();  // RocksDB's block checksums of the space

@@ -90,8 +90,8 @@ BOOST_AUTO_TEST_CASE(a_part_that_is_not_the_one_its_head_names_is_refused) {
   BOOST_TEST(decode_card_snapshot(head, missing.reader(), &back, &refs).IsCorruption());
   // A head naming the wrong number of parts for its slots.
   std::vector<CardPartRef> one{parts.refs[0]};
-  BOOST_TEST(decode_card_snapshot(encode_card_head(s, one), parts.reader(), &back, &refs)
-                 .IsCorruption());
+  BOOST_TEST(
+      decode_card_snapshot(encode_card_head(s, one), parts.reader(), &back, &refs).IsCorruption());
   // Nothing was stored in `back` by the refusals.
   BOOST_TEST(back.slots.empty());
 }

@@ -105,8 +105,8 @@ std::string LossyFS::Dir(const std::string& fname) {
 
 void LossyFS::Inject(Op op, Err err, int after, const std::string& only_dir) {
   std::lock_guard<std::mutex> lock(mu_);
-  faults_[static_cast<int>(op)] =
-      Fault_{true, err, after, only_dir.empty() ? "" : normalize(only_dir)};
+  faults_[static_cast<int>(op)] = Fault_{true, err, after,
+                                         only_dir.empty() ? "" : normalize(only_dir)};
 }
 
 void LossyFS::CountWalSyncsIn(const std::string& dir) {

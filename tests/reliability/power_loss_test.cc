@@ -278,9 +278,9 @@ BOOST_AUTO_TEST_CASE(injected_io_errors_are_never_acknowledged) {
 }
 
 // The projection space is a database of its own (issue #16), with its own
-// unsynced WAL. A failing disk under it stops no purchase (the log is the truth); after a restart on the
-// healed disk the projections catch up with everything acknowledged meanwhile,
-// and the oracle checks the log and the projections against every call.
+// unsynced WAL. A failing disk under it stops no purchase (the log is the truth); after a restart
+// on the healed disk the projections catch up with everything acknowledged meanwhile, and the
+// oracle checks the log and the projections against every call.
 BOOST_AUTO_TEST_CASE(io_errors_in_the_projection_space_stop_no_purchase) {
   uint64_t seed = 0;
   auto rng = seeded_rng("projection_io_errors", &seed);
