@@ -4,6 +4,7 @@
 #include <cstring>
 #include <thread>
 
+#include "projections/read_models_fold.h"
 #include "store/log_scanner.h"
 
 namespace giftcard {
@@ -48,60 +49,28 @@ PurchaseView FlatModels::Purchase::view() const {
                       position};
 }
 
+// The containers of FlatModels, for fold_event() (projections/read_models_fold.h).
+struct FlatModels::Fold {
+  FlatModels& m;
+  using Purchase = FlatModels::Purchase;
+  int64_t position() const { return m.position_; }
+  void advance(const StoredEvent& e) {
+    m.position_ = e.position;
+    m.recorded_at_ = e.recorded_at;
+  }
+  CardView& card(const std::string& id) { return m.cards_[id]; }
+  CardView* find_card(const std::string& id) { return find_value(m.cards_, id); }
+  int64_t& balance(const std::string& user) { return m.balances_[user]; }
+  absl::string_view keep(std::string_view s) { return m.strings_.add(s); }
+  void add_purchase(Purchase&& p) {
+    m.purchases_.push_back(p);
+    m.by_id_.insert_or_assign(p.purchase_id, m.purchases_.size() - 1);
+  }
+};
+
 void FlatModels::fold(const StoredEvent& e, Event&& ev) {
-  if (e.position <= position_) return;  // already applied
-  auto card = [&](const std::string& id) -> CardView* {
-    auto it = cards_.find(id);
-    return it == cards_.end() ? nullptr : &it->second;
-  };
-  std::visit(
-      [&](auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, CardCreated>) {
-          CardView& c = cards_[x.card_id];
-          c.id = x.card_id;
-          c.name = std::move(x.name);
-          c.price = x.price;
-          c.value = x.value;
-        } else if constexpr (std::is_same_v<T, CodesAdded>) {
-          if (CardView* c = card(x.card_id)) c->available += static_cast<int64_t>(x.codes.size());
-        } else if constexpr (std::is_same_v<T, CodeAssigned>) {
-          if (CardView* c = card(x.card_id)) {
-            --c->available;
-            ++c->assigned;
-            ++c->sold;
-            c->revenue += x.price;
-          }
-          Purchase& p = purchases_.emplace_back();
-          p.purchase_id = strings_.add(x.purchase_id);
-          p.card_id = strings_.add(x.card_id);
-          p.user_id = strings_.add(x.user_id);
-          p.code = strings_.add(x.code);
-          p.price = x.price;
-          p.purchased_at = e.recorded_at;
-          p.position = e.position;
-          by_id_.insert_or_assign(p.purchase_id, purchases_.size() - 1);
-        } else if constexpr (std::is_same_v<T, CodeRevoked>) {
-          if (CardView* c = card(x.card_id)) {
-            --c->available;
-            ++c->revoked;
-          }
-        } else if constexpr (std::is_same_v<T, CodesExpired>) {
-          if (CardView* c = card(x.card_id)) {
-            auto n = static_cast<int64_t>(x.codes.size());
-            c->available -= n;
-            c->expired += n;
-          }
-        } else if constexpr (std::is_same_v<T, WalletCredited>) {
-          balances_[x.user_id] += x.amount;
-        } else {
-          static_assert(std::is_same_v<T, WalletDebited>);
-          balances_[x.user_id] -= x.amount;
-        }
-      },
-      ev);
-  position_ = e.position;
-  recorded_at_ = e.recorded_at;
+  Fold f{*this};
+  fold_event(f, e, ev);
 }
 
 void FlatModels::prefetch(const Event& ev) const {

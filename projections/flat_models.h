@@ -1,8 +1,9 @@
 // The read models of projections/read_models.h folded into flat hash maps
 // (absl::flat_hash_map), for the long scans of the audit: `giftcard replay`
-// and `giftcard verify`. The fold is apply()'s, event for event (a test folds
-// the same logs both ways and compares: tests/projections/audit_pipeline_test.cc);
-// only the containers differ. The std::map of ReadModels costs a tree descent
+// and `giftcard verify`. The fold is apply()'s: both are fold_event()
+// (projections/read_models_fold.h), instantiated here on these containers
+// (a test folds the same logs both ways and compares them event by event:
+// tests/projections/audit_pipeline_test.cc); only the containers differ. The std::map of ReadModels costs a tree descent
 // with a cache miss per level for every purchase; here a purchase costs one
 // probe, and its strings are copied into an arena (no allocation each).
 //
@@ -65,6 +66,7 @@ class FlatModels {
   Micros recorded_at_ = 0;
   absl::flat_hash_map<std::string, int64_t> balances_;
   absl::flat_hash_map<std::string, CardView> cards_;
+  struct Fold;  // the containers as fold_event() sees them (flat_models.cc)
   // A PurchaseView whose strings live in strings_.
   struct Purchase {
     absl::string_view purchase_id, card_id, user_id, code;

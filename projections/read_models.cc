@@ -1,66 +1,30 @@
 #include "projections/read_models.h"
 
+#include "projections/read_models_fold.h"
 #include "store/log_scanner.h"
 
 namespace giftcard {
 namespace {
 
-struct Folder {
+// The containers of ReadModels, for fold_event() (projections/read_models_fold.h).
+struct MapFold {
   ReadModels& m;
-  const StoredEvent& e;
-  void operator()(const CardCreated& x) {
-    CardView& c = m.cards[x.card_id];
-    c.id = x.card_id;
-    c.name = x.name;
-    c.price = x.price;
-    c.value = x.value;
+  using Purchase = PurchaseView;
+  int64_t position() const { return m.position; }
+  void advance(const StoredEvent& e) {
+    m.position = e.position;
+    m.recorded_at = e.recorded_at;
   }
-  void operator()(const CodesAdded& x) {
-    if (auto it = m.cards.find(x.card_id); it != m.cards.end())
-      it->second.available += static_cast<int64_t>(x.codes.size());
+  CardView& card(const std::string& id) { return m.cards[id]; }
+  CardView* find_card(const std::string& id) { return find_value(m.cards, id); }
+  int64_t& balance(const std::string& user) { return m.balances[user]; }
+  static std::string keep(std::string&& s) { return std::move(s); }
+  static std::string keep(const std::string& s) { return s; }
+  void add_purchase(PurchaseView&& p) {
+    m.user_purchases[p.user_id].push_back(p.purchase_id);
+    PurchaseView& slot = m.purchases[p.purchase_id];
+    slot = std::move(p);
   }
-  void sold(const CodeAssigned& x) {
-    if (auto it = m.cards.find(x.card_id); it != m.cards.end()) {
-      --it->second.available;
-      ++it->second.assigned;
-      ++it->second.sold;
-      it->second.revenue += x.price;
-    }
-  }
-  void operator()(const CodeAssigned& x) {
-    sold(x);
-    m.purchases[x.purchase_id] = PurchaseView{x.purchase_id, x.card_id,     x.user_id, x.code,
-                                              x.price,       e.recorded_at, e.position};
-    m.user_purchases[x.user_id].push_back(x.purchase_id);
-  }
-  // An event the caller gives away (replay): its strings move into the view.
-  void operator()(CodeAssigned& x) {
-    sold(x);
-    m.user_purchases[x.user_id].push_back(x.purchase_id);
-    PurchaseView& p = m.purchases[x.purchase_id];
-    p.purchase_id = std::move(x.purchase_id);
-    p.card_id = std::move(x.card_id);
-    p.user_id = std::move(x.user_id);
-    p.code = std::move(x.code);
-    p.price = x.price;
-    p.purchased_at = e.recorded_at;
-    p.position = e.position;
-  }
-  void operator()(const CodeRevoked& x) {
-    if (auto it = m.cards.find(x.card_id); it != m.cards.end()) {
-      --it->second.available;
-      ++it->second.revoked;
-    }
-  }
-  void operator()(const CodesExpired& x) {
-    if (auto it = m.cards.find(x.card_id); it != m.cards.end()) {
-      auto n = static_cast<int64_t>(x.codes.size());
-      it->second.available -= n;
-      it->second.expired += n;
-    }
-  }
-  void operator()(const WalletCredited& x) { m.balances[x.user_id] += x.amount; }
-  void operator()(const WalletDebited& x) { m.balances[x.user_id] -= x.amount; }
 };
 
 template <class Map, class Describe>
@@ -121,17 +85,13 @@ Status apply(ReadModels& m, const StoredEvent& e) {
 }
 
 void apply(ReadModels& m, const StoredEvent& e, const Event& ev) {
-  if (e.position <= m.position) return;
-  std::visit(Folder{m, e}, ev);
-  m.position = e.position;
-  m.recorded_at = e.recorded_at;
+  MapFold f{m};
+  fold_event(f, e, ev);
 }
 
 void apply(ReadModels& m, const StoredEvent& e, Event&& ev) {
-  if (e.position <= m.position) return;
-  std::visit(Folder{m, e}, ev);  // ev is an lvalue here: the CodeAssigned& overload moves
-  m.position = e.position;
-  m.recorded_at = e.recorded_at;
+  MapFold f{m};
+  fold_event(f, e, ev);  // ev is an lvalue of type Event here: its strings are moved
 }
 
 Status replay_log(EventStore* store, int64_t to, std::optional<Micros> at, ReadModels* m,

@@ -2,7 +2,8 @@
 // API"): wallet balances, code availability per card, purchases by id and by
 // user, sales per card.
 //
-// apply() is a pure fold over committed events in position order; it skips
+// apply() is a pure fold over committed events in position order (the fold
+// itself is fold_event(), projections/read_models_fold.h); it skips
 // positions already applied, so replaying an overlapping range is harmless.
 // Rebuilding from position 1 must give exactly the live models (invariant 6,
 // docs/CONTRACT.md "Invariants"). Thread-compatible.
@@ -66,10 +67,12 @@ struct ReadModels {
 std::string first_difference(const ReadModels& a, const ReadModels& b);
 
 // Folds one committed event. Corruption if its payload does not decode.
+// All three are fold_event() (projections/read_models_fold.h), the one
+// definition of the fold, on ReadModels' containers.
 Status apply(ReadModels& m, const StoredEvent& e);
 // The same with the payload already decoded (`ev` is e's payload).
 void apply(ReadModels& m, const StoredEvent& e, const Event& ev);
-// The same, taking the decoded event's strings (its CodeAssigned is left empty).
+// The same, taking the decoded event's strings (ev is left moved from).
 void apply(ReadModels& m, const StoredEvent& e, Event&& ev);
 
 // Folds the log from position 1 into a fresh *m: up to position `to` (0: the

@@ -1,8 +1,10 @@
 // The audit's fast paths: verify's reading pipeline (projections/audit_pipeline.h)
 // reports exactly the same whatever its page size — a page of 1 is the old
 // one-event-at-a-time loop — also when the damage sits at a page boundary;
-// and the flat fold (projections/flat_models.h) builds exactly the ReadModels
-// apply() builds, also from a damaged log, and so does replay_log_flat().
+// and the fold's two instantiations (fold_event(), projections/read_models_fold.h:
+// FlatModels::fold on hash maps, apply() on ReadModels' std::maps) build exactly
+// the same models event by event, also from a damaged log, and so does
+// replay_log_flat().
 #include <rocksdb/db.h>
 #include <unistd.h>
 
