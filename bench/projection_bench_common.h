@@ -170,9 +170,10 @@ inline uint64_t dir_bytes(const fs::path& p, const std::string& suffix = "") {
   return n;
 }
 
-// A copy of a closed RocksDB directory: table files are immutable and are
-// hard-linked (what RocksDB's own Checkpoint does); everything else (MANIFEST,
-// CURRENT, OPTIONS, WAL) is copied.
+// A copy of a closed store: table files are immutable and are hard-linked
+// (what RocksDB's own Checkpoint does); everything else (MANIFEST, CURRENT,
+// OPTIONS, WAL) is copied. The projection space's database in projections/
+// (issue #16) is cloned the same way.
 inline void clone_store(const fs::path& src, const fs::path& dst) {
   std::error_code ec;
   fs::remove_all(dst, ec);
@@ -180,7 +181,8 @@ inline void clone_store(const fs::path& src, const fs::path& dst) {
   for (auto& de : fs::directory_iterator(src)) {
     std::string name = de.path().filename().string();
     if (name == "LOCK" || name.rfind("LOG", 0) == 0) continue;
-    if (name.ends_with(".sst") || name.ends_with(".blob"))
+    if (de.is_directory()) clone_store(de.path(), dst / name);
+    else if (name.ends_with(".sst") || name.ends_with(".blob"))
       fs::create_hard_link(de.path(), dst / name);
     else
       fs::copy_file(de.path(), dst / name);
