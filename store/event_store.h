@@ -83,6 +83,11 @@ struct KvBatch {
   std::vector<std::pair<std::string, std::string>> puts;
 };
 using KvVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+// ProjectionKv::KvIngest: a run calls `put` for each of its keys in strictly
+// increasing byte order and stops at the first put that is not OK (returning
+// it).
+using KvPut = std::function<Status(std::string_view key, std::string_view value)>;
+using KvRun = std::function<Status(const KvPut& put)>;
 
 struct StoreStats {
   uint64_t batches = 0;      // synced writes
@@ -177,6 +182,33 @@ class ProjectionKv {
   // beginning), in byte order, until `fn` returns false.
   virtual Status KvScan(const std::string& prefix, const std::string& start,
                         const KvVisitor& fn) = 0;
+
+  // Writes many new keys at once: a rebuild's whole generation. The `runs`
+  // cover disjoint key ranges, each in increasing order, and may be called
+  // at the same time on different threads. Not one atomic step: callers
+  // write only keys nobody reads yet (a generation the marker does not name)
+  // and make them live with a later KvWrite; after a failure or a crash some
+  // of them may be there, or none. The default writes each run through
+  // KvWrite, kIngestChunk puts per batch (memory stores); RocksDB writes
+  // sorted table files and ingests them (rocks_projection_kv.h).
+  static constexpr size_t kIngestChunk = 65536;
+  virtual Status KvIngest(const std::vector<KvRun>& runs) {
+    KvBatch b;
+    auto flush = [&] {
+      Status s = KvWrite(b);
+      b.puts.clear();
+      return s;
+    };
+    for (const KvRun& run : runs) {
+      Status s = run([&](std::string_view k, std::string_view v) {
+        b.puts.emplace_back(k, v);
+        return b.puts.size() < kIngestChunk ? Status::OK() : flush();
+      });
+      if (s.ok() && !b.puts.empty()) s = flush();
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  }
 };
 
 // One store serves both: RocksEventStore keeps the projection space in a

@@ -213,6 +213,7 @@ class RocksEventStore final : public EventStore, private WriterBackend {
   Status KvScan(const std::string& prefix, const std::string& start, const KvVisitor& fn) override {
     return kv_->KvScan(prefix, start, fn);
   }
+  Status KvIngest(const std::vector<KvRun>& runs) override { return kv_->KvIngest(runs); }
 
   Status CatchUp() override {
     if (opts_.mode != StoreOptions::Mode::secondary) return Status::OK();

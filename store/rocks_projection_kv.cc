@@ -1,10 +1,14 @@
 #include "store/rocks_projection_kv.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "events/coding.h"
 #include "events/envelope.h"
@@ -16,11 +20,15 @@ namespace {
 
 // Projection values carry a CRC-32C trailer over key and value: a damaged
 // read model is reported (Corruption), never served as data.
+// *out := value and trailer (its buffer reused).
+void seal_into(std::string* out, std::string_view full_key, std::string_view value) {
+  out->reserve(value.size() + keys::kProjectionTrailerBytes);
+  out->assign(value);
+  put_be32(*out, crc32c(value, crc32c(full_key)));
+}
 std::string seal_kv(std::string_view full_key, std::string_view value) {
   std::string out;
-  out.reserve(value.size() + keys::kProjectionTrailerBytes);
-  out.append(value);
-  put_be32(out, crc32c(value, crc32c(full_key)));
+  seal_into(&out, full_key, value);
   return out;
 }
 
@@ -43,6 +51,10 @@ std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
 std::string RocksProjectionKv::DirOf(const std::string& store_path) {
   return (std::filesystem::path(store_path) / "projections").string();
+}
+
+std::string RocksProjectionKv::IngestDirOf(const std::string& store_path) {
+  return (std::filesystem::path(DirOf(store_path)) / "ingest.tmp").string();
 }
 
 Status RocksProjectionKv::Open(const StoreOptions& o, std::shared_ptr<rocksdb::Cache> cache,
@@ -76,7 +88,15 @@ Status RocksProjectionKv::Open(const StoreOptions& o, std::shared_ptr<rocksdb::C
     s = rocksdb::DB::Open(opts, dir, &db);
   }
   if (!s.ok()) return from_rocks(s, "opening the projection space at " + dir);
-  out->reset(new RocksProjectionKv(db, !secondary));
+  std::unique_ptr<RocksProjectionKv> kv(new RocksProjectionKv(db, !secondary));
+  if (!secondary) {
+    // Table files of an ingest a crash interrupted: never part of the space
+    // (an ingest adds all its files or none), so they go.
+    kv->ingest_dir_ = IngestDirOf(o.path);
+    fs::remove_all(kv->ingest_dir_, ec);
+    kv->opts_ = std::make_unique<rocksdb::Options>(opts);
+  }
+  *out = std::move(kv);
   return Status::OK();
 }
 
@@ -108,6 +128,73 @@ Status RocksProjectionKv::KvWrite(const KvBatch& kv) {
   if (!failed_.ok()) return failed_;
   Status s = from_rocks(db_->Write(rocksdb::WriteOptions(), &batch), "writing projections");
   if (!s.ok()) failed_ = Status::IOError("the projection space failed a write: " + s.message());
+  return s;
+}
+
+Status RocksProjectionKv::WriteTable(const KvRun& run, const std::string& file, bool* written) {
+  *written = false;
+  rocksdb::SstFileWriter w(rocksdb::EnvOptions(*opts_), *opts_);
+  if (Status s = from_rocks(w.Open(file), "creating " + file); !s.ok()) return s;
+  std::string full, sealed;
+  uint64_t n = 0;
+  Status s = run([&](std::string_view k, std::string_view v) {
+    full.assign(1, keys::kProjection);
+    full.append(k);
+    seal_into(&sealed, full, v);
+    ++n;
+    return from_rocks(w.Put(full, sealed), "writing " + file);
+  });
+  if (!s.ok() || n == 0) return s;  // (an empty table cannot be finished; it is not ingested)
+  *written = true;
+  return from_rocks(w.Finish(), "finishing " + file);
+}
+
+Status RocksProjectionKv::KvIngest(const std::vector<KvRun>& runs) {
+  namespace fs = std::filesystem;
+  if (!writable_) return Status::InvalidArgument("store is open read-only");
+  {
+    std::lock_guard lock(write_mu_);
+    if (!failed_.ok()) return failed_;
+  }
+  static std::atomic<uint64_t> ingests{0};
+  const std::string stem =
+      (fs::path(ingest_dir_) / ("ingest-" + std::to_string(++ingests) + "-")).string();
+  std::error_code ec;
+  fs::create_directories(ingest_dir_, ec);
+  if (ec) return Status::IOError("creating " + ingest_dir_ + ": " + ec.message());
+  // Runs are taken in order by up to two threads (this one and one more):
+  // the rebuild puts its heaviest run first.
+  std::vector<std::string> files(runs.size());
+  std::vector<Status> status(runs.size());
+  std::vector<char> written(runs.size(), 0);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < runs.size();) {
+      files[i] = stem + std::to_string(i) + ".sst";
+      bool w = false;
+      status[i] = WriteTable(runs[i], files[i], &w);
+      written[i] = w;
+    }
+  };
+  {
+    std::jthread helper;
+    if (runs.size() > 1 && std::thread::hardware_concurrency() > 1) helper = std::jthread(work);
+    work();
+  }
+  Status s;
+  std::vector<std::string> ingest;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (s.ok() && !status[i].ok()) s = status[i];
+    if (written[i]) ingest.push_back(files[i]);
+  }
+  if (s.ok() && !ingest.empty()) {
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;  // hard links: no copy
+    s = from_rocks(db_->IngestExternalFile(ingest, io), "ingesting projection tables");
+  }
+  // Ingested files were moved; what is left (a failure) is junk.
+  for (const auto& f : files)
+    if (!f.empty()) fs::remove(f, ec);
   return s;
 }
 
