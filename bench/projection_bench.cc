@@ -79,7 +79,8 @@ int run_replay(const SourceOptions& so, int runs, size_t chunk, const std::strin
     if (do_a) {
       ReadModels m;
       ReplayResult rr = replay_in_memory(store.get(), chunk, &m);
-      if (rr.events != plan.events) correctness("replay read " + std::to_string(rr.events) + " events");
+      if (rr.events != plan.events)
+        correctness("replay read " + std::to_string(rr.events) + " events");
       double rate = static_cast<double>(rr.events) / rr.seconds;
       replay_rate.push_back(rate);
       jr["replay_s"] = round_to(rr.seconds, 3);
@@ -89,7 +90,8 @@ int run_replay(const SourceOptions& so, int runs, size_t chunk, const std::strin
       replay_cpu_rate.push_back(static_cast<double>(rr.events) / rr.cpu_seconds);
       std::cerr << "run " << r + 1 << ": (a) in-memory replay: " << rr.events << " events in "
                 << round_to(rr.seconds, 3) << " s = " << std::round(rate) << "/s ("
-                << std::round(static_cast<double>(rr.events) / rr.cpu_seconds) << " per CPU second)\n";
+                << std::round(static_cast<double>(rr.events) / rr.cpu_seconds)
+                << " per CPU second)\n";
       if (r == 0) {
         require_models(plan, m, "in-memory replay");
         reference = std::move(m);
@@ -105,11 +107,12 @@ int run_replay(const SourceOptions& so, int runs, size_t chunk, const std::strin
       must(db->CatchUp(), "CatchUp");
       double s = secs(Clock::now() - t0);
       jr["catchup_from_1_cpu_s"] = round_to(thread_cpu() - c0, 3);
-      if (db->position() != plan.events) correctness("catch-up stopped at " + std::to_string(db->position()));
+      if (db->position() != plan.events)
+        correctness("catch-up stopped at " + std::to_string(db->position()));
       jr["catchup_from_1_s"] = round_to(s, 3);
       jr["catchup_from_1_events_per_s"] = std::round(static_cast<double>(plan.events) / s);
-      std::cerr << "run 1: (b) ProjectionDb::CatchUp from position 1: " << round_to(s, 3) << " s = "
-                << std::round(static_cast<double>(plan.events) / s) << "/s\n";
+      std::cerr << "run 1: (b) ProjectionDb::CatchUp from position 1: " << round_to(s, 3)
+                << " s = " << std::round(static_cast<double>(plan.events) / s) << "/s\n";
       ReadModels live;
       must(db->LoadAll(&live), "LoadAll");
       if (do_a) require_equal(live, reference, "projections after catch-up vs in-memory replay");
@@ -128,16 +131,21 @@ int run_replay(const SourceOptions& so, int runs, size_t chunk, const std::strin
       jr["rebuild_cpu_s"] = round_to(cpu, 3);
       jr["rebuild_events_per_cpu_s"] = std::round(static_cast<double>(rep.events) / cpu);
       rebuild_cpu_rate.push_back(static_cast<double>(rep.events) / cpu);
-      if (rep.events != plan.events || rep.generation != gen_before + 1 || db->generation() != rep.generation)
+      if (rep.events != plan.events || rep.generation != gen_before + 1 ||
+          db->generation() != rep.generation)
         correctness("rebuild folded " + std::to_string(rep.events) + " events into generation " +
                     std::to_string(rep.generation));
       double rate = static_cast<double>(rep.events) / s;
       rebuild_rate.push_back(rate);
       jr["rebuild_s"] = round_to(s, 3);
       jr["rebuild_events_per_s"] = std::round(rate);
+      jr["rebuild_fold_s"] = round_to(rep.fold_seconds, 3);
+      jr["rebuild_ingest_s"] = round_to(rep.ingest_seconds, 3);
       std::cerr << "run " << r + 1 << ": (b) ProjectionDb::Rebuild: " << rep.events << " events in "
-                << round_to(s, 3) << " s = " << std::round(rate) << "/s (generation " << rep.generation
-                << "; " << std::round(static_cast<double>(rep.events) / cpu) << " per CPU second of the caller)\n";
+                << round_to(s, 3) << " s = " << std::round(rate) << "/s (generation "
+                << rep.generation << "; " << std::round(static_cast<double>(rep.events) / cpu)
+                << " per CPU second of the caller; in-memory fold " << round_to(rep.fold_seconds, 3)
+                << " s, tables written and ingested " << round_to(rep.ingest_seconds, 3) << " s)\n";
       ReadModels rebuilt;
       must(db->LoadAll(&rebuilt), "LoadAll");
       require_equal(rebuilt, reference, "rebuilt projections vs the live ones");
@@ -190,13 +198,15 @@ int run_generate(const GenOptions& g, const std::string& out_dir) {
 
 int main(int argc, char** argv) {
   using namespace giftcard::projbench;
-  CLI::App app{"giftcard-projection-bench: replay, rebuild, restart and projection-lag figures (issue #3)"};
+  CLI::App app{
+      "giftcard-projection-bench: replay, rebuild, restart and projection-lag figures (issue #3)"};
   app.require_subcommand(1);
 
   GenOptions gen;
   gen.events = 10000000;
   std::string out_dir;
-  auto* g = app.add_subcommand("generate", "Write a realistic log of N events into DIR/store (plan in DIR/plan.json)");
+  auto* g = app.add_subcommand(
+      "generate", "Write a realistic log of N events into DIR/store (plan in DIR/plan.json)");
   g->add_option("--out", out_dir, "directory to create (must be empty)")->required();
   g->add_option("--events", gen.events, "events in the log")->capture_default_str();
   add_gen_options(g, &gen);
@@ -209,30 +219,36 @@ int main(int argc, char** argv) {
       "replay", "(a) in-memory replay and (b) ProjectionDb catch-up and Rebuild from position 1");
   add_source_options(rp, &rs, 1000000);
   rp->add_option("--runs", replay_runs, "runs (medians are reported)")->capture_default_str();
-  rp->add_option("--only", replay_only, "run only (a) the in-memory replay or (b) the ProjectionDb part")
+  rp->add_option("--only", replay_only,
+                 "run only (a) the in-memory replay or (b) the ProjectionDb part")
       ->check(CLI::IsMember({"a", "b"}));
-  rp->add_option("--chunk", chunk, "events per ReadAll page in (a), as `giftcard replay`")->capture_default_str();
+  rp->add_option("--chunk", chunk, "events per ReadAll page in (a), as `giftcard replay`")
+      ->capture_default_str();
 
   RestartOptions ro;
   auto* rs2 = app.add_subcommand(
       "restart", "`giftcard serve` to ready over a big log; first purchase; catch-up of K events");
   add_source_options(rs2, &ro.src, 10000000);
-  rs2->add_option("--behind", ro.behind, "events the checkpoint lags in the catch-up runs")->capture_default_str();
+  rs2->add_option("--behind", ro.behind, "events the checkpoint lags in the catch-up runs")
+      ->capture_default_str();
   rs2->add_option("--runs", ro.runs, "runs (medians are reported)")->capture_default_str();
-  rs2->add_option("--bases", ro.bases,
-                  "keep the two prepared stores here (or reuse them if prepared with the same --behind)");
+  rs2->add_option(
+      "--bases", ro.bases,
+      "keep the two prepared stores here (or reuse them if prepared with the same --behind)");
   rs2->add_option("--giftcard", ro.giftcard, "the giftcard executable (default: beside this one)");
 
   LagOptions lo;
   auto* lg = app.add_subcommand("lag", "projection lag under load: N buyers purchasing in process");
   lg->add_option("--buyers", lo.buyers, "concurrent buyers")->capture_default_str();
   lg->add_option("--cards", lo.cards, "cards (buyers round-robin)")->capture_default_str();
-  lg->add_option("--seconds", lo.seconds, "measured seconds (after a 1 s warm-up)")->capture_default_str();
+  lg->add_option("--seconds", lo.seconds, "measured seconds (after a 1 s warm-up)")
+      ->capture_default_str();
   lg->add_option("--runs", lo.runs, "runs (medians are reported)")->capture_default_str();
   lg->add_option("--history", lo.history,
                  "the driver also keeps the time-travel checkpoints (as serve does): true|false")
       ->capture_default_str();
-  lg->add_option("--tmp", lo.tmp, "where stores are made (removed at the end)")->capture_default_str();
+  lg->add_option("--tmp", lo.tmp, "where stores are made (removed at the end)")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (replay_runs < 1 || ro.runs < 1 || chunk < 1) {

@@ -10,10 +10,11 @@
 // at or before it are skipped. Nothing is lost and nothing counts twice.
 //
 // Generations: models live under a generation prefix. Rebuild() folds the
-// whole log into generation g+1 beside the live generation g (purchases go on),
-// catches it up to the live position, and then swaps it in with one batch that
-// also drops generation g. Readers see either the old or the new generation,
-// never a mixture.
+// whole log in memory and writes it as generation g+1 beside the live
+// generation g in one ingest of sorted table files (ProjectionKv::KvIngest;
+// purchases go on), catches it up to the live position, and then swaps it in
+// with one batch that also drops generation g. Readers see either the old or
+// the new generation, never a mixture.
 //
 // Thread-safety: Apply/CatchUp/Rebuild serialise among themselves; queries and
 // WaitFor may be called from any thread at any time.
@@ -28,6 +29,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,6 +43,8 @@ struct RebuildReport {
   int64_t position = 0;     // the position it was swapped in at
   uint32_t generation = 0;  // the new generation
   double seconds = 0;
+  double fold_seconds = 0;    // of which: the log folded in memory from position 1
+  double ingest_seconds = 0;  // and the generation written and ingested (KvIngest)
 };
 
 class ProjectionDb {
@@ -110,6 +114,14 @@ class ProjectionDb {
   // The whole active generation as in-memory models (tests, verify).
   Status LoadAll(ReadModels* out) const;
 
+  // Test hook: Rebuild calls `hook(stage)` after it ingested the new
+  // generation ("ingested") and just before the swap ("before_swap"); a
+  // status that is not OK ends the rebuild there, as a crash would (nothing
+  // is cleaned up). Set before Rebuild runs.
+  void TEST_SetRebuildHook(std::function<Status(std::string_view stage)> hook) {
+    test_hook_ = std::move(hook);
+  }
+
  private:
   ProjectionDb(EventLog* log, ProjectionKv* kv) : log_(log), kv_(kv) {}
   static Status OpenOnce(EventLog* log, ProjectionKv* kv, std::unique_ptr<ProjectionDb>* out,
@@ -128,6 +140,7 @@ class ProjectionDb {
   uint32_t gen_ = 1;                  // GUARDED_BY(gen_mu_)
   std::atomic<int64_t> position_{0};
   std::atomic<Micros> recorded_at_{0};
+  std::function<Status(std::string_view)> test_hook_;
   mutable std::mutex wait_mu_;
   mutable std::condition_variable wait_cv_;
 };

@@ -95,6 +95,8 @@ Status RocksProjectionKv::Open(const StoreOptions& o, std::shared_ptr<rocksdb::C
     kv->ingest_dir_ = IngestDirOf(o.path);
     fs::remove_all(kv->ingest_dir_, ec);
     kv->opts_ = std::make_unique<rocksdb::Options>(opts);
+    // Written once and read in place; compaction compresses them later.
+    kv->opts_->compression = rocksdb::kNoCompression;
   }
   *out = std::move(kv);
   return Status::OK();

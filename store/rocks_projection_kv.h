@@ -11,6 +11,8 @@
 // loses is re-derived from the log at the next start.
 #pragma once
 
+#include <rocksdb/options.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,7 +23,6 @@
 namespace rocksdb {
 class Cache;
 class DB;
-struct Options;
 }  // namespace rocksdb
 
 namespace giftcard {
