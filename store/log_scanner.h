@@ -19,6 +19,15 @@
 
 namespace giftcard {
 
+// e.decode(out), faster for the two events of a purchase (CodeAssigned,
+// WalletDebited: 95 % of a shop's log), which are parsed here without cereal
+// and into *out's own strings when it already holds that type (no
+// allocation once a page's buffers are warm). The fast path accepts exactly
+// what cereal accepts and yields the same value; on anything else it defers
+// to e.decode(), so errors and their messages are cereal's. After an error
+// *out is unspecified.
+Status decode_event(const StoredEvent& e, Event* out);
+
 class LogScanner {
  public:
   struct Options {

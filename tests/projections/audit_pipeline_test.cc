@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <cstring>
 #include <filesystem>
 
 #include "events/codec.h"
@@ -18,6 +19,7 @@
 #include "projections/flat_models.h"
 #include "projections/read_models.h"
 #include "store/keys.h"
+#include "store/log_scanner.h"
 #include "store/rocks_event_store.h"
 #include "tests/support/models.h"
 
@@ -220,6 +222,10 @@ BOOST_AUTO_TEST_CASE(flat_fold_equals_apply_event_for_event) {
   extra("card-q", CodeAssigned{"q", "Q-1", "p99", "b", 5, "y"});
   extra("card-c", CardCreated{"c", "Card renamed", 11, 13});
   extra("wallet-n", WalletDebited{"n", 4, -4, "p99", "q"});
+  // Keys too long to be kept inline in the hash maps' slots (StoredKey).
+  const std::string long_id(40, 'L'), long_user = "user-" + std::string(30, 'u');
+  extra("card-c", CodeAssigned{"c", "C-1023", long_id, long_user, 10, "z"});
+  extra("wallet-" + long_user, WalletDebited{long_user, 10, -10, long_id, "c"});
   log.push_back(log[5]);  // an old position again: skipped by both
   ReadModels expect;
   FlatModels flat;
@@ -236,6 +242,59 @@ BOOST_AUTO_TEST_CASE(flat_fold_equals_apply_event_for_event) {
   BOOST_TEST(!flat.balance("nobody").has_value());
   s.reset();
   fs::remove_all(dir);
+}
+
+// decode_event()'s own parser of CodeAssigned and WalletDebited accepts
+// exactly what cereal accepts, yields the same values, and leaves every error
+// (and its message) to cereal: checked on every truncation, a trailing byte,
+// each class version and a lying string length.
+BOOST_AUTO_TEST_CASE(decode_event_equals_cereal) {
+  const std::string long_id(40, 'L');
+  const std::vector<Event> events = {
+      CodeAssigned{"c", "C-1022", "p3", "a", 7, "y"},
+      CodeAssigned{"", "", "", "", 0, ""},
+      CodeAssigned{"card", "GC-4N3U-FBFS-PXMK", long_id, long_id, -5, long_id},
+      WalletDebited{"user0046872", 5250, 1020750, "p_5eedb0a7c0ffee11_224700", "gc0099"},
+      WalletDebited{"", 0, 0, "", ""},
+      WalletCredited{"a", 10, 10, "k"},
+      CardCreated{"c", "Card", 10, 12},
+  };
+  auto same = [](const StoredEvent& e, Event start, const std::string& what) {
+    Event fast = start, slow = start;
+    const Status a = decode_event(e, &fast), b = e.decode(&slow);
+    BOOST_TEST(a.ok() == b.ok(), what);
+    BOOST_TEST(a.ToString() == b.ToString(), what);
+    if (a.ok() && b.ok()) BOOST_TEST((fast == slow), what);
+  };
+  for (const Event& ev : events) {
+    StoredEvent e;
+    e.type = type_of(ev);
+    const std::string payload = encode_payload(ev);
+    std::vector<std::pair<std::string, std::string>> variants = {{"whole", payload},
+                                                                 {"trailing", payload + "x"}};
+    for (size_t n = 0; n < payload.size(); ++n)
+      variants.emplace_back("truncated to " + std::to_string(n), payload.substr(0, n));
+    for (uint32_t version : {0u, 1u, 2u, 0xffffffffu}) {
+      std::string p = payload;
+      std::memcpy(p.data(), &version, sizeof version);
+      variants.emplace_back("class version " + std::to_string(version), p);
+    }
+    if (payload.size() >= 12) {  // the first string's u64 length, after the version
+      std::string p = payload;
+      const uint64_t lie = payload.size();
+      std::memcpy(p.data() + 4, &lie, sizeof lie);
+      variants.emplace_back("lying length", p);
+    }
+    for (const auto& [what, bytes] : variants) {
+      e.payload = bytes;
+      same(e, Event{}, what);
+      same(e, ev, what + " (into the same type)");
+      same(e, CodeAssigned{long_id, long_id, long_id, long_id, 1, long_id},
+           what + " (into a CodeAssigned with long strings)");
+      same(e, WalletDebited{long_id, 1, 2, long_id, long_id},
+           what + " (into a WalletDebited with long strings)");
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(replay_log_flat_equals_replay_log) {
