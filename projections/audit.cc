@@ -1,7 +1,5 @@
 #include "projections/audit.h"
 
-#include <absl/container/flat_hash_map.h>
-
 #include <algorithm>
 #include <optional>
 
@@ -34,20 +32,35 @@ struct Purchase {
 struct Checker {
   explicit Checker(VerifyReport& report) : r(report) {}
   VerifyReport& r;
-  StringArena keys;  // of `versions` and `purchases`
-  absl::flat_hash_map<absl::string_view, int64_t> versions;
-  absl::flat_hash_map<std::string, Code> codes;
-  absl::flat_hash_map<std::string, int64_t> balances;
-  absl::flat_hash_map<absl::string_view, Purchase> purchases;
+  // The maps' keys are hashed by the reader (EventKeys, audit_pipeline.h);
+  // the few too long to be kept inline (StoredKey) live in `keys`.
+  StringArena keys;
+  HashedMap<int64_t> versions;
+  HashedMap<Code> codes;
+  HashedMap<int64_t> balances;
+  HashedMap<Purchase> purchases;
   FlatModels models;
   ReadModels persisted;  // position 0: nothing to compare
   Hash prev{};
   int64_t expect = 1;
+  const EventKeys* keys_ = nullptr;  // of the event being checked
 
   // map[key], the key copied into `keys` if it is new.
   template <class V>
-  V& entry(absl::flat_hash_map<absl::string_view, V>& map, const std::string& key) {
-    return map.lazy_emplace(key, [&](const auto& ctor) { ctor(keys.add(key), V{}); })->second;
+  V& entry(HashedMap<V>& map, std::string_view key, size_t hash) {
+    const HashedKey k{key, hash};
+    return map.lazy_emplace(k, [&](const auto& ctor) { ctor(StoredKey(k, keys), V{}); })->second;
+  }
+  // Inserts key unless present; false if it was.
+  template <class V>
+  bool insert(HashedMap<V>& map, std::string_view key, size_t hash, V v) {
+    bool added = false;
+    const HashedKey k{key, hash};
+    map.lazy_emplace(k, [&](const auto& ctor) {
+      added = true;
+      ctor(StoredKey(k, keys), v);
+    });
+    return added;
   }
 
   void problem(int64_t position, const std::string& what) {
@@ -59,17 +72,23 @@ struct Checker {
   }
 
   // Starts loading what check(e, ev) will look up (no effect on the result).
-  void prefetch(const StoredEvent& e, const Event& ev) const {
-    versions.prefetch(e.stream);
+  void prefetch(const StoredEvent& e, const Event& ev, const EventKeys& k) const {
+    versions.prefetch(HashedKey{e.stream, k.stream});
     if (const auto* x = std::get_if<CodeAssigned>(&ev)) {
-      codes.prefetch(x->code);
-      purchases.prefetch(x->purchase_id);
+      codes.prefetch(HashedKey{x->code, k.code});
+      purchases.prefetch(HashedKey{x->purchase_id, k.purchase});
+    } else if (const auto* d = std::get_if<WalletDebited>(&ev)) {
+      balances.prefetch(HashedKey{d->user_id, k.user});
+      purchases.prefetch(HashedKey{d->purchase_id, k.purchase});
     }
-    models.prefetch(ev);
+    models.prefetch(ev, k);
   }
 
   // `ev` is e's payload if `decoded` is OK; its strings may be moved out.
-  void check(const StoredEvent& e, Event& ev, bool hash_ok, const Status& decoded) {
+  // `k`: the hashes of its keys.
+  void check(const StoredEvent& e, Event& ev, bool hash_ok, const Status& decoded,
+             const EventKeys& k) {
+    keys_ = &k;
     ++r.events;
     if (e.position != expect)
       problem(expect, "missing or out of order (next event found is position " +
@@ -78,7 +97,7 @@ struct Checker {
     if (e.prev_hash != prev) problem(e.position, "hash chain broken (prev_hash does not match)");
     if (!hash_ok) problem(e.position, "event hash does not match its contents");
     prev = e.hash;
-    int64_t& v = entry(versions, e.stream);
+    int64_t& v = entry(versions, e.stream, k.stream);
     if (e.version != v + 1)
       problem(e.position, "stream " + e.stream + " jumps from version " + std::to_string(v) +
                               " to " + std::to_string(e.version));
@@ -91,7 +110,7 @@ struct Checker {
       return;
     }
     std::visit([&](auto& x) { on(e, x); }, ev);
-    if (fold) models.fold(e, std::move(ev));
+    if (fold) models.fold(e, std::move(ev), k);
     if (persisted.position == e.position) compare_persisted();
   }
 
@@ -103,49 +122,48 @@ struct Checker {
     persisted = ReadModels{};  // done; free the memory
   }
   void on(const StoredEvent&, const CardCreated&) {}
-  void on(const StoredEvent& e, CodesAdded& x) {
-    // The models' fold counts the codes only: their strings can move here.
-    for (auto& c : x.codes)
-      if (!codes.try_emplace(std::move(c.code), Code::available).second)
+  void on(const StoredEvent& e, const CodesAdded& x) {
+    for (size_t i = 0; i < x.codes.size(); ++i)
+      if (!insert(codes, x.codes[i].code, keys_->codes[i], Code::available))
         problem(e.position, "code added twice (system-wide uniqueness)");
   }
   void on(const StoredEvent& e, const CodeAssigned& x) {
     ++r.purchases;
-    auto it = codes.find(x.code);
+    auto it = codes.find(HashedKey{x.code, keys_->code});
     if (it == codes.end()) problem(e.position, "assigned a code that was never added");
     else if (it->second != Code::available)
       problem(e.position, "assigned a code that is not available (invariant 1)");
     else it->second = Code::assigned, ++r.codes_assigned;
-    Purchase& p = entry(purchases, x.purchase_id);
+    Purchase& p = entry(purchases, x.purchase_id, keys_->purchase);
     if (p.assigned_at != 0) problem(e.position, "purchase id assigned twice (invariant 3)");
     else p.price = x.price, p.assigned_at = e.position;
   }
   void on(const StoredEvent& e, const CodeRevoked& x) {
-    auto it = codes.find(x.code);
+    auto it = codes.find(HashedKey{x.code, keys_->code});
     if (it == codes.end() || it->second != Code::available)
       problem(e.position, "revoked a code that was not available");
     else it->second = Code::revoked;
   }
   void on(const StoredEvent& e, const CodesExpired& x) {
-    for (const auto& c : x.codes) {
-      auto it = codes.find(c);
+    for (size_t i = 0; i < x.codes.size(); ++i) {
+      auto it = codes.find(HashedKey{x.codes[i], keys_->codes[i]});
       if (it == codes.end() || it->second != Code::available)
         problem(e.position, "expired a code that was not available");
       else it->second = Code::expired;
     }
   }
   void on(const StoredEvent& e, const WalletCredited& x) {
-    int64_t& b = balances[x.user_id];
+    int64_t& b = entry(balances, x.user_id, keys_->user);
     b += x.amount;
     if (x.amount <= 0) problem(e.position, "credit of a non-positive amount");
     if (b != x.balance_after) problem(e.position, "balance_after disagrees with the fold");
   }
   void on(const StoredEvent& e, const WalletDebited& x) {
-    int64_t& b = balances[x.user_id];
+    int64_t& b = entry(balances, x.user_id, keys_->user);
     b -= x.amount;
     if (b < 0) problem(e.position, "balance of " + x.user_id + " goes negative (invariant 2)");
     if (b != x.balance_after) problem(e.position, "balance_after disagrees with the fold");
-    Purchase& p = entry(purchases, x.purchase_id);
+    Purchase& p = entry(purchases, x.purchase_id, keys_->purchase);
     if (p.debited_at != 0) problem(e.position, "purchase id debited twice (invariant 3)");
     else p.amount = x.amount, p.debited_at = e.position;
   }
@@ -163,9 +181,11 @@ struct Checker {
         problem(p.assigned_at, "CodeAssigned and WalletDebited were not committed together");
     }
     for (const auto& [user, b] : balances) {
-      std::optional<int64_t> m = models.balance(user);
+      const std::string_view u = user.view();
+      std::optional<int64_t> m = models.balance(u);
       if (!m || *m != b)
-        problem(0, "projection of wallet " + user + " differs from the log (invariant 6)");
+        problem(0,
+                "projection of wallet " + std::string(u) + " differs from the log (invariant 6)");
     }
     models.for_each_card([&](const CardView& c) {
       if (c.available < 0 || c.assigned != c.sold)
@@ -208,9 +228,10 @@ VerifyReport verify_log(EventStore* store, const std::function<void(int64_t)>& p
       for (size_t i = 0; i < n; ++i) {
         if (size_t j = i + kPrefetchAhead; j < n) {
           if (j >= page.prepared) page.prepare(j);
-          if (page.decode[j].ok()) c.prefetch(page.events[j], page.decoded[j]);
+          if (page.decode[j].ok()) c.prefetch(page.events[j], page.decoded[j], page.keys[j]);
         }
-        c.check(page.events[i], page.decoded[i], page.hash_ok[i] != 0, page.decode[i]);
+        c.check(page.events[i], page.decoded[i], page.hash_ok[i] != 0, page.decode[i],
+                page.keys[i]);
       }
       if (progress) progress(r.events);
     }

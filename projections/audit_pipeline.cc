@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "store/log_scanner.h"
+
 namespace giftcard {
 namespace {
 
@@ -15,7 +17,8 @@ constexpr int kShareStep = 2;    // moved by this much each time one side waits
 void AuditPage::prepare(size_t i) {
   const StoredEvent& e = events[i];
   hash_ok[i] = compute_hash(e) == e.hash;
-  decode[i] = e.decode(&decoded[i]);
+  decode[i] = decode_event(e, &decoded[i]);
+  keys[i].compute(e, decode[i].ok() ? &decoded[i] : nullptr);
 }
 
 AuditReader::AuditReader(EventLog* log, Options options) : log_(log), opts_(options) {
@@ -50,6 +53,7 @@ bool AuditReader::Emit(AuditPage&& page, bool last) {
     page.decoded.resize(n);
     page.hash_ok.assign(n, 0);
     page.decode.resize(n);
+    page.keys.resize(n);
     int share;
     {
       std::lock_guard lock(mu_);

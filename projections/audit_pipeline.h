@@ -12,6 +12,9 @@
 // see a chain break (the caller checks prev_hash itself), so the events
 // handed over are the ones the old loop checked.
 //
+// Preparing also hashes the keys the checks and the fold will look up
+// (EventKeys), so the checking thread probes its hash maps without hashing.
+//
 // Balance: preparing costs about as much as the caller's checks. The reader
 // prepares the first `prepared` events of a page and the caller the rest
 // (AuditPage::prepare); the split follows who waited for whom, so both cores
@@ -29,6 +32,7 @@
 #include "events/envelope.h"
 #include "events/events.h"
 #include "events/status.h"
+#include "projections/flat_models.h"
 #include "store/event_store.h"
 
 namespace giftcard {
@@ -39,12 +43,13 @@ struct AuditPage {
   std::vector<Event> decoded;    // the payload (if it decoded)
   std::vector<uint8_t> hash_ok;  // 1: the hash recomputed matches e.hash
   std::vector<Status> decode;    // OK, or why the payload did not decode
+  std::vector<EventKeys> keys;   // the hashes of its keys (the stream's even if undecoded)
   size_t prepared = 0;           // events[0, prepared) are prepared
   // Or, with `events` empty: a position that could not be read.
   int64_t unreadable = 0;
   std::string why;
 
-  // Prepares event i (hash and decode) unless the reader did.
+  // Prepares event i (hash, decode and its keys' hashes) unless the reader did.
   void prepare(size_t i);
 };
 

@@ -3,9 +3,11 @@
 // and `giftcard verify`. The fold is apply()'s: both are fold_event()
 // (projections/read_models_fold.h), instantiated here on these containers
 // (a test folds the same logs both ways and compares them event by event:
-// tests/projections/audit_pipeline_test.cc); only the containers differ. The std::map of ReadModels costs a tree descent
-// with a cache miss per level for every purchase; here a purchase costs one
-// probe, and its strings are copied into an arena (no allocation each).
+// tests/projections/audit_pipeline_test.cc); only the containers differ.
+// The std::map of ReadModels costs a tree descent with a cache miss per level
+// for every purchase; here a purchase costs one probe, its strings are copied
+// into an arena (no allocation each), and the maps' keys sit in their slots
+// with their hashes (StoredKey).
 //
 // to_read_models() gives the ReadModels a fold with apply() would have built
 // (sorted maps: what `giftcard replay` prints and what first_difference()
@@ -13,8 +15,10 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/hash/hash.h>
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -39,15 +43,89 @@ class StringArena {
   size_t used_ = 0, capacity_ = 0;
 };
 
+// A string key with its hash, computed once: `giftcard verify` hashes an
+// event's keys on its reading thread (projections/audit_pipeline.h), and the
+// checking thread probes every map that event touches (and prefetches their
+// slots first) without hashing again. The hash is absl's of the string,
+// as a map keyed by string_view would compute it.
+struct HashedKey {
+  std::string_view s;
+  size_t hash = 0;
+  HashedKey(std::string_view key, size_t h) : s(key), hash(h) {}
+  HashedKey(const std::string& key, size_t h) : s(key), hash(h) {}
+  HashedKey(absl::string_view key, size_t h) : s(key.data(), key.size()), hash(h) {}
+};
+inline size_t key_hash(std::string_view s) {
+  return absl::Hash<absl::string_view>{}(absl::string_view(s.data(), s.size()));
+}
+inline HashedKey hashed(std::string_view s) { return {s, key_hash(s)}; }
+// A map's own copy of a key: its hash, and its bytes inline when it is short
+// (stream names, codes, purchase and user ids all are), so the comparison
+// that confirms a hit reads the slot the probe (and the prefetch) loaded
+// anyway; a key kept in an arena cost a cache miss per hit. Longer keys are
+// copied into the arena. Trivially copyable: the map moves slots by memcpy.
+class StoredKey {
+ public:
+  static constexpr size_t kInline = 28;
+  StoredKey(const HashedKey& k, StringArena& arena);
+  std::string_view view() const { return {data(), len_}; }
+  size_t hash() const { return hash_; }
+
+ private:
+  const char* data() const {
+    if (len_ <= kInline) return bytes_;
+    const char* p;
+    std::memcpy(&p, bytes_, sizeof p);
+    return p;
+  }
+  uint64_t hash_;
+  uint32_t len_;
+  char bytes_[kInline];  // the key, or a pointer to it in the arena
+};
+struct HashedKeyHash {
+  using is_transparent = void;
+  size_t operator()(const HashedKey& k) const { return k.hash; }
+  size_t operator()(const StoredKey& k) const { return k.hash(); }
+};
+struct HashedKeyEq {
+  using is_transparent = void;
+  // The hashes first: a mismatch reads no key bytes.
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return hash_of(a) == hash_of(b) && view_of(a) == view_of(b);
+  }
+
+ private:
+  static size_t hash_of(const HashedKey& k) { return k.hash; }
+  static size_t hash_of(const StoredKey& k) { return k.hash(); }
+  static std::string_view view_of(const HashedKey& k) { return k.s; }
+  static std::string_view view_of(const StoredKey& k) { return k.view(); }
+};
+// A map keyed by strings whose hashes are computed before the lookup.
+template <class V>
+using HashedMap = absl::flat_hash_map<StoredKey, V, HashedKeyHash, HashedKeyEq>;
+
+// The hashes of the keys an event's checks and fold look up (0 where the
+// event has no such key). `codes`: CodesAdded's and CodesExpired's codes.
+struct EventKeys {
+  size_t stream = 0, card = 0, code = 0, purchase = 0, user = 0;
+  std::vector<size_t> codes;
+  // Hashes e's and ev's keys (ev: e's payload, decoded; null: it did not).
+  void compute(const StoredEvent& e, const Event* ev);
+};
+
 class FlatModels {
  public:
   // Folds one committed event (positions at or before position() are
   // skipped, as apply() does). `ev` is e's decoded payload; its strings are
-  // moved into the models.
+  // moved into the models. With `keys` (keys.compute(e, &ev)), no key is
+  // hashed here.
   void fold(const StoredEvent& e, Event&& ev);
+  void fold(const StoredEvent& e, Event&& ev, const EventKeys& keys);
 
   // Starts loading the hash-map slots fold(e, ev) will touch (a hint only).
   void prefetch(const Event& ev) const;
+  void prefetch(const Event& ev, const EventKeys& keys) const;
 
   int64_t position() const { return position_; }
   Micros recorded_at() const { return recorded_at_; }
@@ -64,8 +142,8 @@ class FlatModels {
  private:
   int64_t position_ = 0;
   Micros recorded_at_ = 0;
-  absl::flat_hash_map<std::string, int64_t> balances_;
-  absl::flat_hash_map<std::string, CardView> cards_;
+  HashedMap<int64_t> balances_;
+  HashedMap<CardView> cards_;
   struct Fold;  // the containers as fold_event() sees them (flat_models.cc)
   // A PurchaseView whose strings live in strings_.
   struct Purchase {
@@ -79,8 +157,9 @@ class FlatModels {
   // gets an element of its own; the index then names the latest, as
   // ReadModels::purchases keeps the latest.
   std::vector<Purchase> purchases_;
-  absl::flat_hash_map<absl::string_view, size_t> by_id_;
-  StringArena strings_;
+  HashedMap<size_t> by_id_;
+  StringArena strings_;  // every key and Purchase string
+  EventKeys scratch_;    // fold() without keys hashes into this
 };
 
 // `giftcard replay` on FlatModels: folds the log from position 1 up to `to`
